@@ -1,0 +1,37 @@
+# Lifecycle Notify — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help dev test lint typecheck bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+dev: $(STAMP) ## Run the whole stack locally and replay the demo scenarios
+	$(BIN)/lifecycle dev $(ARGS)
+
+test: $(STAMP) ## Run the whole test suite (starts its own broker, Redis and SMTP server)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Lint and check formatting with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## Type-check app/, agents/, topics/ and lifecycle/ with mypy
+	$(BIN)/mypy
+
+bench: $(STAMP) ## Run the benchmarks under bench/ (prints numbers)
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv, caches and the local outbox
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""Life events: the envelope, the catalogue of types and validation.
+
+The JSON Schemas in ``app/schemas/events/`` are the catalogue: one file per event type describing
+its ``data`` (``x-subject`` says whether the event is about a person, an enterprise or an area),
+and ``envelope.json`` for the fields every event has. ``parse_event`` turns the bytes received
+into an ``Event`` or raises ``EventRejected`` with a reason a sender can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from app.errors import EventRejected
+
+MAX_EVENT_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    source: str | None = None
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    district: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The Kafka key on ``life-events``: the subject id, or the event id for area-wide events."""
+        return self.subject_id or self.id
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "data": self.data,
+        }
+        if self.source:
+            out["source"] = self.source
+        if self.subject_id:
+            out["subject"] = {"kind": self.subject_kind, "id": self.subject_id}
+        if self.district:
+            out["district"] = self.district
+        return out
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    subject: str | None  # "person", "enterprise" or None for area-wide events
+    description: str
+    validator: Draft202012Validator
+    examples: tuple[dict[str, Any], ...]
+
+
+@cache
+def catalogue() -> dict[str, EventType]:
+    """Every known event type, loaded once from the schema files."""
+    types: dict[str, EventType] = {}
+    folder = resources.files("app") / "schemas" / "events"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json") or entry.name == "envelope.json":
+            continue
+        schema = json.loads(entry.read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        name = entry.name.removesuffix(".json")
+        types[name] = EventType(
+            name=name,
+            subject=schema.get("x-subject"),
+            description=schema.get("description", ""),
+            validator=Draft202012Validator(schema),
+            examples=tuple(schema.get("examples", ())),
+        )
+    return types
+
+
+@cache
+def _envelope() -> Draft202012Validator:
+    entry = resources.files("app") / "schemas" / "events" / "envelope.json"
+    return Draft202012Validator(json.loads(entry.read_text(encoding="utf-8")))
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Decode and validate one event; raise EventRejected with the reason."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if raw is None or not raw.strip():
+        raise EventRejected("empty message")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventRejected(f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise EventRejected(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise EventRejected(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    return validate_event(doc)
+
+
+def validate_event(doc: Any) -> Event:
+    """Validate an already decoded event document."""
+    if not isinstance(doc, dict):
+        raise EventRejected(f"an event is a JSON object, not {type(doc).__name__}")
+    _raise_first_error(_envelope(), doc, "")
+    event_type = catalogue().get(doc["type"])
+    if event_type is None:
+        raise EventRejected(f"unknown event type {doc['type']!r}")
+    _raise_first_error(event_type.validator, doc, f"{event_type.name}: ")
+    subject = doc.get("subject")
+    _check_subject(event_type, subject)
+    return Event(
+        id=doc["id"],
+        type=doc["type"],
+        occurred_at=_parse_time(doc["occurred_at"], "occurred_at"),
+        data=doc["data"],
+        source=doc.get("source"),
+        subject_kind=subject["kind"] if subject else None,
+        subject_id=subject["id"] if subject else None,
+        district=doc.get("district"),
+    )
+
+
+def _check_subject(event_type: EventType, subject: dict[str, Any] | None) -> None:
+    if event_type.subject is None:
+        if subject is not None:
+            raise EventRejected(f"{event_type.name}: an area-wide event has no subject")
+        return
+    if subject is None:
+        raise EventRejected(f"{event_type.name}: subject is required (a {event_type.subject})")
+    if subject["kind"] != event_type.subject:
+        raise EventRejected(
+            f"{event_type.name}: subject.kind must be {event_type.subject!r}, not {subject['kind']!r}"
+        )
+
+
+def _raise_first_error(validator: Draft202012Validator, doc: Any, prefix: str) -> None:
+    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.path))), None)
+    if error is None:
+        return
+    where = ".".join(str(p) for p in error.absolute_path) or "event"
+    raise EventRejected(f"{prefix}{where}: {error.message}")
+
+
+def _parse_time(value: str, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise EventRejected(f"{field}: {value!r} is not an ISO 8601 date-time") from exc
+    if moment.tzinfo is None:
+        raise EventRejected(f"{field}: {value!r} has no UTC offset")
+    return moment

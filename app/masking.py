@@ -1,0 +1,47 @@
+"""Masking of personal data for logs, tables and previews.
+
+Phone numbers, ID numbers, e-mail addresses and message bodies never reach a log unmasked.
+"""
+
+from __future__ import annotations
+
+
+def mask_phone(number: str | None) -> str:
+    """``+8613800138000`` → ``+86138****8000``: keeps the prefix and the last four digits."""
+    if not number:
+        return ""
+    if len(number) <= 7:
+        return "*" * len(number)
+    head = 6 if number.startswith("+86") else max(3, len(number) - 8)
+    return number[:head] + "*" * (len(number) - head - 4) + number[-4:]
+
+
+def mask_email(address: str | None) -> str:
+    """``liming@example.cn`` → ``l*****@example.cn``."""
+    if not address:
+        return ""
+    local, at, domain = address.partition("@")
+    if not at:
+        return "*" * len(address)
+    return local[:1] + "*" * max(len(local) - 1, 1) + "@" + domain
+
+
+def mask_id_number(value: str | None) -> str:
+    """A resident-ID or similar number: first three and last two characters kept."""
+    if not value:
+        return ""
+    if len(value) <= 6:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 5) + value[-2:]
+
+
+def mask_address(channel: str, address: str | None) -> str:
+    """Mask a delivery address according to its channel."""
+    return mask_email(address) if channel == "email" else mask_phone(address)
+
+
+def mask_name(name: str | None) -> str:
+    """``李明`` → ``李*``; names are personal data too in tables shown to operators."""
+    if not name:
+        return ""
+    return name[:1] + "*" * max(len(name) - 1, 1)

@@ -1,0 +1,115 @@
+"""The profile store in Redis, with secondary indexes.
+
+Keys (all under the configured prefix):
+
+    p:{id}              the profile as JSON
+    ix:{field}:{value}  a set of profile ids: kind:…, area:…, permit:…, industry:…, tag:…
+
+``area:`` holds each profile under its district, city and province code, so "enterprises with
+permit X in areas A or B" is SUNION of the area sets intersected with the permit and kind sets —
+never a scan of all profiles. Upserts and deletes keep the indexes in step in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from app.profiles import index_terms
+
+UPSERT_ATTEMPTS = 20
+
+
+class ProfileStore:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, profile_id: str) -> str:
+        return f"{self.prefix}p:{profile_id}"
+
+    def _index(self, term: str) -> str:
+        return f"{self.prefix}ix:{term}"
+
+    async def get(self, profile_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._key(profile_id))
+        return json.loads(raw) if raw else None
+
+    async def get_many(self, profile_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(profile_ids)
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._key(i) for i in ids])
+        return [json.loads(r) for r in raws if r]
+
+    async def upsert(self, profile: dict[str, Any]) -> str:
+        """Store a validated profile; returns "inserted", "updated" or "unchanged"."""
+        encoded = json.dumps(profile, ensure_ascii=False, sort_keys=True)
+        return await self._replace(profile["id"], encoded, index_terms(profile))
+
+    async def delete(self, profile_id: str) -> bool:
+        return await self._replace(profile_id, None, set()) != "unchanged"
+
+    async def _replace(self, profile_id: str, encoded: str | None, terms: set[str]) -> str:
+        key = self._key(profile_id)
+        for _ in range(UPSERT_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    old = await pipe.get(key)
+                    old_text = old.decode() if isinstance(old, bytes) else old
+                    if old_text == encoded:
+                        return "unchanged"
+                    old_terms = index_terms(json.loads(old_text)) if old_text else set()
+                    pipe.multi()
+                    for term in old_terms - terms:
+                        pipe.srem(self._index(term), profile_id)
+                    for term in terms - old_terms:
+                        pipe.sadd(self._index(term), profile_id)
+                    if encoded is None:
+                        pipe.delete(key)
+                    else:
+                        pipe.set(key, encoded)
+                    await pipe.execute()
+                    return "updated" if old_text else "inserted"
+                except WatchError:
+                    continue
+        raise RuntimeError(f"profile {profile_id} kept changing during {UPSERT_ATTEMPTS} attempts")
+
+    async def select(
+        self, *, all_of: Iterable[str], any_of: Iterable[str] = ()
+    ) -> AsyncIterator[list[str]]:
+        """Ids in every ``all_of`` index and (if given) in at least one ``any_of`` index.
+
+        Yields batches so that a city-wide audience never sits in memory at once twice.
+        """
+        scratch = f"{self.prefix}tmp:{uuid.uuid4().hex}"
+        keys = [self._index(t) for t in all_of]
+        any_keys = [self._index(t) for t in any_of]
+        if any_keys:
+            union = f"{scratch}:any"
+            await self.redis.sunionstore(union, any_keys)
+            await self.redis.expire(union, 60)
+            keys.append(union)
+        if not keys:
+            raise ValueError("an audience needs at least one index")
+        if len(keys) == 1:
+            source = keys[0]
+        else:
+            source = f"{scratch}:all"
+            await self.redis.sinterstore(source, keys)
+            await self.redis.expire(source, 60)
+        cursor = 0
+        while True:
+            cursor, batch = await self.redis.sscan(source, cursor=cursor, count=1000)
+            ids = sorted(b.decode() if isinstance(b, bytes) else b for b in batch)
+            if ids:
+                yield ids
+            if cursor == 0:
+                break
+        await self.redis.delete(f"{scratch}:any", f"{scratch}:all")

@@ -1,0 +1,160 @@
+"""Person and enterprise profiles: validation and normalisation.
+
+A profile is a JSON object (see the contract). ``parse_profile`` returns the normalised
+dictionary that is stored, or raises ProfileRejected with the field and the reason.
+Mobile numbers become E.164; enterprise contacts keep their role.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.errors import InvalidPhoneNumber, ProfileRejected
+from app.identifiers import normalise_uscc, uscc_problem
+from app.phones import normalise_mobile
+
+KINDS = ("person", "enterprise")
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_DISTRICT = re.compile(r"\d{6}")
+_EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+def parse_profile(doc: Any) -> dict[str, Any]:
+    """Validate and normalise one profile document."""
+    if not isinstance(doc, dict):
+        raise ProfileRejected(f"a profile is a JSON object, not {type(doc).__name__}")
+    profile_id = doc.get("id")
+    if not isinstance(profile_id, str) or not _ID.fullmatch(profile_id):
+        raise ProfileRejected("id: required, 1 to 64 letters, digits or . _ : -")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise ProfileRejected(f"kind: must be one of {', '.join(KINDS)}, not {kind!r}")
+    out: dict[str, Any] = {"id": profile_id, "kind": kind}
+    out["name"] = _text(doc, "name", required=True)
+    out["district"] = _district(doc.get("district"))
+    out["language"] = _language(doc.get("language", "zh-CN"))
+    out["tags"] = _strings(doc, "tags")
+    if kind == "person":
+        out.update(_contact_fields(doc, prefix=""))
+    else:
+        out.update(_enterprise_fields(doc))
+    if "location" in doc and doc["location"] is not None:
+        out["location"] = _location(doc["location"])
+    if isinstance(doc.get("preferences"), dict):
+        out["preferences"] = doc["preferences"]
+    return out
+
+
+def _enterprise_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "industry": _text(doc, "industry", required=False),
+        "permits": _strings(doc, "permits"),
+    }
+    if doc.get("credit_code"):
+        code = normalise_uscc(str(doc["credit_code"]))
+        problem = uscc_problem(code)
+        if problem:
+            raise ProfileRejected(f"credit_code: {problem}")
+        out["credit_code"] = code
+    contacts = doc.get("contacts", [])
+    if not isinstance(contacts, list):
+        raise ProfileRejected("contacts: must be a list")
+    out["contacts"] = [_contact(c, i) for i, c in enumerate(contacts)]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _contact(doc: Any, index: int) -> dict[str, Any]:
+    where = f"contacts[{index}]"
+    if not isinstance(doc, dict):
+        raise ProfileRejected(f"{where}: must be an object")
+    role = doc.get("role")
+    if not isinstance(role, str) or not role.strip():
+        raise ProfileRejected(f"{where}.role: required")
+    out: dict[str, Any] = {
+        "role": role.strip(),
+        "name": _text(doc, "name", required=False, where=where),
+    }
+    out.update(_contact_fields(doc, prefix=f"{where}."))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _contact_fields(doc: dict[str, Any], *, prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    mobile = doc.get("mobile")
+    if mobile not in (None, ""):
+        try:
+            out["mobile"] = normalise_mobile(str(mobile))
+        except InvalidPhoneNumber as exc:
+            raise ProfileRejected(f"{prefix}mobile: {exc}") from exc
+    email = doc.get("email")
+    if email not in (None, ""):
+        if not isinstance(email, str) or not _EMAIL.fullmatch(email.strip()):
+            raise ProfileRejected(f"{prefix}email: not an e-mail address")
+        out["email"] = email.strip()
+    return out
+
+
+def _text(doc: dict[str, Any], field: str, *, required: bool, where: str = "") -> str | None:
+    value = doc.get(field)
+    label = f"{where}.{field}" if where else field
+    if value in (None, ""):
+        if required:
+            raise ProfileRejected(f"{label}: required")
+        return None
+    if not isinstance(value, str):
+        raise ProfileRejected(f"{label}: must be text")
+    return value.strip()
+
+
+def _district(value: Any) -> str:
+    if not isinstance(value, str) or not _DISTRICT.fullmatch(value):
+        raise ProfileRejected(f"district: a six-digit GB/T 2260 code is required, not {value!r}")
+    return value
+
+
+def _language(value: Any) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+        raise ProfileRejected(f"language: a language tag such as zh-CN is required, not {value!r}")
+    return value
+
+
+def _strings(doc: dict[str, Any], field: str) -> list[str]:
+    value = doc.get(field) or []
+    if isinstance(value, str):  # CSV cells: "a;b"
+        value = [v for v in value.split(";") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProfileRejected(f"{field}: must be a list of text")
+    return sorted({v.strip() for v in value if v.strip()})
+
+
+def _location(value: Any) -> dict[str, float]:
+    try:
+        lat, lon = float(value["lat"]), float(value["lon"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ProfileRejected('location: must be {"lat": …, "lon": …}') from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ProfileRejected("location: lat or lon out of range")
+    return {"lat": lat, "lon": lon}
+
+
+def area_codes(district: str) -> list[str]:
+    """The division codes a district belongs to: itself, its city and its province.
+
+    ``440308`` (Yantian) → ``["440308", "440300", "440000"]``, so a warning for Shenzhen (440300)
+    reaches every district of the city.
+    """
+    codes = [district, district[:4] + "00", district[:2] + "0000"]
+    return list(dict.fromkeys(codes))
+
+
+def index_terms(profile: dict[str, Any]) -> set[str]:
+    """The secondary-index entries of a profile: ``field:value`` strings."""
+    terms = {f"kind:{profile['kind']}"}
+    terms.update(f"area:{code}" for code in area_codes(profile["district"]))
+    terms.update(f"permit:{p}" for p in profile.get("permits", ()))
+    terms.update(f"tag:{t}" for t in profile.get("tags", ()))
+    if profile.get("industry"):
+        terms.add(f"industry:{profile['industry']}")
+    return terms

@@ -1,0 +1,138 @@
+"""Message texts from Jinja2 templates written by staff, rendered in a sandbox.
+
+Layout, one folder per template and one sub-folder per language::
+
+    templates/<name>/<language>/sms.txt           SMS body (the signature is added in front)
+    templates/<name>/<language>/email_subject.txt e-mail subject (one line)
+    templates/<name>/<language>/email.txt         e-mail plain-text body
+    templates/<name>/<language>/email.html        e-mail HTML body (autoescaped)
+
+A recipient gets their profile's language when the template has it, the default otherwise.
+Templates see ``event``, ``data`` (the event's data), ``profile`` and ``recipient`` (name, role).
+A variable that does not exist is an error (StrictUndefined), never an empty gap in a message.
+Filters: ``date`` (``2026年7月1日``), ``datetime`` (``2026年7月1日 14:00``), both in local time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+
+from app.errors import RenderError
+from app.sms import SmsLength, sms_length, with_signature
+
+CHANNEL_FILES = {
+    "sms": ("sms.txt",),
+    "email": ("email_subject.txt", "email.txt", "email.html"),
+}
+
+
+@dataclass(frozen=True)
+class SmsContent:
+    text: str
+    length: SmsLength
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+Content = SmsContent | EmailContent
+
+
+class Renderer:
+    def __init__(
+        self, templates_dir: Path, *, signature: str, tz: ZoneInfo, default_language: str = "zh-CN"
+    ) -> None:
+        self.templates_dir = templates_dir
+        self.signature = signature
+        self.default_language = default_language
+        loader = FileSystemLoader(str(templates_dir))
+        self._text = _environment(loader, tz, autoescape=False)
+        self._html = _environment(loader, tz, autoescape=True)
+
+    def languages(self, name: str) -> list[str]:
+        folder = self.templates_dir / name
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def missing_files(self, name: str, channel: str) -> list[str]:
+        """Files the default language lacks for ``channel``: what `rules check` reports."""
+        folder = self.templates_dir / name / self.default_language
+        return [f"{name}/{self.default_language}/{f}" for f in CHANNEL_FILES[channel]
+                if not (folder / f).is_file()]  # fmt: skip
+
+    def pick_language(self, name: str, wanted: str | None) -> str:
+        if wanted and (self.templates_dir / name / wanted).is_dir():
+            return wanted
+        return self.default_language
+
+    def render(
+        self, name: str, channel: str, language: str | None, context: dict[str, Any]
+    ) -> Content:
+        lang = self.pick_language(name, language)
+        if channel == "sms":
+            text = with_signature(
+                self._render(self._text, name, lang, "sms.txt", context), self.signature
+            )
+            return SmsContent(text=text, length=sms_length(text))
+        if channel == "email":
+            subject = self._render(self._text, name, lang, "email_subject.txt", context)
+            return EmailContent(
+                subject=" ".join(subject.split()),
+                text=self._render(self._text, name, lang, "email.txt", context),
+                html=self._render(self._html, name, lang, "email.html", context),
+            )
+        raise RenderError(f"unknown channel {channel!r}")
+
+    def _render(
+        self, env: SandboxedEnvironment, name: str, lang: str, file: str, context: dict[str, Any]
+    ) -> str:
+        path = f"{name}/{lang}/{file}"
+        try:
+            return env.get_template(path).render(context).strip()
+        except TemplateNotFound as exc:
+            raise RenderError(f"{path}: template file not found") from exc
+        except TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            where = f"{path}:{line}" if line else path
+            raise RenderError(f"{where}: {exc.message or exc}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise RenderError(f"{path}: {exc}") from exc
+
+
+def _environment(
+    loader: FileSystemLoader, tz: ZoneInfo, *, autoescape: bool
+) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=loader,
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters["date"] = lambda v: _local(v, tz).strftime("%Y年%-m月%-d日")
+    env.filters["datetime"] = lambda v: _local(v, tz).strftime("%Y年%-m月%-d日 %H:%M")
+    return env
+
+
+def _local(value: Any, tz: ZoneInfo) -> datetime | date:
+    if isinstance(value, str):
+        value = (
+            datetime.fromisoformat(value)
+            if "T" in value or " " in value
+            else date.fromisoformat(value)
+        )
+    if isinstance(value, datetime):
+        return value.astimezone(tz) if value.tzinfo else value
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"cannot format {type(value).__name__} as a date")

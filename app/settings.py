@@ -1,0 +1,151 @@
+"""Configuration: read once, at one boundary, from the environment and an optional ``.env`` file.
+
+Only this module reads the environment. Every other module receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MAIL_FROM = "盐田区政务服务 <notify@yantian.gov.example>"
+DEFAULT_SMS_SIGNATURE = "【盐田区政务服务】"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    use_tls: bool = False  # smtps://: TLS from the first byte
+    start_tls: bool = False  # smtp://…?starttls=true
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                f"LIFECYCLE_SMTP_URL must be smtp://host:port or smtps://…, not {url!r}"
+            )
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if parts.scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=parts.scheme == "smtps",
+            start_tls=query.get("starttls", "false").lower() in ("1", "true", "yes"),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "lc:"
+    smtp_url: str | None = None
+    mail_from: str = DEFAULT_MAIL_FROM
+    sms_url: str | None = None
+    sms_signature: str = DEFAULT_SMS_SIGNATURE
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    timezone: str = "Asia/Shanghai"
+    web_port: int = 6066
+    partitions: int = 8
+    default_language: str = "zh-CN"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        """``kafka://a:9092,b:9092`` → ``["a:9092", "b:9092"]``."""
+        if not self.kafka_url:
+            raise ConfigError(
+                "LIFECYCLE_KAFKA_URL is not set: the worker needs a Kafka broker "
+                "(kafka://host:port); `lifecycle dev` starts an embedded one"
+            )
+        return [s.strip() for s in self.kafka_url.removeprefix("kafka://").split(",") if s.strip()]
+
+    @property
+    def smtp(self) -> SmtpConfig:
+        if not self.smtp_url:
+            raise ConfigError("LIFECYCLE_SMTP_URL is not set (smtp://host:port)")
+        return SmtpConfig.from_url(self.smtp_url)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_ENV = {
+    "LIFECYCLE_KAFKA_URL": ("kafka_url", str),
+    "LIFECYCLE_REDIS_URL": ("redis_url", str),
+    "LIFECYCLE_REDIS_PREFIX": ("redis_prefix", str),
+    "LIFECYCLE_SMTP_URL": ("smtp_url", str),
+    "LIFECYCLE_MAIL_FROM": ("mail_from", str),
+    "LIFECYCLE_SMS_URL": ("sms_url", str),
+    "LIFECYCLE_SMS_SIGNATURE": ("sms_signature", str),
+    "LIFECYCLE_RULES_DIR": ("rules_dir", Path),
+    "LIFECYCLE_TEMPLATES_DIR": ("templates_dir", Path),
+    "LIFECYCLE_TIMEZONE": ("timezone", str),
+    "LIFECYCLE_WEB_PORT": ("web_port", int),
+    "LIFECYCLE_PARTITIONS": ("partitions", int),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Settings from ``environ`` (default: the process environment) over an optional ``.env``."""
+    values: dict[str, str] = read_env_file(env_file) if env_file else {}
+    values.update(os.environ if environ is None else environ)
+    kwargs: dict[str, object] = {}
+    for name, (attr, kind) in _ENV.items():
+        raw = values.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            kwargs[attr] = kind(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"LIFECYCLE_TIMEZONE={settings.timezone!r} is not a time zone") from exc
+    if settings.smtp_url:
+        SmtpConfig.from_url(settings.smtp_url)
+    if settings.kafka_url and not settings.kafka_url.startswith("kafka://"):
+        raise ConfigError(
+            f"LIFECYCLE_KAFKA_URL must start with kafka://, not {settings.kafka_url!r}"
+        )
+    if settings.partitions < 1:
+        raise ConfigError("LIFECYCLE_PARTITIONS must be at least 1")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines; ``#`` comments, blank lines and optional quotes allowed."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
