@@ -149,3 +149,13 @@ def read_env_file(path: Path) -> dict[str, str]:
         key, _, value = line.partition("=")
         values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
     return values
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The LIFECYCLE_* variables that reproduce ``settings`` in a child process."""
+    out: dict[str, str] = {}
+    for name, (attr, _kind) in _ENV.items():
+        value = getattr(settings, attr)
+        if value is not None:
+            out[name] = str(value)
+    return out

@@ -1,0 +1,43 @@
+"""profiles → the profile store: upsert each profile, delete on null; bad ones to profiles-dlq."""
+
+from __future__ import annotations
+
+import json
+
+from faust.types import EventT, StreamT
+
+from agents.common import dead_letter, until_available
+from app.errors import ProfileRejected
+from app.profiles import parse_profile
+from lifecycle.faust_app import app, runtime
+from topics import profiles, profiles_dlq
+
+
+@app.agent(profiles)
+async def store_profiles(stream: StreamT) -> None:
+    async for message in stream.events():
+        yield await handle_profile(message)
+
+
+async def handle_profile(message: EventT) -> str:
+    store = runtime().profiles
+    key = message.key.decode("utf-8", "replace") if message.key else None
+    if message.value is None:
+        if not key:
+            await dead_letter(
+                profiles_dlq, message, "a deletion (null value) needs the profile id as key"
+            )
+            return "rejected"
+        await until_available(lambda: store.delete(key))
+        return "deleted"
+    try:
+        profile = parse_profile(json.loads(message.value))
+        if key and key != profile["id"]:
+            raise ProfileRejected(f"key {key!r} differs from the profile id {profile['id']!r}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        await dead_letter(profiles_dlq, message, f"invalid JSON: {exc}")
+        return "rejected"
+    except ProfileRejected as exc:
+        await dead_letter(profiles_dlq, message, exc.reason)
+        return "rejected"
+    return await until_available(lambda: store.upsert(profile))

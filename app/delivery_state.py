@@ -1,0 +1,112 @@
+"""Delivery state, counters and trace steps in Redis.
+
+Keys (under the configured prefix):
+
+    n:{id}        hash: status, rule_id, event_id, channel, category, recipient (masked),
+                  attempts, error, provider_ref, updated_at
+    claim:{id}    who is sending it now; expires after the lease
+    ev:{event}    set of the notification ids planned for an event
+    tr:{id}       list of trace steps (JSON) for an event id or a notification id
+    stats:rules   hash of counters "rule_id:outcome"
+    stats:events  hash of counters: received, rejected, planned
+
+Statuses: planned → sending → sent | failed; "sent" and "failed" are final.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from app.masking import mask_address
+from app.notifications import Notification
+
+FINAL = ("sent", "failed")
+TRACE_TTL_SECONDS = 30 * 24 * 3600
+CLAIM_LEASE_MS = 60_000
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class DeliveryState:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def key(self, kind: str, ident: str) -> str:
+        return f"{self.prefix}{kind}:{ident}"
+
+    async def status(self, notification_id: str) -> str | None:
+        return _text(await self.redis.hget(self.key("n", notification_id), "status"))
+
+    async def record(self, notification_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.key("n", notification_id))
+        return {_text(k) or "": _text(v) or "" for k, v in raw.items()}
+
+    async def planned_many(self, notifications: list[Notification], batch: int = 1000) -> None:
+        """Remember planned notifications (a status already reached is never overwritten)."""
+        for start in range(0, len(notifications), batch):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for n in notifications[start : start + batch]:
+                    key = self.key("n", n.id)
+                    pipe.hsetnx(key, "status", "planned")
+                    pipe.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
+                                            "channel": n.channel, "category": n.category,
+                                            "recipient": mask_address(n.channel, n.address)})  # fmt: skip
+                    pipe.expire(key, TRACE_TTL_SECONDS)
+                    pipe.sadd(self.key("ev", n.event_id), n.id)
+                    pipe.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)
+                await pipe.execute()
+
+    async def claim(self, notification_id: str, owner: str, lease_ms: int = CLAIM_LEASE_MS) -> bool:
+        ok = await self.redis.set(self.key("claim", notification_id), owner, nx=True, px=lease_ms)
+        return bool(ok)
+
+    async def claim_ttl_ms(self, notification_id: str) -> int:
+        return int(await self.redis.pttl(self.key("claim", notification_id)))
+
+    async def release(self, notification_id: str) -> None:
+        await self.redis.delete(self.key("claim", notification_id))
+
+    async def set_status(self, n: Notification, status: str, **fields: Any) -> None:
+        key = self.key("n", n.id)
+        values = {"status": status, "updated_at": _now(), **{k: str(v) for k, v in fields.items()}}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=values)
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            if status in FINAL:
+                pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
+            await pipe.execute()
+
+    async def count(self, name: str, field: str, amount: int = 1) -> None:
+        await self.redis.hincrby(self.key("stats", name), field, amount)
+
+    async def counters(self, name: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.key("stats", name))
+        return {_text(k) or "": int(v) for k, v in raw.items()}
+
+    async def trace(self, ident: str, step: str, **details: Any) -> None:
+        entry = json.dumps(
+            {"at": _now(), "t": time.time(), "step": step, **details}, ensure_ascii=False
+        )
+        key = self.key("tr", ident)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, entry)
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def steps(self, ident: str) -> list[dict[str, Any]]:
+        return [json.loads(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]
+
+    async def notifications_of(self, event_id: str) -> list[str]:
+        return sorted(_text(m) or "" for m in await self.redis.smembers(self.key("ev", event_id)))

@@ -1,0 +1,79 @@
+"""E-mail through SMTP with aiosmtplib.
+
+Messages are ``email.message.EmailMessage`` with the SMTP policy (CRLF, RFC 2047 encoded
+non-ASCII headers), a plain-text part and an HTML alternative. Reply codes decide the failure
+class: 4xx temporary, 5xx permanent; a refused or dropped connection or a timeout is temporary.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from app.errors import PermanentDeliveryError, TemporaryDeliveryError
+from app.notifications import Notification
+from app.settings import SmtpConfig
+
+TIMEOUT_SECONDS = 30
+
+
+def build_message(notification: Notification, *, mail_from: str) -> EmailMessage:
+    content = notification.content
+    msg = EmailMessage(policy=email.policy.SMTP)
+    sender_name, sender_address = email.utils.parseaddr(mail_from)
+    msg["From"] = email.utils.formataddr((sender_name, sender_address), charset="utf-8")
+    msg["To"] = email.utils.formataddr(
+        (notification.recipient_name or "", notification.address), charset="utf-8"
+    )
+    msg["Subject"] = content["subject"]
+    msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = f"<{notification.id}@{sender_address.rpartition('@')[2] or 'localhost'}>"
+    msg["X-Lifecycle-Notification"] = notification.id
+    msg["X-Lifecycle-Rule"] = notification.rule_id
+    msg["Content-Language"] = notification.language
+    msg.set_content(content["text"] + "\n")
+    msg.add_alternative(content["html"] + "\n", subtype="html")
+    return msg
+
+
+class SmtpGateway:
+    def __init__(self, config: SmtpConfig, *, mail_from: str) -> None:
+        self.config = config
+        self.mail_from = mail_from
+
+    async def send(self, notification: Notification) -> str:
+        if notification.channel != "email" or "subject" not in notification.content:
+            raise PermanentDeliveryError("not an e-mail notification")
+        message = build_message(notification, mail_from=self.mail_from)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.config.host,
+                port=self.config.port,
+                username=self.config.username,
+                password=self.config.password,
+                use_tls=self.config.use_tls,
+                start_tls=self.config.start_tls,
+                timeout=TIMEOUT_SECONDS,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            raise _by_code(min(codes), "recipient refused") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _by_code(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        return str(message["Message-ID"])
+
+    async def close(self) -> None:
+        return None
+
+
+def _by_code(code: int, text: str) -> TemporaryDeliveryError | PermanentDeliveryError:
+    reason = f"SMTP {code} {text}".strip()
+    if 400 <= code < 500:
+        return TemporaryDeliveryError(reason)
+    return PermanentDeliveryError(reason)

@@ -1,0 +1,68 @@
+"""The services a worker (or a command) needs, built once from Settings.
+
+Building connects nothing: the Redis pool connects on first use, SMTP per message.
+Rules are loaded and checked here, so a worker with a broken rule refuses to start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from app.delivery import Deliverer, Gateway
+from app.delivery_state import DeliveryState
+from app.errors import ConfigError
+from app.gateways import sms_gateway_from_url
+from app.gateways.email import SmtpGateway
+from app.planning import Planner
+from app.profile_store import ProfileStore
+from app.rendering import Renderer
+from app.rules import RuleSet, load_rules
+from app.settings import Settings
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    return Renderer(settings.templates_dir, signature=settings.sms_signature, tz=settings.tz,
+                    default_language=settings.default_language)  # fmt: skip
+
+
+def make_redis(settings: Settings) -> aioredis.Redis:
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                   health_check_interval=15)  # fmt: skip
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: aioredis.Redis
+    profiles: ProfileStore
+    state: DeliveryState
+    renderer: Renderer
+    rules: RuleSet
+    planner: Planner
+    deliverer: Deliverer | None
+
+    @classmethod
+    def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:
+        """``deliver=False`` for commands that plan but never send (preview, dev's expectations)."""
+        renderer = make_renderer(settings)
+        rules = load_rules(settings.rules_dir, renderer)
+        if rules.errors:
+            listing = "\n  ".join(str(e) for e in rules.errors)
+            raise ConfigError(f"{len(rules.errors)} rule error(s):\n  {listing}")
+        redis = make_redis(settings)
+        profiles = ProfileStore(redis, settings.redis_prefix)
+        state = DeliveryState(redis, settings.redis_prefix)
+        deliverer = None
+        if deliver:
+            gateways: dict[str, Gateway] = {
+                "email": SmtpGateway(settings.smtp, mail_from=settings.mail_from),
+                "sms": sms_gateway_from_url(settings.sms_url),
+            }
+            deliverer = Deliverer(state, gateways)
+        planner = Planner(rules, profiles, renderer)
+        return cls(settings, redis, profiles, state, renderer, rules, planner, deliverer)
+
+    async def close(self) -> None:
+        await self.redis.aclose()

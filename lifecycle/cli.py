@@ -1,0 +1,177 @@
+"""The ``lifecycle`` command. Each sub-command is a small function; see ``lifecycle --help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from app.errors import ConfigError, EventRejected
+from app.events import parse_event
+from app.masking import mask_address, mask_name
+from app.profile_import import import_profiles
+from app.rules import load_rules
+from app.runtime import Runtime, make_renderer
+from app.settings import Settings, load_settings
+from lifecycle.publish import publish, read_events
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("kafka", "aiokafka", "mail.log"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        return int(args.run(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"lifecycle: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lifecycle", description="Lifecycle Notify")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the local stack and replay the demo scenarios")
+    dev.add_argument("--once", action="store_true", help="exit after the demo has been delivered")
+    dev.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for delivery")
+    dev.set_defaults(run=_dev)
+
+    sub.add_parser("worker", help="run the production worker").set_defaults(run=_worker)
+
+    events = sub.add_parser("events", help="publish events").add_subparsers(
+        dest="action", required=True
+    )
+    pub = events.add_parser("publish", help="validate and publish events (JSON Lines or array)")
+    pub.add_argument("file", help="a file, or - for standard input")
+    pub.set_defaults(run=_events_publish)
+
+    profiles = sub.add_parser("profiles", help="profiles").add_subparsers(
+        dest="action", required=True
+    )
+    imp = profiles.add_parser("import", help="upsert profiles from JSON Lines or CSV")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(run=_profiles_import)
+
+    rules = sub.add_parser("rules", help="rules").add_subparsers(dest="action", required=True)
+    check = rules.add_parser("check", help="validate rules and their templates")
+    check.add_argument("dir", nargs="?", type=Path)
+    check.set_defaults(run=_rules_check)
+    preview = rules.add_parser("preview", help="dry run: who would receive what; sends nothing")
+    preview.add_argument("rule_id")
+    preview.add_argument("--event", required=True, help="an event file (JSON), or - for stdin")
+    preview.add_argument("--sample", type=int, default=5, help="how many recipients to show")
+    preview.set_defaults(run=_rules_preview)
+
+    trace = sub.add_parser("trace", help="what happened to an event or a notification")
+    trace.add_argument("id")
+    trace.set_defaults(run=_trace)
+    return parser
+
+
+def _read(path: str) -> str:
+    return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.dev import run_dev
+
+    return asyncio.run(run_dev(settings, once=args.once, timeout=args.timeout))
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.worker import run_worker
+
+    settings.kafka_servers  # noqa: B018 - refuses to start without a broker, with a clear message
+    return run_worker(settings)
+
+
+def _events_publish(args: argparse.Namespace, settings: Settings) -> int:
+    result = read_events(_read(args.file))
+    for where, reason in result.invalid:
+        print(f"{args.file}: {where}: {reason}", file=sys.stderr)
+    if result.events:
+        count = publish(settings.kafka_servers, result.events)
+        print(f"published {count} event(s) to life-events")
+    if result.invalid:
+        print(f"{len(result.invalid)} invalid event(s) not published", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _profiles_import(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        rt = Runtime.build(settings, deliver=False)
+        try:
+            report = await import_profiles(rt.profiles, args.file)
+        finally:
+            await rt.close()
+        for line, reason in report.rejected:
+            print(f"{args.file}:{line}: rejected: {reason}", file=sys.stderr)
+        print(report.summary())
+        return 1 if report.rejected else 0
+
+    return asyncio.run(run())
+
+
+def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    rules_dir = args.dir or settings.rules_dir
+    result = load_rules(rules_dir, make_renderer(settings))
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    print(f"{len(result.rules)} rule(s) valid, {len(result.errors)} error(s) in {rules_dir}")
+    return 1 if result.errors else 0
+
+
+def _rules_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.preview import print_preview
+
+    try:
+        event = parse_event(_read(args.event))
+    except EventRejected as exc:
+        print(f"{args.event}: {exc.reason}", file=sys.stderr)
+        return 1
+    return asyncio.run(print_preview(settings, args.rule_id, event, sample=args.sample))
+
+
+def _trace(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        rt = Runtime.build(settings, deliver=False)
+        try:
+            state = rt.state
+            steps = await state.steps(args.id)
+            children = await state.notifications_of(args.id)
+            if not steps and not children:
+                print(f"nothing recorded for {args.id}", file=sys.stderr)
+                return 1
+            _print_steps(args.id, steps, await state.record(args.id))
+            for nid in children:
+                _print_steps(nid, await state.steps(nid), await state.record(nid), indent="  ")
+            return 0
+        finally:
+            await rt.close()
+
+    return asyncio.run(run())
+
+
+def _print_steps(ident: str, steps: list[dict], record: dict[str, str], indent: str = "") -> None:  # type: ignore[type-arg]
+    if record:
+        print(f"{indent}notification {ident}: {record.get('status')} — rule {record.get('rule_id')}, "
+              f"{record.get('channel')} to {record.get('recipient')}, attempts {record.get('attempts')}")  # fmt: skip
+    else:
+        print(f"{indent}event {ident}")
+    for step in steps:
+        details = {k: v for k, v in step.items() if k not in ("at", "t", "step")}
+        extra = " ".join(f"{k}={v}" for k, v in details.items() if v not in (None, [], ""))
+        print(f"{indent}  {step['at']}  {step['step']:<9} {extra}")
+
+
+__all__ = ["main", "mask_address", "mask_name"]

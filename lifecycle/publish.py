@@ -1,0 +1,64 @@
+"""Reading events from a file (JSON Lines or one JSON array) and publishing the valid ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from app.errors import EventRejected
+from app.events import Event, parse_event, validate_event
+
+LIFE_EVENTS = "life-events"
+
+
+@dataclass
+class ReadResult:
+    events: list[Event] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
+
+
+def read_events(text: str) -> ReadResult:
+    """Events from JSON Lines, or from one JSON array; each invalid one with its line and reason."""
+    result = ReadResult()
+    stripped = text.lstrip("\ufeff").strip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            result.invalid.append((f"line {exc.lineno}", f"invalid JSON: {exc.msg}"))
+            return result
+        for number, item in enumerate(items, start=1):
+            _add(result, f"item {number}", lambda item=item: validate_event(item))
+        return result
+    for number, line in enumerate(stripped.splitlines(), start=1):
+        if line.strip():
+            _add(result, f"line {number}", lambda line=line: parse_event(line))
+    return result
+
+
+def _add(result: ReadResult, where: str, parse: object) -> None:
+    try:
+        result.events.append(parse())  # type: ignore[operator]
+    except EventRejected as exc:
+        result.invalid.append((where, exc.reason))
+
+
+def publish(bootstrap: list[str], events: Iterable[Event], topic: str = LIFE_EVENTS) -> int:
+    """Publish with kafka-python; returns how many were acknowledged by the broker."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             client_id="lifecycle-publish")  # fmt: skip
+    try:
+        futures = [
+            producer.send(topic, key=e.key.encode("utf-8"),
+                          value=json.dumps(e.as_dict(), ensure_ascii=False).encode("utf-8"))
+            for e in events
+        ]  # fmt: skip
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+        return len(futures)
+    finally:
+        producer.close()

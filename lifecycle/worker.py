@@ -1,0 +1,23 @@
+"""Starting the Faust worker: configure the app, register agents and pages, create topics."""
+
+from __future__ import annotations
+
+import faust
+
+from app.runtime import Runtime
+from app.settings import Settings
+from lifecycle.faust_app import configure
+from lifecycle.stack import ensure_topics
+
+
+def run_worker(settings: Settings) -> int:
+    runtime = Runtime.build(settings)
+    app = configure(settings, runtime)
+    import agents  # noqa: F401 - registers the agents
+    import lifecycle.web  # noqa: F401 - registers the operator pages
+    from topics import ALL
+
+    ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL], settings.partitions)
+    worker = faust.Worker(app, loglevel="INFO")
+    worker.execute_from_commandline()
+    return 0

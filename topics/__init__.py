@@ -1,0 +1,33 @@
+"""Every topic, declared once. Values are bytes: the agents decode and validate them, so a
+message that does not decode is dead-lettered with its reason instead of being dropped by
+Faust's deserializer.
+
+| topic            | key                       | value                                  |
+|------------------|---------------------------|----------------------------------------|
+| life-events      | subject id (else event id)| an event (JSON)                        |
+| life-events-dlq  | as received               | the bytes as received; reason in headers |
+| profiles         | profile id                | a profile (JSON), or null to delete it |
+| profiles-dlq     | as received               | the bytes as received; reason in headers |
+| notifications    | recipient                 | a planned notification (JSON)          |
+| deliveries       | notification id           | a delivery outcome (JSON)              |
+"""
+
+from __future__ import annotations
+
+from lifecycle.faust_app import app
+
+REASON_HEADER = "x-lifecycle-reason"
+
+
+def _topic(name: str):  # type: ignore[no-untyped-def]
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+life_events = _topic("life-events")
+life_events_dlq = _topic("life-events-dlq")
+profiles = _topic("profiles")
+profiles_dlq = _topic("profiles-dlq")
+notifications = _topic("notifications")
+deliveries = _topic("deliveries")
+
+ALL = (life_events, life_events_dlq, profiles, profiles_dlq, notifications, deliveries)
