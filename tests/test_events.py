@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from app.errors import EventRejected
+from app.events import catalogue, parse_event
+from tests.helpers import graduate_event, weather_event
+
+
+def reason_for(raw: bytes | str) -> str:
+    with pytest.raises(EventRejected) as info:
+        parse_event(raw)
+    return info.value.reason
+
+
+def test_every_catalogue_example_is_a_valid_event():
+    for event_type in catalogue().values():
+        assert event_type.examples, f"{event_type.name} documents no example"
+        for example in event_type.examples:
+            assert parse_event(json.dumps(example)).type == event_type.name
+
+
+def test_the_catalogue_has_the_contract_types():
+    assert set(catalogue()) >= {
+        "graduate.reception.approved", "hukou.migration.completed", "business.registered",
+        "weather.warning.issued", "weather.warning.updated", "weather.warning.cancelled",
+    }  # fmt: skip
+
+
+def test_valid_event_is_parsed_with_subject_and_key():
+    event = parse_event(json.dumps(graduate_event("E1", "P-1")))
+    assert (event.subject_kind, event.subject_id, event.key) == ("person", "P-1", "P-1")
+    assert event.occurred_at.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_area_wide_event_is_keyed_by_its_id():
+    assert parse_event(json.dumps(weather_event("W1", ["440308"]))).key == "W1"
+
+
+def test_invalid_json_is_rejected_with_position():
+    assert reason_for(b'{"id": "x",').startswith("invalid JSON")
+
+
+def test_non_utf8_bytes_are_rejected():
+    assert "not UTF-8" in reason_for(b'{"id": "\xff"}')
+
+
+def test_unknown_type_is_rejected():
+    doc = graduate_event("E1", "P-1") | {"type": "marriage.registered"}
+    assert reason_for(json.dumps(doc)) == "unknown event type 'marriage.registered'"
+
+
+def test_missing_data_field_is_named():
+    doc = graduate_event("E1", "P-1")
+    del doc["data"]["approval_no"]
+    assert (
+        reason_for(json.dumps(doc))
+        == "graduate.reception.approved: data: 'approval_no' is a required property"
+    )
+
+
+def test_wrong_level_names_the_field():
+    doc = weather_event("W1", ["440308"], level="purple")
+    assert reason_for(json.dumps(doc)).startswith("weather.warning.issued: data.level:")
+
+
+def test_missing_envelope_field_is_named():
+    doc = graduate_event("E1", "P-1")
+    del doc["occurred_at"]
+    assert reason_for(json.dumps(doc)) == "event: 'occurred_at' is a required property"
+
+
+def test_time_without_offset_is_rejected():
+    doc = graduate_event("E1", "P-1") | {"occurred_at": "2026-07-01T09:30:00"}
+    assert "has no UTC offset" in reason_for(json.dumps(doc))
+
+
+def test_person_event_about_an_enterprise_is_rejected():
+    doc = graduate_event("E1", "P-1")
+    doc["subject"]["kind"] = "enterprise"
+    assert "subject.kind must be 'person'" in reason_for(json.dumps(doc))
+
+
+def test_area_wide_event_with_a_subject_is_rejected():
+    doc = weather_event("W1", ["440308"]) | {"subject": {"kind": "person", "id": "P-1"}}
+    assert "has no subject" in reason_for(json.dumps(doc))
+
+
+def test_event_that_is_not_an_object_is_rejected():
+    assert reason_for(b"[1, 2]") == "an event is a JSON object, not list"

@@ -1,0 +1,160 @@
+import shutil
+import textwrap
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.rendering import Renderer
+from app.rules import load_rules
+from app.settings import PROJECT_ROOT
+from lifecycle.cli import main
+
+
+@pytest.fixture
+def renderer() -> Renderer:
+    return Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    return folder
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+GOOD = """\
+    id: {id}
+    on: graduate.reception.approved
+    category: reminder
+    recipients:
+      subject: true
+    channels:
+      sms: graduate_hukou_transfer
+"""
+
+
+def test_the_seed_rules_are_valid(renderer):
+    result = load_rules(PROJECT_ROOT / "rules", renderer)
+    assert result.errors == []
+    assert {r.id for r in result.rules} == {
+        "graduate-hukou-transfer", "business-registered-next-steps", "weather-outdoor-ads-warning"}  # fmt: skip
+
+
+def test_weather_seed_rule_targets_permit_holders_in_the_warned_areas(renderer):
+    rule = load_rules(PROJECT_ROOT / "rules", renderer).get("weather-outdoor-ads-warning")
+    assert rule.category == "warning"
+    assert rule.audience.index_terms() == ["kind:enterprise", "permit:outdoor_advertising"]
+    assert (rule.contacts, rule.fallback_contacts) == (
+        ("safety_officer",),
+        ("legal_representative",),
+    )
+
+
+def test_on_is_read_as_a_field_not_as_yaml_true(rules_dir, renderer):
+    write(rules_dir, "a.yaml", GOOD.format(id="a"))
+    assert load_rules(rules_dir, renderer).rules[0].event_type == "graduate.reception.approved"
+
+
+def errors_for(rules_dir, renderer, text):
+    write(rules_dir, "bad.yaml", text)
+    return [(e.file, e.rule_id, e.field, e.message) for e in load_rules(rules_dir, renderer).errors]
+
+
+def test_unknown_event_type_names_file_rule_and_field(rules_dir, renderer):
+    errors = errors_for(
+        rules_dir,
+        renderer,
+        GOOD.format(id="r1").replace("graduate.reception.approved", "graduate.approved"),
+    )
+    assert len(errors) == 1
+    file, rule_id, field, message = errors[0]
+    assert (file.endswith("bad.yaml"), rule_id, field) == (True, "r1", "on")
+    assert "unknown event type 'graduate.approved'" in message
+
+
+def test_unsafe_condition_is_refused(rules_dir, renderer):
+    errors = errors_for(rules_dir, renderer, GOOD.format(id="r2") + "    when: data.__class__\n")
+    assert [(e[1], e[2]) for e in errors] == [("r2", "when")]
+
+
+def test_missing_template_is_reported(rules_dir, renderer):
+    errors = errors_for(
+        rules_dir, renderer, GOOD.format(id="r3").replace("graduate_hukou_transfer", "no_such")
+    )
+    assert errors[0][1:3] == ("r3", "channels.sms")
+    assert "no_such/zh-CN/sms.txt" in errors[0][3]
+
+
+def test_template_using_a_field_the_event_lacks_is_reported(rules_dir, renderer, tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    (templates / "graduate_hukou_transfer" / "zh-CN" / "sms.txt").write_text(
+        "{{ data.no_such_field }}", encoding="utf-8"
+    )
+    own = Renderer(templates, signature="", tz=ZoneInfo("Asia/Shanghai"))
+    errors = errors_for(rules_dir, own, GOOD.format(id="r4"))
+    assert errors[0][1:3] == ("r4", "channels.sms")
+    assert "no_such_field" in errors[0][3]
+
+
+def test_several_problems_are_all_reported(rules_dir, renderer):
+    errors = errors_for(
+        rules_dir,
+        renderer,
+        """\
+        id: Bad Id
+        on: nope
+        category: gossip
+        colour: red
+        recipients: {}
+        channels: {fax: x}
+    """,
+    )
+    assert {e[2] for e in errors} >= {
+        "id",
+        "on",
+        "category",
+        "colour",
+        "recipients",
+        "channels.fax",
+    }
+
+
+def test_subject_on_an_area_wide_event_is_refused(rules_dir, renderer):
+    text = GOOD.format(id="r5").replace("graduate.reception.approved", "weather.warning.issued")
+    assert ("r5", "recipients.subject") in [
+        (e[1], e[2]) for e in errors_for(rules_dir, renderer, text)
+    ]
+
+
+def test_duplicate_rule_ids_are_refused(rules_dir, renderer):
+    write(rules_dir, "one.yaml", GOOD.format(id="same"))
+    write(rules_dir, "two.yaml", GOOD.format(id="same"))
+    errors = load_rules(rules_dir, renderer).errors
+    assert [(e.rule_id, e.field) for e in errors] == [("same", "id")]
+
+
+def test_invalid_yaml_is_reported_with_its_line(rules_dir, renderer):
+    errors = errors_for(rules_dir, renderer, "id: x\non: [unclosed\n")
+    assert errors[0][2].startswith("line ")
+
+
+def test_rules_check_command_exits_1_and_prints_file_rule_and_field(rules_dir, capsys):
+    write(
+        rules_dir,
+        "bad.yaml",
+        GOOD.format(id="r6").replace("category: reminder", "category: gossip"),
+    )
+    assert main(["rules", "check", str(rules_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml: rule r6: category: must be one of warning, reminder, notice" in err
+
+
+def test_rules_check_command_passes_on_the_seed_rules(capsys):
+    assert main(["rules", "check"]) == 0
+    assert "3 rule(s) valid, 0 error(s)" in capsys.readouterr().out
