@@ -47,10 +47,11 @@ async def read_topic(bootstrap: str, topic: str, *, timeout_ms: int = 1500) -> l
         end = await consumer.end_offsets(tps)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_ms / 1000 + 5
-        while (
-            any((await consumer.position(tp)) < end[tp] for tp in tps)
-            and time.monotonic() < deadline
-        ):
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end[tp] for tp in tps])
+
+        while await behind() and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=timeout_ms)
             for messages in batch.values():
                 records.extend(messages)

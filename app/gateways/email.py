@@ -33,6 +33,7 @@ def build_message(notification: Notification, *, mail_from: str) -> EmailMessage
     msg["Message-ID"] = f"<{notification.id}@{sender_address.rpartition('@')[2] or 'localhost'}>"
     msg["X-Lifecycle-Notification"] = notification.id
     msg["X-Lifecycle-Rule"] = notification.rule_id
+    msg["X-Lifecycle-Event"] = notification.event_id
     msg["Content-Language"] = notification.language
     # base64 always: 7-bit clean on the wire, whatever a relay's 8BITMIME support
     msg.set_content(content["text"] + "\n", cte="base64")

@@ -1,0 +1,129 @@
+"""Agents tested the Faust way, ``agent.test_context()``, with the app's producer connected to a
+real (embedded) broker: what an agent sends to other topics is read back from those topics."""
+
+import json
+
+import pytest
+import pytest_asyncio
+
+from app.events import validate_event
+from app.notifications import Notification
+from app.profiles import parse_profile
+from app.runtime import Runtime
+from app.settings import Settings
+from lifecycle.faust_app import app, configure
+from lifecycle.stack import SmtpSink, ensure_topics
+from tests.conftest import delete_prefix
+from tests.helpers import graduate_event, outbox_lines, person, read_topic
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def running(broker, redis_url, tmp_path_factory):
+    outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
+    sink = SmtpSink.start()
+    prefix = "test-agents:"
+    await delete_prefix(redis_url, prefix)
+    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix,
+                        smtp_url=sink.url, sms_url=f"file://{outbox}", partitions=2)  # fmt: skip
+    runtime = Runtime.build(settings)
+    configure(settings, runtime)
+    from topics import ALL  # noqa: PLC0415 - after configure, like the worker
+
+    ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL], settings.partitions)
+    app.flow_control.resume()
+    await app.producer.start()
+    yield {"settings": settings, "runtime": runtime, "sink": sink, "outbox": outbox}
+    await app.producer.stop()
+    await runtime.close()
+    sink.stop()
+    await delete_prefix(redis_url, prefix)
+
+
+async def flushed() -> None:
+    await app.producer.flush()
+
+
+async def test_malformed_event_is_dead_lettered_with_its_reason(running, broker):
+    from agents.plan_notifications import plan_notifications
+
+    async with plan_notifications.test_context() as agent:
+        event = await agent.put(b'{"id": "broken', key=b"k-broken")
+        assert agent.results[event.message.offset] == "rejected"
+    await flushed()
+    [record] = [
+        r
+        for r in await read_topic(f"127.0.0.1:{broker.port}", "life-events-dlq")
+        if r.key == b"k-broken"
+    ]
+    assert record.value == b'{"id": "broken'  # the bytes as received
+    assert dict(record.headers)["x-lifecycle-reason"].decode().startswith("invalid JSON")
+
+
+async def test_valid_event_is_planned_onto_notifications(running, broker):
+    from agents.plan_notifications import plan_notifications
+
+    await running["runtime"].profiles.upsert(
+        parse_profile(person("P-AG1", mobile="13800138011", email="ag1@example.cn"))
+    )
+    async with plan_notifications.test_context() as agent:
+        event = await agent.put(json.dumps(graduate_event("E-AG1", "P-AG1")).encode(), key=b"P-AG1")
+        assert agent.results[event.message.offset] == "planned"
+    await flushed()
+    planned = [
+        Notification.from_json(r.value)
+        for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications")
+    ]
+    mine = sorted((n.channel, n.address, n.rule_id) for n in planned if n.event_id == "E-AG1")
+    assert mine == [("email", "ag1@example.cn", "graduate-hukou-transfer"),
+                    ("sms", "+8613800138011", "graduate-hukou-transfer")]  # fmt: skip
+    counters = await running["runtime"].state.counters("events")
+    assert (counters["received"], counters["planned"]) == (1, 2)
+
+
+async def test_notification_is_delivered_once_and_outcome_published(running, broker):
+    from agents.deliver_notifications import deliver_notifications
+
+    await running["runtime"].profiles.upsert(parse_profile(person("P-AG2", mobile="13800138012")))
+    plan = await running["runtime"].planner.plan(validate_event(graduate_event("E-AG2", "P-AG2")))
+    [sms] = plan.notifications
+    async with deliver_notifications.test_context() as agent:
+        first = await agent.put(sms.to_json(), key=sms.recipient.encode())
+        second = await agent.put(sms.to_json(), key=sms.recipient.encode())
+        assert [agent.results[first.message.offset], agent.results[second.message.offset]] == [
+            "sent",
+            "duplicate",
+        ]
+    await flushed()
+    assert [line["to"] for line in outbox_lines(running["outbox"]) if line["id"] == sms.id] == [
+        "+8613800138012"
+    ]
+    outcomes = [
+        json.loads(r.value)
+        for r in await read_topic(f"127.0.0.1:{broker.port}", "deliveries")
+        if r.key == sms.id.encode()
+    ]
+    assert [o["status"] for o in outcomes] == ["sent", "duplicate"]
+    assert outcomes[0]["recipient"] == "+86138****8012"  # masked on the topic operators read
+
+
+async def test_profiles_are_stored_deleted_and_bad_ones_dead_lettered(running, broker):
+    from agents.store_profiles import store_profiles
+
+    store = running["runtime"].profiles
+    doc = json.dumps(person("P-AG3", mobile="13800138013"), ensure_ascii=False).encode()
+    async with store_profiles.test_context() as agent:
+        stored = await agent.put(doc, key=b"P-AG3")
+        assert agent.results[stored.message.offset] == "inserted"
+        assert (await store.get("P-AG3"))["mobile"] == "+8613800138013"
+        deleted = await agent.put(None, key=b"P-AG3")
+        assert agent.results[deleted.message.offset] == "deleted"
+        assert await store.get("P-AG3") is None
+        bad = await agent.put(json.dumps(person("P-AG4", mobile="123")).encode(), key=b"P-AG4")
+        assert agent.results[bad.message.offset] == "rejected"
+    await flushed()
+    [record] = [
+        r for r in await read_topic(f"127.0.0.1:{broker.port}", "profiles-dlq") if r.key == b"P-AG4"
+    ]
+    assert dict(record.headers)["x-lifecycle-reason"].decode().startswith("mobile:")

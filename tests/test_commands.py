@@ -1,0 +1,123 @@
+"""`lifecycle rules preview`, `lifecycle trace`, the worker's refusal without a broker, and
+`lifecycle dev --once` on its own embedded stack."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from app.events import validate_event
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.runtime import make_redis
+from app.settings import PROJECT_ROOT, Settings, to_environ
+from lifecycle import demo
+from lifecycle.cli import main
+from lifecycle.dev import run_dev
+from lifecycle.stack import free_port
+from tests.helpers import contact, enterprise, outbox_lines, weather_event
+
+
+@pytest.fixture
+def env(settings, monkeypatch):
+    for name, value in to_environ(settings).items():
+        monkeypatch.setenv(name, value)
+    return settings
+
+
+async def load(settings, *docs):
+    redis = make_redis(settings)
+    for doc in docs:
+        await ProfileStore(redis, settings.redis_prefix).upsert(parse_profile(doc))
+    await redis.aclose()
+
+
+async def test_preview_shows_who_would_receive_what_and_sends_nothing(env, tmp_path, capsys):
+    await load(env, enterprise("E-1", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900139000", name="王强")]),
+               enterprise("E-2", permits=("outdoor_advertising",), contacts=[contact("legal_representative", "13700137000")]))  # fmt: skip
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps(weather_event("W-PREVIEW", ["440308"]), ensure_ascii=False), encoding="utf-8"
+    )
+    assert (
+        await _run_in_thread(
+            ["rules", "preview", "weather-outdoor-ads-warning", "--event", str(event)]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 recipient(s), 2 message(s) (sms 2)" in out
+    assert "+86139****9000" in out and "+8613900139000" not in out
+    assert "王*" in out
+    assert "[UCS2," in out and "segment(s)]" in out
+    assert "nothing was sent (dry run)" in out
+    assert outbox_lines(tmp_path / "sms.jsonl") == []
+
+
+async def test_preview_refuses_an_event_of_another_type(env, tmp_path, capsys):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(weather_event("W-1", ["440308"])), encoding="utf-8")
+    assert (
+        await _run_in_thread(["rules", "preview", "graduate-hukou-transfer", "--event", str(event)])
+        == 1
+    )
+    assert "listens to graduate.reception.approved" in capsys.readouterr().err
+
+
+async def _run_in_thread(argv):
+    import asyncio
+
+    return await asyncio.to_thread(main, argv)
+
+
+def test_worker_refuses_to_start_without_a_broker(settings):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
+        "LIFECYCLE_REDIS_URL": settings.redis_url
+    }
+    done = subprocess.run([sys.executable, "-m", "lifecycle", "worker"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "LIFECYCLE_KAFKA_URL is not set" in done.stderr
+
+
+async def test_dev_once_replays_the_demo_and_delivers_everything(
+    redis_url, prefix, tmp_path, capsys
+):
+    settings = Settings(redis_url=redis_url, redis_prefix=prefix, web_port=free_port())
+    assert await run_dev(settings, once=True, timeout=120, var=tmp_path) == 0
+    out = capsys.readouterr().out
+    counted = re.search(r"(\d+) of (\d+) notification\(s\) sent", out)
+    assert counted and counted[1] == counted[2]
+    warned = {c["mobile"] for e in demo.enterprises() if "outdoor_advertising" in e["permits"] and e["district"] == demo.YANTIAN
+              for c in ([x for x in e["contacts"] if x["role"] == "safety_officer"] or e["contacts"])}  # fmt: skip
+    weather = [
+        line
+        for line in outbox_lines(tmp_path / "outbox" / "sms.jsonl")
+        if line["rule_id"] == "weather-outdoor-ads-warning"
+    ]
+    assert {line["to"] for line in weather} == warned
+    assert (
+        len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 2
+    )  # the graduate's and the new business's
+
+
+async def test_trace_prints_the_steps_of_an_event(env, capsys):
+    from app.delivery_state import DeliveryState
+
+    redis = make_redis(env)
+    state = DeliveryState(redis, env.redis_prefix)
+    await state.trace("E-T", "received", type="graduate.reception.approved")
+    await state.trace("E-T", "planned", rules=["graduate-hukou-transfer"], notifications=["n-1"])
+    await redis.aclose()
+    assert await _run_in_thread(["trace", "E-T"]) == 0
+    out = capsys.readouterr().out
+    assert "event E-T" in out and "received" in out and "rules=['graduate-hukou-transfer']" in out
+    assert await _run_in_thread(["trace", "NOPE"]) == 1
+
+
+def test_validate_event_accepts_every_demo_event():
+    for _, doc in demo.scenario_events("T"):
+        validate_event(doc)

@@ -1,0 +1,234 @@
+"""The three seed scenarios end to end: a `lifecycle worker` process on the embedded broker, a real
+Redis and an aiosmtpd server in this process. Events go in through Kafka; what comes out is read
+where a citizen would see it: the SMS outbox and the mail the SMTP server received."""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+
+import pytest
+from kafka import KafkaProducer
+
+from app.delivery_state import FINAL, DeliveryState
+from app.events import validate_event
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.runtime import make_redis
+from app.settings import PROJECT_ROOT, Settings, to_environ
+from lifecycle.cli import main
+from lifecycle.publish import publish
+from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
+from tests.conftest import LOGS, delete_prefix
+from tests.helpers import (
+    business_event,
+    contact,
+    enterprise,
+    eventually,
+    graduate_event,
+    outbox_lines,
+    person,  # fmt: skip
+    read_topic,
+    weather_event,
+)
+
+pytestmark = pytest.mark.integration
+
+PROFILES = [
+    person("P-GRAD", mobile="13800138000", email="graduate@example.cn", name="李明"),
+    enterprise("E-NEW", name="深圳市盐田新开办科技有限公司", contacts=[
+        contact("legal_representative", "13700137000", "boss@example.cn", name="陈红"),
+        contact("finance", "15000150000", name="周敏")]),
+    # weather: permit holders in Yantian (one without a safety officer), elsewhere, and without permit
+    enterprise("E-ADS1", permits=("outdoor_advertising",), contacts=[
+        contact("safety_officer", "13900000001", "safe1@example.cn"), contact("legal_representative", "13900000002")]),
+    enterprise("E-ADS2", permits=("outdoor_advertising",), contacts=[contact("legal_representative", "13900000003")]),
+    enterprise("E-ADS3", permits=("outdoor_advertising", "billboard"), contacts=[contact("safety_officer", "13900000004")]),
+    enterprise("E-LUOHU", district="440303", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000005")]),
+    enterprise("E-NOPERMIT", contacts=[contact("safety_officer", "13900000006")]),
+    person("P-RESIDENT", mobile="13900000007"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(broker, redis_url, tmp_path_factory):
+    prefix = f"test-e2e-{uuid.uuid4().hex[:8]}:"
+    sink = SmtpSink.start()
+    outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
+    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
+                        sms_url=f"file://{outbox}", web_port=free_port(), partitions=4)  # fmt: skip
+
+    async def load() -> None:
+        redis = make_redis(settings)
+        store = ProfileStore(redis, prefix)
+        for doc in PROFILES:
+            if doc["id"] != "P-GRAD":  # the graduate arrives through the profiles topic
+                await store.upsert(parse_profile(doc))
+        await redis.aclose()
+
+    asyncio.run(load())
+    worker = spawn([sys.executable, "-m", "lifecycle", "worker"], LOGS / f"worker-{prefix[:-1]}.log",
+                   env={**os.environ, **to_environ(settings)}, cwd=PROJECT_ROOT)  # fmt: skip
+    yield {"settings": settings, "sink": sink, "outbox": outbox, "worker": worker}
+    stop_process(worker)
+    sink.stop()
+    asyncio.run(delete_prefix(redis_url, prefix))
+
+
+@pytest.fixture
+async def state(stack):
+    redis = make_redis(stack["settings"])
+    yield DeliveryState(redis, stack["settings"].redis_prefix)
+    await redis.aclose()
+
+
+async def delivered(state: DeliveryState, event_id: str, expected: int) -> list[dict[str, str]]:
+    """Wait until ``expected`` notifications of the event have a final status; return their records."""
+
+    async def done():
+        ids = await state.notifications_of(event_id)
+        records = [await state.record(i) for i in ids]
+        return (
+            records
+            if len(ids) == expected and all(r.get("status") in FINAL for r in records)
+            else None
+        )
+
+    return await eventually(done, timeout=90)
+
+
+def sms_for(stack, event_id):
+    return sorted(
+        (line["to"], line["text"])
+        for line in outbox_lines(stack["outbox"])
+        if line["event_id"] == event_id
+    )
+
+
+def mail_for(stack, event_id):
+    return [m for m in stack["sink"].received() if m["X-Lifecycle-Event"] == event_id]
+
+
+async def test_graduate_gets_the_next_step_by_sms_and_email(stack, state):
+    settings = stack["settings"]
+    graduate = next(p for p in PROFILES if p["id"] == "P-GRAD")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_servers)
+    producer.send(
+        "profiles", key=b"P-GRAD", value=json.dumps(graduate, ensure_ascii=False).encode()
+    ).get(30)
+    producer.close()
+    store = ProfileStore(state.redis, settings.redis_prefix)
+    await eventually(lambda: store.get("P-GRAD"), timeout=90)
+
+    publish(settings.kafka_servers, [validate_event(graduate_event("E-GRAD-1", "P-GRAD"))])
+    records = await delivered(state, "E-GRAD-1", 2)
+    assert {r["status"] for r in records} == {"sent"}
+
+    [(to, text)] = sms_for(stack, "E-GRAD-1")
+    assert to == "+8613800138000"
+    assert text.startswith("【盐田区政务服务】李明同学")
+    assert "户籍迁入" in text and "SZJS-TEST-0001" in text
+    [line] = [line for line in outbox_lines(stack["outbox"]) if line["event_id"] == "E-GRAD-1"]
+    assert (line["segments"], line["encoding"]) == (2, "UCS2")
+
+    [message] = mail_for(stack, "E-GRAD-1")
+    assert message["To"].addresses[0].addr_spec == "graduate@example.cn"
+    assert message["Subject"] == "毕业生接收已获批：下一步办理户籍迁入（SZJS-TEST-0001）"
+    body = message.get_body(("plain",)).get_content()
+    assert body.startswith("李明同学") and "接收毕业生户籍迁入" in body
+    assert "深圳大学" in message.get_body(("html",)).get_content()
+
+
+async def test_new_business_contacts_get_the_next_steps(stack, state):
+    publish(
+        stack["settings"].kafka_servers,
+        [validate_event(business_event("E-BIZ-1", "E-NEW", name="深圳市盐田新开办科技有限公司"))],
+    )
+    await delivered(state, "E-BIZ-1", 3)
+    texts = dict(sms_for(stack, "E-BIZ-1"))
+    assert sorted(texts) == ["+8613700137000", "+8615000150000"]
+    assert texts["+8615000150000"].startswith(
+        "【盐田区政务服务】周敏您好，深圳市盐田新开办科技有限公司已于2026年7月2日完成设立登记"
+    )
+    assert all("刻制公章" in t and "银行基本户" in t for t in texts.values())
+    [message] = mail_for(stack, "E-BIZ-1")
+    assert message["To"].addresses[0].addr_spec == "boss@example.cn"
+    assert message["Subject"] == "深圳市盐田新开办科技有限公司设立登记已完成：后续事项指引"
+    assert "社会保险账户" in message.get_body(("plain",)).get_content()
+
+
+async def test_weather_warning_reaches_only_permit_holders_in_the_area(stack, state):
+    publish(stack["settings"].kafka_servers, [validate_event(weather_event("E-WX-1", ["440308"]))])
+    await delivered(state, "E-WX-1", 3)
+    recipients = sorted(to for to, _ in sms_for(stack, "E-WX-1"))
+    # E-ADS1's safety officer, E-ADS2's legal representative (no safety officer), E-ADS3's safety officer;
+    # nothing for the enterprise in Luohu, the one without the permit, or residents.
+    assert recipients == ["+8613900000001", "+8613900000003", "+8613900000004"]
+    assert all(
+        "大风黄色预警" in text and "户外广告设施" in text for _, text in sms_for(stack, "E-WX-1")
+    )
+    assert mail_for(stack, "E-WX-1") == []  # the rule sends SMS only
+
+
+async def test_bad_events_go_to_the_dlq_and_the_worker_keeps_delivering(stack, state):
+    settings = stack["settings"]
+    schema_violation = graduate_event("E-BAD-2", "P-GRAD")
+    del schema_violation["data"]["approval_no"]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_servers)
+    producer.send("life-events", key=b"bad-1", value=b"{this is not json").get(30)
+    producer.send("life-events", key=b"bad-2", value=json.dumps(schema_violation).encode()).get(30)
+    producer.send(
+        "life-events",
+        key=b"P-GRAD",
+        value=json.dumps(graduate_event("E-AFTER-BAD", "P-GRAD")).encode(),
+    ).get(30)
+    producer.close()
+    await eventually(
+        lambda: ProfileStore(state.redis, settings.redis_prefix).get("P-GRAD"), timeout=90
+    )
+    await delivered(state, "E-AFTER-BAD", 2)
+    assert [to for to, _ in sms_for(stack, "E-AFTER-BAD")] == ["+8613800138000"]
+
+    async def dead_letters():
+        records = await read_topic(settings.kafka_servers[0], "life-events-dlq")
+        return (
+            {r.key: (r.value, dict(r.headers)["x-lifecycle-reason"].decode()) for r in records}
+            if len(records) >= 2
+            else None
+        )
+
+    dlq = await eventually(dead_letters, timeout=30)
+    assert dlq[b"bad-1"][0] == b"{this is not json"
+    assert dlq[b"bad-1"][1].startswith("invalid JSON")
+    assert (
+        dlq[b"bad-2"][1]
+        == "graduate.reception.approved: data: 'approval_no' is a required property"
+    )
+    assert stack["worker"].poll() is None  # still running
+
+
+async def test_publishing_the_same_event_twice_sends_once(stack, state):
+    event = validate_event(weather_event("E-WX-TWICE", ["440308"]))
+    publish(stack["settings"].kafka_servers, [event])
+    publish(stack["settings"].kafka_servers, [event])
+    await delivered(state, "E-WX-TWICE", 3)
+    await asyncio.sleep(2)  # let the second copy be processed too
+    assert len(sms_for(stack, "E-WX-TWICE")) == 3
+
+
+def test_events_publish_reports_invalid_lines_and_publishes_the_rest(
+    stack, tmp_path, capsys, monkeypatch
+):
+    path = tmp_path / "events.jsonl"
+    bad = graduate_event("E-CLI-BAD", "P-GRAD") | {"type": "nope"}
+    path.write_text(
+        "\n".join([json.dumps(graduate_event("E-CLI-1", "P-GRAD")), "{oops", json.dumps(bad)])
+    )
+    for name, value in to_environ(stack["settings"]).items():
+        monkeypatch.setenv(name, value)
+    assert main(["events", "publish", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "published 1 event(s) to life-events" in out
+    assert f"{path}: line 2: invalid JSON" in err
+    assert f"{path}: line 3: unknown event type 'nope'" in err
