@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
@@ -18,7 +19,7 @@ CONCURRENCY = 8  # sends in flight per worker; one slow recipient does not hold 
 
 
 @app.agent(notifications, concurrency=CONCURRENCY)
-async def deliver_notifications(stream: StreamT) -> None:
+async def deliver_notifications(stream: StreamT) -> AsyncIterator[str]:
     async for message in stream.events():
         yield await handle_notification(message)
 

@@ -7,6 +7,7 @@ life-events-dlq with the reason, and the agent carries on.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 @app.agent(life_events)
-async def plan_notifications(stream: StreamT) -> None:
+async def plan_notifications(stream: StreamT) -> AsyncIterator[str]:
     async for message in stream.events():
         yield await handle_event(message)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
@@ -14,7 +15,7 @@ from topics import profiles, profiles_dlq
 
 
 @app.agent(profiles)
-async def store_profiles(stream: StreamT) -> None:
+async def store_profiles(stream: StreamT) -> AsyncIterator[str]:
     async for message in stream.events():
         yield await handle_profile(message)
 

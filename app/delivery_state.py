@@ -80,7 +80,11 @@ class DeliveryState:
 
     async def set_status(self, n: Notification, status: str, **fields: Any) -> None:
         key = self.key("n", n.id)
-        values = {"status": status, "updated_at": _now(), **{k: str(v) for k, v in fields.items()}}
+        values: dict[Any, Any] = {
+            "status": status,
+            "updated_at": _now(),
+            **{k: str(v) for k, v in fields.items()},
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=values)
             pipe.expire(key, TRACE_TTL_SECONDS)

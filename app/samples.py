@@ -32,11 +32,11 @@ def sample_profile(rule: Rule) -> dict[str, Any]:
 
 def sample_contexts(rule: Rule) -> list[dict[str, Any]]:
     """One template context per example event of the rule's event type."""
-    from app.planning import recipients_of, template_context
+    from app.planning import Recipient, recipients_of, template_context
 
     profile = sample_profile(rule)
-    people = recipients_of(rule, profile) or [None]
-    contexts = []
+    people: list[Recipient | None] = [*recipients_of(rule, profile)] or [None]
+    contexts: list[dict[str, Any]] = []
     for example in catalogue()[rule.event_type].examples:
         event = validate_event(example)
         contexts.extend(template_context(event, profile, person) for person in people)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.errors import ConfigError, EventRejected
 from app.events import parse_event
@@ -162,7 +163,9 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
-def _print_steps(ident: str, steps: list[dict], record: dict[str, str], indent: str = "") -> None:  # type: ignore[type-arg]
+def _print_steps(
+    ident: str, steps: list[dict[str, Any]], record: dict[str, str], indent: str = ""
+) -> None:
     if record:
         print(f"{indent}notification {ident}: {record.get('status')} — rule {record.get('rule_id')}, "
               f"{record.get('channel')} to {record.get('recipient')}, attempts {record.get('attempts')}")  # fmt: skip

@@ -14,12 +14,14 @@ Faust's deserializer.
 
 from __future__ import annotations
 
+from faust.types import TopicT
+
 from lifecycle.faust_app import app
 
 REASON_HEADER = "x-lifecycle-reason"
 
 
-def _topic(name: str):  # type: ignore[no-untyped-def]
+def _topic(name: str) -> TopicT:
     return app.topic(name, key_serializer="raw", value_serializer="raw")
 
 
