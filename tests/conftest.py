@@ -67,6 +67,42 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.stop()
 
 
+class Replies:
+    """SMTP handler: answers DATA with the given replies in turn, then accepts and keeps the mail."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.accepted: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.replies:
+            return self.replies.pop(0)
+        self.accepted.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    """``start(*replies)`` → (SmtpConfig, Replies) for an aiosmtpd server on a free port."""
+    from aiosmtpd.controller import Controller
+
+    from app.settings import SmtpConfig
+    from lifecycle.stack import free_port
+
+    controllers = []
+
+    def start(*replies: str):
+        handler = Replies(*replies)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        controllers.append(controller)
+        return SmtpConfig("127.0.0.1", controller.port), handler
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
 @pytest.fixture
 def settings(redis_url: str, prefix: str, tmp_path: Path) -> Settings:
     return Settings(redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}",

@@ -1,6 +1,4 @@
-import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
 
 from app.delivery import Deliverer
 from app.delivery_state import DeliveryState
@@ -10,7 +8,7 @@ from app.notifications import Notification, notification_id
 from app.settings import SmtpConfig
 from lifecycle.stack import free_port
 from tests.helpers import outbox_lines
-from tests.test_email import FROM, Replies
+from tests.test_email import FROM
 
 
 def notification(
@@ -26,22 +24,6 @@ def notification(
                         recipient=address, recipient_name="李明", role=None, address=address,
                         language="zh-CN", planned_at="2026-07-01T00:00:00+00:00", content=content,
                         error=error)  # fmt: skip
-
-
-@pytest.fixture
-def smtp_server():
-    controllers = []
-
-    def start(*replies: str) -> tuple[SmtpConfig, Replies]:
-        handler = Replies(*replies)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-        controller.start()
-        controllers.append(controller)
-        return SmtpConfig("127.0.0.1", controller.port), handler
-
-    yield start
-    for c in controllers:
-        c.stop()
 
 
 @pytest_asyncio.fixture

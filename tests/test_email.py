@@ -2,7 +2,6 @@ import email
 import email.policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.errors import PermanentDeliveryError, TemporaryDeliveryError
 from app.gateways.email import SmtpGateway, build_message
@@ -41,34 +40,13 @@ def test_a_display_name_with_specials_is_quoted():
     assert parsed["To"].addresses[0].addr_spec == "liming@example.cn"
 
 
-class Replies:
-    """An SMTP server that answers DATA with the given replies in turn, then accepts."""
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.accepted: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if self.replies:
-            return self.replies.pop(0)
-        self.accepted.append(envelope.content)
-        return "250 OK"
-
-
 @pytest.fixture
-def replying_server():
-    started = []
+def replying_server(smtp_server):
+    def start(*replies: str) -> tuple[SmtpGateway, object]:
+        config, handler = smtp_server(*replies)
+        return SmtpGateway(config, mail_from=FROM), handler
 
-    def start(*replies: str) -> tuple[SmtpGateway, Replies]:
-        handler = Replies(*replies)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-        controller.start()
-        started.append(controller)
-        return SmtpGateway(SmtpConfig("127.0.0.1", controller.port), mail_from=FROM), handler
-
-    yield start
-    for controller in started:
-        controller.stop()
+    return start
 
 
 async def test_mail_is_received_over_smtp():
