@@ -1,4 +1,5 @@
-"""notifications → deliveries: send each planned notification once, publish the outcome."""
+"""notifications → deliveries: deliver each planned notification once; publish every status
+change; a failed one goes to notifications-dlq with its history."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections.abc import AsyncIterator
 from faust.types import EventT, StreamT
 
 from agents.common import until_available
+from app.delivery import DeliveryOutcome
 from app.notifications import Notification
 from lifecycle.faust_app import app, runtime
-from topics import deliveries, notifications
+from topics import deliveries, notifications, notifications_dlq
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,20 @@ async def handle_notification(message: EventT) -> str:
         logger.error("undecodable notification at %s/%s/%s: %s",
                      origin.topic, origin.partition, origin.offset, type(exc).__name__)  # fmt: skip
         return "undecodable"
-    outcome = await until_available(lambda: deliverer.deliver(notification))
-    value = json.dumps(outcome.as_dict(), ensure_ascii=False).encode("utf-8")
-    await deliveries.send(key=notification.id.encode(), value=value)
-    return outcome.status
+    outcomes = await until_available(lambda: deliverer.deliver(notification))
+    for outcome in outcomes:
+        await deliveries.send(key=notification.id.encode(), value=_json(outcome.as_dict()))
+        if outcome.dead_letter:
+            await dead_letter(notification, outcome)
+    return outcomes[-1].status
+
+
+async def dead_letter(notification: Notification, outcome: DeliveryOutcome) -> None:
+    history = await until_available(lambda: runtime().state.steps(notification.id))
+    value = {"reason": outcome.error, "retriable": outcome.retriable, "attempts": outcome.attempt,
+             "notification": json.loads(notification.to_json()), "history": history}  # fmt: skip
+    await notifications_dlq.send(key=notification.id.encode(), value=_json(value))
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")

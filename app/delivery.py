@@ -1,15 +1,25 @@
-"""Delivering one planned notification, once.
+"""Delivering one planned notification, once, when and if it may be sent.
 
-``Deliverer.deliver`` claims the notification in Redis, hands it to its channel's gateway,
-records the result and returns a ``DeliveryOutcome`` for the ``deliveries`` topic. A notification
-whose status is already final is not sent again (the same event published twice, a redelivery
-after a crash or rebalance). A claim held by another worker is waited for until it is released or
-its lease runs out — a worker that died mid-send leaves a claim that expires after
-``CLAIM_LEASE_MS``, after which the notification may be sent again (the one window in which a
-duplicate is possible: the provider accepted the message but the worker died before recording it).
+``Deliverer.deliver`` handles one notification and returns the status changes it made, in order,
+for the ``deliveries`` topic:
 
-Temporary failures are retried here a few times with exponential backoff and jitter; permanent
-ones are not. A notification whose text could not be rendered fails at once.
+1. A notification whose status is final (sent, suppressed, failed) is a ``duplicate``: the same
+   event published twice, a redelivery after a crash or a rebalance. So is one already deferred to
+   a later time (the release timer owns it).
+2. It is claimed in Redis for ``claim_lease`` seconds. A claim left by a worker that died mid-send
+   expires after the lease; only then may another worker send it. A claim held by a live worker is
+   waited for.
+3. Policy (see ``app.policy``): opted out → ``suppressed``; a non-warning in quiet hours →
+   ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
+4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
+   exponential backoff and jitter (durably: the release timer publishes it again when due, so
+   other recipients never wait behind it); after the last attempt, or on a permanent failure,
+   ``failed`` with ``dead_letter`` set, so the agent puts it on notifications-dlq with its history.
+
+After the provider accepted a message, its ``sent`` status is written even if Redis is briefly
+unreachable (retried until it is back), so an outage never causes a second send. The one window
+in which a duplicate is still possible: the process dies after the provider accepted the message
+and before that write reached Redis (measured by ``bench/crash_recovery.py``).
 """
 
 from __future__ import annotations
@@ -18,21 +28,26 @@ import asyncio
 import logging
 import os
 import random
-import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
-from app.delivery_state import CLAIM_LEASE_MS, FINAL, DeliveryState
-from app.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.delivery_state import FINAL, DeliveryState
+from app.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from app.masking import mask_address
 from app.notifications import Notification
+from app.policy import WARNING, Preferences, QuietHours, local_day, opted_out, parse_quiet_hours
+from app.profile_store import ProfileStore
 
 logger = logging.getLogger(__name__)
-
-ATTEMPTS = 4
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 8.0
+T = TypeVar("T")
 
 
 class Gateway(Protocol):
@@ -40,112 +55,203 @@ class Gateway(Protocol):
 
 
 @dataclass(frozen=True)
+class DeliveryPolicy:
+    tz: ZoneInfo
+    quiet_hours: QuietHours | None
+    daily_cap: int = 5
+    attempts: int = 6
+    backoff_base: float = 30.0
+    backoff_max: float = 3600.0
+    claim_lease: float = 60.0
+
+
+@dataclass(frozen=True)
 class DeliveryOutcome:
     notification_id: str
-    status: str  # sent | failed | duplicate
+    status: str  # sending | sent | deferred | suppressed | failed | duplicate
     channel: str
+    category: str
     rule_id: str
     event_id: str
     recipient: str  # masked
-    attempts: int
+    attempt: int
+    at: str
     error: str | None = None
     retriable: bool = False
+    next_attempt_at: str | None = None
     provider_ref: str | None = None
-    at: str = ""
+    dead_letter: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class Deliverer:
     def __init__(
         self,
         state: DeliveryState,
+        preferences: Preferences,
+        profiles: ProfileStore,
         gateways: dict[str, Gateway],
+        policy: DeliveryPolicy,
         *,
-        attempts: int = ATTEMPTS,
-        backoff_base: float = BACKOFF_BASE_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
+        self.preferences = preferences
+        self.profiles = profiles
         self.gateways = gateways
-        self.attempts = attempts
-        self.backoff_base = backoff_base
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.policy = policy
+        self.clock = clock
+        self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
-    async def deliver(self, n: Notification) -> DeliveryOutcome:
-        if await self.state.status(n.id) in FINAL:
-            return self._outcome(n, "duplicate", attempts=0)
-        if not await self._claim(n):
-            return self._outcome(n, "duplicate", attempts=0)
+    async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
+        record = await self.state.record(n.id)
+        if record.get("status") in FINAL or self._scheduled_later(record):
+            return [self._outcome(n, "duplicate", record)]
+        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
+        if not await self._claim(n, token):
+            return [self._outcome(n, "duplicate", record)]
         try:
-            if await self.state.status(n.id) in FINAL:  # finished while we waited for the claim
-                return self._outcome(n, "duplicate", attempts=0)
-            return await self._send(n)
+            record = await self.state.record(n.id)
+            if record.get("status") in FINAL or self._scheduled_later(record):
+                return [self._outcome(n, "duplicate", record)]
+            return await self._handle(n, record)
         finally:
-            await self.state.release(n.id)
+            await self._persist(lambda: self.state.release(n.id))
 
-    async def _claim(self, n: Notification) -> bool:
-        """Take the claim, waiting while another worker holds it; False once it is final."""
-        while not await self.state.claim(n.id, self.owner):
+    def _scheduled_later(self, record: dict[str, str]) -> bool:
+        due = record.get("next_attempt_at")
+        return (
+            record.get("status") == "deferred" and due is not None and float(due) > self.clock() + 1
+        )
+
+    async def _claim(self, n: Notification, token: str) -> bool:
+        lease_ms = int(self.policy.claim_lease * 1000)
+        while not await self.state.claim(n.id, token, lease_ms):
             if await self.state.status(n.id) in FINAL:
                 return False
             ttl = await self.state.claim_ttl_ms(n.id)
-            await asyncio.sleep(min(max(ttl, 50), CLAIM_LEASE_MS) / 1000 / 4)
+            await asyncio.sleep(min(max(ttl, 50), lease_ms) / 1000 / 4)
         return True
 
-    async def _send(self, n: Notification) -> DeliveryOutcome:
+    async def _handle(self, n: Notification, record: dict[str, str]) -> list[DeliveryOutcome]:
+        attempt = int(record.get("attempts") or 0)
         if n.error:
-            return await self._finish(n, "failed", attempts=0, error=n.error)
+            return [await self._fail(n, attempt, n.error, retriable=False)]
         gateway = self.gateways.get(n.channel)
         if gateway is None:
-            return await self._finish(n, "failed", attempts=0, error=f"no gateway for {n.channel}")
-        error: DeliveryError | None = None
-        for attempt in range(1, self.attempts + 1):
-            await self.state.set_status(n, "sending", attempts=attempt)
-            try:
-                ref = await gateway.send(n)
-            except TemporaryDeliveryError as exc:
-                error = exc
-                await self.state.trace(
-                    n.id, "attempt", attempt=attempt, outcome="temporary", error=str(exc)
-                )
-                if attempt < self.attempts:
-                    await asyncio.sleep(self._backoff(attempt))
-                continue
-            except PermanentDeliveryError as exc:
-                await self.state.trace(
-                    n.id, "attempt", attempt=attempt, outcome="permanent", error=str(exc)
-                )
-                return await self._finish(n, "failed", attempts=attempt, error=str(exc))
-            await self.state.trace(n.id, "attempt", attempt=attempt, outcome="sent", ref=ref)
-            return await self._finish(n, "sent", attempts=attempt, provider_ref=ref)
-        return await self._finish(
-            n, "failed", attempts=self.attempts, error=str(error), retriable=True
-        )
+            return [
+                await self._fail(n, attempt, f"no gateway for channel {n.channel}", retriable=False)
+            ]
+        held = await self._policy(n, attempt)
+        if held is not None:
+            return [held]
+        attempt += 1
+        sending = self._outcome(n, "sending", attempt=attempt)
+        await self.state.set_status(n, "sending", attempts=attempt)
+        try:
+            ref = await gateway.send(n)
+        except TemporaryDeliveryError as exc:
+            await self.state.trace(
+                n.id, "attempt", attempt=attempt, outcome="temporary", error=str(exc)
+            )
+            if attempt >= self.policy.attempts:
+                return [sending, await self._fail(n, attempt, str(exc), retriable=True)]
+            return [
+                sending,
+                await self._defer(n, attempt, self.clock() + self._backoff(attempt), str(exc)),
+            ]
+        except PermanentDeliveryError as exc:
+            await self.state.trace(
+                n.id, "attempt", attempt=attempt, outcome="permanent", error=str(exc)
+            )
+            return [sending, await self._fail(n, attempt, str(exc), retriable=False)]
+        await self._persist(lambda: self._record_sent(n, attempt, ref))
+        logger.info("sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address))
+        return [sending, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
+
+    async def _policy(self, n: Notification, attempt: int) -> DeliveryOutcome | None:
+        """Suppress or defer according to opt-outs, quiet hours and the daily cap."""
+        if opted_out(await self.preferences.opt_outs(n.address), n.category, n.channel):
+            return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
+        if n.category == WARNING:
+            return None
+        now = datetime.fromtimestamp(self.clock(), self.policy.tz)
+        quiet = await self._quiet_hours(n)
+        end = quiet.end_if_quiet(now) if quiet else None
+        if end is not None:
+            return await self._defer(n, attempt, end.timestamp(), f"quiet hours until {end:%H:%M}")
+        day = local_day(now, self.policy.tz)
+        rank = await self.preferences.rank_today(f"{n.recipient}:{n.channel}", n.id, day)
+        if self.policy.daily_cap and rank > self.policy.daily_cap:
+            return await self._suppress(n, attempt, f"daily cap of {self.policy.daily_cap} reached")
+        return None
+
+    async def _quiet_hours(self, n: Notification) -> QuietHours | None:
+        profile = await self.profiles.get(n.profile_id) or {}
+        wanted = (profile.get("preferences") or {}).get("quiet_hours")
+        if wanted is None:
+            return self.policy.quiet_hours
+        try:
+            return parse_quiet_hours(str(wanted))
+        except ConfigError:
+            return self.policy.quiet_hours
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(BACKOFF_MAX_SECONDS, self.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
-    async def _finish(self, n: Notification, status: str, *, attempts: int, error: str | None = None,
-                      retriable: bool = False, provider_ref: str | None = None) -> DeliveryOutcome:  # fmt: skip
-        fields: dict[str, Any] = {"attempts": attempts}
-        if error:
-            fields["error"] = error
-        if provider_ref:
-            fields["provider_ref"] = provider_ref
-        await self.state.set_status(n, status, **fields)
-        await self.state.trace(n.id, status, error=error) if error else await self.state.trace(
-            n.id, status
-        )
-        if status == "sent":
-            logger.info("sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address))
-        else:
-            logger.warning("failed %s via %s: %s", n.id, n.channel, error)
-        return self._outcome(n, status, attempts=attempts, error=error, retriable=retriable,
-                             provider_ref=provider_ref)  # fmt: skip
+    async def _record_sent(self, n: Notification, attempt: int, ref: str) -> None:
+        await self.state.set_status(n, "sent", attempts=attempt, provider_ref=ref)
+        await self.state.trace(n.id, "attempt", attempt=attempt, outcome="sent", ref=ref)
 
-    def _outcome(self, n: Notification, status: str, **fields: Any) -> DeliveryOutcome:
-        return DeliveryOutcome(notification_id=n.id, status=status, channel=n.channel, rule_id=n.rule_id,
-                               event_id=n.event_id, recipient=mask_address(n.channel, n.address),
+    async def _defer(
+        self, n: Notification, attempt: int, due: float, reason: str
+    ) -> DeliveryOutcome:
+        await self.state.defer(n, due, reason)
+        await self.state.trace(n.id, "deferred", until=_iso(due), reason=reason)
+        return self._outcome(
+            n, "deferred", attempt=attempt, error=reason, next_attempt_at=_iso(due)
+        )
+
+    async def _suppress(self, n: Notification, attempt: int, reason: str) -> DeliveryOutcome:
+        await self.state.set_status(n, "suppressed", attempts=attempt, reason=reason)
+        await self.state.trace(n.id, "suppressed", reason=reason)
+        logger.info("suppressed %s: %s", n.id, reason)
+        return self._outcome(n, "suppressed", attempt=attempt, error=reason)
+
+    async def _fail(
+        self, n: Notification, attempt: int, error: str, *, retriable: bool
+    ) -> DeliveryOutcome:
+        await self.state.set_status(n, "failed", attempts=attempt, error=error)
+        await self.state.trace(n.id, "failed", error=error)
+        logger.warning("failed %s via %s after %d attempt(s): %s", n.id, n.channel, attempt, error)
+        return self._outcome(
+            n, "failed", attempt=attempt, error=error, retriable=retriable, dead_letter=True
+        )
+
+    async def _persist(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Write state that must not be lost, waiting out a Redis outage."""
+        pause = 0.5
+        while True:
+            try:
+                return await action()
+            except (RedisConnectionError, RedisTimeoutError, ConnectionError):
+                logger.warning(
+                    "Redis unavailable while recording a delivery; retrying in %.1f s", pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _outcome(self, n: Notification, status: str, record: dict[str, str] | None = None,
+                 **fields: Any) -> DeliveryOutcome:  # fmt: skip
+        fields.setdefault("attempt", int((record or {}).get("attempts") or 0))
+        return DeliveryOutcome(notification_id=n.id, status=status, channel=n.channel, category=n.category,
+                               rule_id=n.rule_id, event_id=n.event_id,
+                               recipient=mask_address(n.channel, n.address),
                                at=datetime.now(UTC).isoformat(timespec="milliseconds"), **fields)  # fmt: skip
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

@@ -10,7 +10,11 @@ Keys (under the configured prefix):
     stats:rules   hash of counters "rule_id:outcome"
     stats:events  hash of counters: received, rejected, planned
 
-Statuses: planned → sending → sent | failed; "sent" and "failed" are final.
+    deferred      sorted set: notification id → when it is due again (epoch seconds)
+    dq:{id}       the deferred notification itself, to publish again when due
+
+Statuses: planned → sending → sent | deferred | suppressed | failed. "sent", "suppressed" and
+"failed" are final; "deferred" goes back to sending when due.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import redis.asyncio as aioredis
 from app.masking import mask_address
 from app.notifications import Notification
 
-FINAL = ("sent", "failed")
+FINAL = ("sent", "suppressed", "failed")
 TRACE_TTL_SECONDS = 30 * 24 * 3600
 CLAIM_LEASE_MS = 60_000
 
@@ -91,6 +95,34 @@ class DeliveryState:
             if status in FINAL:
                 pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
             await pipe.execute()
+
+    async def defer(self, n: Notification, due: float, reason: str) -> None:
+        """Park ``n`` until ``due``; the release timer publishes it again then."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("n", n.id), mapping={"status": "deferred", "next_attempt_at": f"{due:.3f}",
+                                                    "reason": reason, "updated_at": _now()})  # fmt: skip
+            pipe.set(self.key("dq", n.id), n.to_json())
+            pipe.zadd(self.key("deferred", "all"), {n.id: due})
+            await pipe.execute()
+
+    async def due(self, now: float, limit: int = 500) -> list[bytes]:
+        """Deferred notifications (JSON) whose time has come, oldest first."""
+        ids = await self.redis.zrangebyscore(
+            self.key("deferred", "all"), "-inf", now, start=0, num=limit
+        )
+        if not ids:
+            return []
+        raws = await self.redis.mget([self.key("dq", _text(i) or "") for i in ids])
+        return [r.encode() if isinstance(r, str) else r for r in raws if r]
+
+    async def undefer(self, notification_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key("deferred", "all"), notification_id)
+            pipe.delete(self.key("dq", notification_id))
+            await pipe.execute()
+
+    async def deferred_count(self) -> int:
+        return int(await self.redis.zcard(self.key("deferred", "all")))
 
     async def count(self, name: str, field: str, amount: int = 1) -> None:
         await self.redis.hincrby(self.key("stats", name), field, amount)

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from app.delivery import Deliverer, Gateway
+from app.delivery import Deliverer, DeliveryPolicy, Gateway
 from app.delivery_state import DeliveryState
 from app.errors import ConfigError
 from app.gateways import sms_gateway_from_url
 from app.gateways.email import SmtpGateway
 from app.planning import Planner
+from app.policy import Preferences, parse_quiet_hours
 from app.profile_store import ProfileStore
 from app.rendering import Renderer
 from app.rules import RuleSet, load_rules
 from app.settings import Settings
+from app.unsubscribe import UnsubscribeLinks
 
 
 def make_renderer(settings: Settings) -> Renderer:
@@ -32,12 +34,25 @@ def make_redis(settings: Settings) -> aioredis.Redis:
                                    health_check_interval=15)  # fmt: skip
 
 
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        tz=settings.tz,
+        quiet_hours=parse_quiet_hours(settings.quiet_hours, "LIFECYCLE_QUIET_HOURS"),
+        daily_cap=settings.daily_cap,
+        attempts=settings.retry_attempts,
+        backoff_base=settings.retry_base_seconds,
+        backoff_max=settings.retry_max_seconds,
+        claim_lease=settings.claim_lease_seconds,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
     redis: aioredis.Redis
     profiles: ProfileStore
     state: DeliveryState
+    preferences: Preferences
     renderer: Renderer
     rules: RuleSet
     planner: Planner
@@ -54,15 +69,19 @@ class Runtime:
         redis = make_redis(settings)
         profiles = ProfileStore(redis, settings.redis_prefix)
         state = DeliveryState(redis, settings.redis_prefix)
+        preferences = Preferences(redis, settings.redis_prefix)
         deliverer = None
         if deliver:
             gateways: dict[str, Gateway] = {
-                "email": SmtpGateway(settings.smtp, mail_from=settings.mail_from),
+                "email": SmtpGateway(settings.smtp, mail_from=settings.mail_from,
+                                     unsubscribe=UnsubscribeLinks(settings.web_url, settings.secret)),
                 "sms": sms_gateway_from_url(settings.sms_url),
-            }
-            deliverer = Deliverer(state, gateways)
+            }  # fmt: skip
+            deliverer = Deliverer(state, preferences, profiles, gateways, delivery_policy(settings))
         planner = Planner(rules, profiles, renderer)
-        return cls(settings, redis, profiles, state, renderer, rules, planner, deliverer)
+        return cls(
+            settings, redis, profiles, state, preferences, renderer, rules, planner, deliverer
+        )
 
     async def close(self) -> None:
         await self.redis.aclose()

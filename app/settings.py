@@ -61,6 +61,22 @@ class Settings:
     web_port: int = 6066
     partitions: int = 8
     default_language: str = "zh-CN"
+    quiet_hours: str = "22:00-08:00"
+    daily_cap: int = 5
+    retry_attempts: int = 6
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    claim_lease_seconds: float = 60.0
+    public_url: str | None = None
+    secret: str = field(default="dev-only-secret-change-me", repr=False)
+    explicit: frozenset[str] = field(
+        default=frozenset(), compare=False, repr=False
+    )  # variables set
+
+    @property
+    def web_url(self) -> str:
+        """Where recipients reach the worker's web server (unsubscribe links)."""
+        return (self.public_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -99,6 +115,14 @@ _ENV = {
     "LIFECYCLE_TIMEZONE": ("timezone", str),
     "LIFECYCLE_WEB_PORT": ("web_port", int),
     "LIFECYCLE_PARTITIONS": ("partitions", int),
+    "LIFECYCLE_QUIET_HOURS": ("quiet_hours", str),
+    "LIFECYCLE_DAILY_CAP": ("daily_cap", int),
+    "LIFECYCLE_RETRY_ATTEMPTS": ("retry_attempts", int),
+    "LIFECYCLE_RETRY_BASE_SECONDS": ("retry_base_seconds", float),
+    "LIFECYCLE_RETRY_MAX_SECONDS": ("retry_max_seconds", float),
+    "LIFECYCLE_CLAIM_LEASE_SECONDS": ("claim_lease_seconds", float),
+    "LIFECYCLE_PUBLIC_URL": ("public_url", str),
+    "LIFECYCLE_SECRET": ("secret", str),
 }
 
 
@@ -117,6 +141,7 @@ def load_settings(
             kwargs[attr] = kind(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+    kwargs["explicit"] = frozenset(n for n in _ENV if values.get(n))
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     _check(settings)
     return settings
@@ -135,6 +160,13 @@ def _check(settings: Settings) -> None:
         )
     if settings.partitions < 1:
         raise ConfigError("LIFECYCLE_PARTITIONS must be at least 1")
+    if settings.retry_attempts < 1 or settings.daily_cap < 0:
+        raise ConfigError(
+            "LIFECYCLE_RETRY_ATTEMPTS must be at least 1 and LIFECYCLE_DAILY_CAP not negative"
+        )
+    from app.policy import parse_quiet_hours  # noqa: PLC0415 - policy imports settings' errors only
+
+    parse_quiet_hours(settings.quiet_hours, "LIFECYCLE_QUIET_HOURS")
 
 
 def read_env_file(path: Path) -> dict[str, str]:

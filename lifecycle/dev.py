@@ -94,6 +94,11 @@ def _start_services(settings: Settings, var: Path, logs: Path, stack: ExitStack)
         settings = settings.with_(sms_url=f"file://{var / 'outbox' / 'sms.jsonl'}")
     if settings.web_port == Settings().web_port and not _port_free(settings.web_port):
         settings = settings.with_(web_port=free_port())
+    if "LIFECYCLE_QUIET_HOURS" not in settings.explicit:
+        settings = settings.with_(quiet_hours="off")
+        print(
+            "quiet hours are off for the demo (set LIFECYCLE_QUIET_HOURS to see reminders deferred)"
+        )
     return settings
 
 

@@ -1,17 +1,39 @@
-"""The worker's web pages for operators (Faust's web server, LIFECYCLE_WEB_PORT).
+"""The worker's web pages (Faust's web server, LIFECYCLE_WEB_PORT).
 
-GET /stats/   counters: events received, rejected, notifications planned; per rule and
-              outcome (sent, failed)
-GET /health/  200 while Redis answers, 503 otherwise
+GET  /stats/          counters: events received, rejected, planned; per rule and outcome;
+                      notifications waiting in the deferred queue
+GET  /health/         200 while Redis answers, 503 otherwise
+GET  /unsubscribe/    ?t=TOKEN: a confirmation page (a GET never unsubscribes: mail scanners
+                      follow links)
+POST /unsubscribe/    ?t=TOKEN: records the opt-out (RFC 8058 one-click, or the page's button)
+POST /sms/inbound/    the SMS gateway's inbound hook: {"from": "+86…", "text": "TD"}; a reply
+                      of TD (退订, T, N, STOP) opts the number out of every non-warning SMS
 """
 
 from __future__ import annotations
 
+import html
+import json
+import logging
 from typing import Any
 
+from faust.web import View
 from redis.exceptions import RedisError
 
+from app.masking import mask_address
+from app.phones import normalise_mobile
+from app.unsubscribe import UnsubscribeLinks
 from lifecycle.faust_app import app, runtime
+
+logger = logging.getLogger(__name__)
+
+STOP_WORDS = {"TD", "T", "N", "STOP", "退订", "UNSUBSCRIBE"}
+CATEGORY_NAMES = {"warning": "安全预警", "reminder": "办事提醒", "notice": "通知"}
+
+
+def _links() -> UnsubscribeLinks:
+    settings = runtime().settings
+    return UnsubscribeLinks(settings.web_url, settings.secret)
 
 
 @app.page("/stats/")
@@ -21,7 +43,8 @@ async def stats(self: Any, request: Any) -> Any:
     for key, value in (await state.counters("rules")).items():
         rule, _, outcome = key.rpartition(":")
         rules.setdefault(rule, {})[outcome] = value
-    return self.json({"events": await state.counters("events"), "rules": rules})
+    return self.json({"events": await state.counters("events"), "rules": rules,
+                      "deferred": await state.deferred_count()})  # fmt: skip
 
 
 @app.page("/health/")
@@ -31,3 +54,56 @@ async def health(self: Any, request: Any) -> Any:
     except (RedisError, OSError) as exc:
         return self.json({"redis": f"unavailable: {type(exc).__name__}"}, status=503)
     return self.json({"redis": "ok"})
+
+
+@app.page("/unsubscribe/")
+class Unsubscribe(View):
+    async def get(self, request: Any) -> Any:
+        target = _links().verify(request.query.get("t", ""))
+        if target is None:
+            return self.html(_page("链接无效", "这个退订链接无效或已损坏。"), status=400)
+        address, category, channel = target
+        token = html.escape(request.query["t"], quote=True)
+        body = (f"<p>不再向 {html.escape(mask_address(channel, address))} 发送"
+                f"“{CATEGORY_NAMES.get(category, category)}”类{'邮件' if channel == 'email' else '短信'}？</p>"
+                f'<form method="post" action="?t={token}"><button type="submit">确认退订</button></form>')  # fmt: skip
+        return self.html(_page("退订确认", body))
+
+    async def post(self, request: Any) -> Any:
+        target = _links().verify(request.query.get("t", ""))
+        if target is None:
+            return self.html(_page("链接无效", "这个退订链接无效或已损坏。"), status=400)
+        address, category, channel = target
+        await runtime().preferences.opt_out(address, category, channel)
+        await runtime().state.count("optouts", f"{category}:{channel}")
+        logger.info("opt-out of %s by %s for %s", category, channel, mask_address(channel, address))
+        return self.html(
+            _page("已退订", f"已退订“{CATEGORY_NAMES.get(category, category)}”类消息。")
+        )
+
+
+@app.page("/sms/inbound/")
+class SmsInbound(View):
+    async def post(self, request: Any) -> Any:
+        try:
+            body = (
+                await request.json()
+                if request.content_type == "application/json"
+                else dict(await request.post())
+            )
+            sender, text = normalise_mobile(str(body["from"])), str(body.get("text", ""))
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            return self.json(
+                {"error": f"expected {{'from': number, 'text': reply}}: {exc}"}, status=400
+            )
+        if text.strip().upper() not in STOP_WORDS:
+            return self.json({"action": "none"})
+        await runtime().preferences.opt_out(sender, "*", "sms")
+        await runtime().state.count("optouts", "*:sms")
+        logger.info("SMS opt-out (TD) from %s", mask_address("sms", sender))
+        return self.json({"action": "opted_out", "scope": "all non-warning SMS"})
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{title}</title>'
+            f'<body style="font-family:sans-serif;max-width:32em;margin:3em auto"><h1>{title}</h1>{body}</body></html>')  # fmt: skip

@@ -105,5 +105,5 @@ def smtp_server():
 
 @pytest.fixture
 def settings(redis_url: str, prefix: str, tmp_path: Path) -> Settings:
-    return Settings(redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}",
+    return Settings(redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}", quiet_hours="off",
                     smtp_url="smtp://127.0.0.1:1")  # fmt: skip

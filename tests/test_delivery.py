@@ -1,95 +1,235 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest_asyncio
 
-from app.delivery import Deliverer
+from app.delivery import Deliverer, DeliveryPolicy
 from app.delivery_state import DeliveryState
 from app.gateways.email import SmtpGateway
 from app.gateways.outbox import OutboxSmsGateway
 from app.notifications import Notification, notification_id
+from app.policy import Preferences, parse_quiet_hours
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
 from app.settings import SmtpConfig
 from lifecycle.stack import free_port
-from tests.helpers import outbox_lines
+from tests.helpers import outbox_lines, person
 from tests.test_email import FROM
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+AFTERNOON = datetime(2026, 7, 1, 15, 0, tzinfo=SHANGHAI).timestamp()
+LATE_EVENING = datetime(2026, 7, 1, 23, 30, tzinfo=SHANGHAI).timestamp()
 
-def notification(
-    channel: str, address: str, *, event_id: str = "E1", error: str | None = None
-) -> Notification:
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def notification(channel: str, address: str, *, event_id: str = "E1", category: str = "reminder",
+                 error: str | None = None, profile_id: str = "P-1") -> Notification:  # fmt: skip
     content = ({"text": "【测试】您好", "segments": 1, "encoding": "UCS2", "units": 6} if channel == "sms"
                else {"subject": "主题", "text": "正文", "html": "<p>正文</p>"})  # fmt: skip
     nid = notification_id(
         rule_id="r", rule_version=1, event_id=event_id, recipient=address, channel=channel
     )
-    return Notification(id=nid, rule_id="r", rule_version=1, category="reminder", event_id=event_id,
-                        event_type="graduate.reception.approved", channel=channel, profile_id="P-1",
-                        recipient=address, recipient_name="李明", role=None, address=address,
+    return Notification(id=nid, rule_id="r", rule_version=1, category=category, event_id=event_id,
+                        event_type="graduate.reception.approved", channel=channel, profile_id=profile_id,
+                        recipient=profile_id, recipient_name="李明", role=None, address=address,
                         language="zh-CN", planned_at="2026-07-01T00:00:00+00:00", content=content,
                         error=error)  # fmt: skip
 
 
 @pytest_asyncio.fixture
 async def make_deliverer(redis_client, prefix, tmp_path):
-    def make(smtp: SmtpConfig) -> Deliverer:
+    def make(smtp: SmtpConfig, *, now: float = AFTERNOON, **policy) -> Deliverer:
         gateways = {
             "email": SmtpGateway(smtp, mail_from=FROM),
             "sms": OutboxSmsGateway(tmp_path / "sms.jsonl"),
         }
-        return Deliverer(DeliveryState(redis_client, prefix), gateways, backoff_base=0.01)
+        settings = {"tz": SHANGHAI, "quiet_hours": parse_quiet_hours("22:00-08:00"), "backoff_base": 10.0,
+                    "backoff_max": 60.0, "attempts": 4} | policy  # fmt: skip
+        return Deliverer(DeliveryState(redis_client, prefix), Preferences(redis_client, prefix),
+                         ProfileStore(redis_client, prefix), gateways, DeliveryPolicy(**settings),
+                         clock=Clock(now))  # fmt: skip
 
     return make
+
+
+def statuses(outcomes):
+    return [o.status for o in outcomes]
 
 
 async def test_the_same_notification_twice_is_sent_once(make_deliverer, smtp_server, tmp_path):
     config, server = smtp_server()
     deliverer = make_deliverer(config)
     mail, sms = notification("email", "a@example.cn"), notification("sms", "+8613800138000")
-    assert [(await deliverer.deliver(n)).status for n in (mail, sms, mail, sms)] == [
-        "sent",
-        "sent",
-        "duplicate",
-        "duplicate",
-    ]
+    assert statuses(await deliverer.deliver(mail)) == ["sending", "sent"]
+    assert statuses(await deliverer.deliver(sms)) == ["sending", "sent"]
+    assert statuses(await deliverer.deliver(mail)) == ["duplicate"]
+    assert statuses(await deliverer.deliver(sms)) == ["duplicate"]
     assert len(server.accepted) == 1
     assert [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")] == [sms.id]
     assert (await deliverer.state.record(mail.id))["status"] == "sent"
 
 
-async def test_temporary_smtp_failures_are_retried_until_accepted(make_deliverer, smtp_server):
+async def test_temporary_smtp_failures_are_deferred_durably_then_delivered_once(
+    make_deliverer, smtp_server
+):
     config, server = smtp_server("451 4.3.0 busy", "451 4.3.0 busy")
     deliverer = make_deliverer(config)
-    outcome = await deliverer.deliver(notification("email", "a@example.cn"))
-    assert (outcome.status, outcome.attempts) == ("sent", 3)
+    mail = notification("email", "a@example.cn")
+    first = await deliverer.deliver(mail)
+    assert statuses(first) == ["sending", "deferred"]
+    assert "451" in first[-1].error and first[-1].next_attempt_at
+    assert [
+        n.id for n in map(Notification.from_json, await deliverer.state.due(AFTERNOON + 3600))
+    ] == [mail.id]
+    assert statuses(await deliverer.deliver(mail)) == [
+        "duplicate"
+    ]  # not due yet: the timer owns it
+    deliverer.clock.now += 120
+    assert statuses(await deliverer.deliver(mail)) == ["sending", "deferred"]
+    deliverer.clock.now += 120
+    last = await deliverer.deliver(mail)
+    assert statuses(last) == ["sending", "sent"] and last[-1].attempt == 3
     assert len(server.accepted) == 1
-    steps = [
-        s["outcome"]
-        for s in await deliverer.state.steps(outcome.notification_id)
-        if s["step"] == "attempt"
-    ]
+    steps = [s["outcome"] for s in await deliverer.state.steps(mail.id) if s["step"] == "attempt"]
     assert steps == ["temporary", "temporary", "sent"]
 
 
-async def test_a_permanent_failure_is_not_retried_and_others_still_go(make_deliverer, smtp_server):
+async def test_a_permanent_failure_is_dead_lettered_at_once_and_others_still_go(
+    make_deliverer, smtp_server
+):
     config, server = smtp_server("550 5.1.1 no such user")
     deliverer = make_deliverer(config)
-    failed = await deliverer.deliver(notification("email", "gone@example.cn"))
-    assert (failed.status, failed.attempts, failed.retriable) == ("failed", 1, False)
+    failed = (await deliverer.deliver(notification("email", "gone@example.cn")))[-1]
+    assert (failed.status, failed.attempt, failed.retriable, failed.dead_letter) == (
+        "failed",
+        1,
+        False,
+        True,
+    )
     assert "550" in failed.error
-    assert (await deliverer.deliver(notification("email", "b@example.cn"))).status == "sent"
+    assert statuses(await deliverer.deliver(notification("email", "b@example.cn"))) == [
+        "sending",
+        "sent",
+    ]
     assert len(server.accepted) == 1
     assert await deliverer.state.counters("rules") == {"r:failed": 1, "r:sent": 1}
+
+
+async def test_after_the_last_attempt_a_temporary_failure_is_dead_lettered(make_deliverer):
+    deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()), attempts=2)  # nothing listens
+    mail = notification("email", "a@example.cn")
+    assert statuses(await deliverer.deliver(mail)) == ["sending", "deferred"]
+    deliverer.clock.now += 3600
+    last = (await deliverer.deliver(mail))[-1]
+    assert (last.status, last.attempt, last.retriable, last.dead_letter) == (
+        "failed",
+        2,
+        True,
+        True,
+    )
 
 
 async def test_a_notification_that_could_not_be_rendered_fails_without_sending(
     make_deliverer, smtp_server, tmp_path
 ):
     config, _ = smtp_server()
-    outcome = await make_deliverer(config).deliver(
-        notification("sms", "+8613800138000", error="sms.txt: 'x' is undefined")
+    outcome = (
+        await make_deliverer(config).deliver(
+            notification("sms", "+8613800138000", error="sms.txt: 'x' is undefined")
+        )
+    )[-1]
+    assert (outcome.status, outcome.error, outcome.dead_letter) == (
+        "failed",
+        "sms.txt: 'x' is undefined",
+        True,
     )
-    assert (outcome.status, outcome.error) == ("failed", "sms.txt: 'x' is undefined")
     assert outbox_lines(tmp_path / "sms.jsonl") == []
 
 
-async def test_temporary_failures_that_never_clear_end_as_retriable_failures(make_deliverer):
-    deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()))  # nothing listens
-    outcome = await deliverer.deliver(notification("email", "a@example.cn"))
-    assert (outcome.status, outcome.attempts, outcome.retriable) == ("failed", 4, True)
+async def test_a_reminder_at_2330_is_deferred_to_0800_and_a_warning_goes_at_once(
+    make_deliverer, smtp_server, tmp_path
+):
+    config, _ = smtp_server()
+    deliverer = make_deliverer(config, now=LATE_EVENING)
+    reminder = (await deliverer.deliver(notification("sms", "+8613800138000")))[-1]
+    assert reminder.status == "deferred"
+    assert reminder.next_attempt_at == "2026-07-02T00:00:00+00:00"  # 08:00 in Shanghai
+    assert reminder.attempt == 0  # waiting out quiet hours is not an attempt
+    warning = await deliverer.deliver(
+        notification("sms", "+8613800138000", event_id="W1", category="warning")
+    )
+    assert statuses(warning) == ["sending", "sent"]
+    assert [line["category"] for line in outbox_lines(tmp_path / "sms.jsonl")] == ["warning"]
+    deliverer.clock.now = datetime(2026, 7, 2, 8, 0, 1, tzinfo=SHANGHAI).timestamp()
+    assert statuses(await deliverer.deliver(notification("sms", "+8613800138000"))) == [
+        "sending",
+        "sent",
+    ]
+
+
+async def test_a_profile_can_turn_quiet_hours_off(
+    make_deliverer, smtp_server, redis_client, prefix
+):
+    await ProfileStore(redis_client, prefix).upsert(
+        parse_profile(person("P-1") | {"preferences": {"quiet_hours": "off"}})
+    )
+    config, _ = smtp_server()
+    assert statuses(
+        await make_deliverer(config, now=LATE_EVENING).deliver(
+            notification("sms", "+8613800138000")
+        )
+    ) == ["sending", "sent"]
+
+
+async def test_the_daily_cap_suppresses_reminders_but_not_warnings(make_deliverer, smtp_server):
+    config, _ = smtp_server()
+    deliverer = make_deliverer(config, daily_cap=2)
+    results = [
+        (await deliverer.deliver(notification("sms", "+8613800138000", event_id=f"E{i}")))[-1]
+        for i in range(3)
+    ]
+    assert [r.status for r in results] == ["sent", "sent", "suppressed"]
+    assert results[-1].error == "daily cap of 2 reached"
+    warning = await deliverer.deliver(
+        notification("sms", "+8613800138000", event_id="W", category="warning")
+    )
+    assert statuses(warning) == ["sending", "sent"]
+    assert (await deliverer.state.record(results[-1].notification_id))["status"] == "suppressed"
+
+
+async def test_a_retried_reminder_keeps_its_place_under_the_cap(make_deliverer, smtp_server):
+    config, _ = smtp_server("451 busy")
+    deliverer = make_deliverer(config, daily_cap=1)
+    first = notification("email", "a@example.cn", event_id="E1")
+    assert statuses(await deliverer.deliver(first)) == ["sending", "deferred"]
+    assert (
+        statuses(await deliverer.deliver(notification("email", "a@example.cn", event_id="E2")))[-1]
+        == "suppressed"
+    )
+    deliverer.clock.now += 3600
+    assert statuses(await deliverer.deliver(first)) == ["sending", "sent"]
+
+
+async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
+    make_deliverer, smtp_server, redis_client, prefix
+):
+    config, _ = smtp_server()
+    deliverer = make_deliverer(config)
+    await Preferences(redis_client, prefix).opt_out(
+        "+8613800138000", "*", "sms"
+    )  # an SMS reply of TD
+    assert statuses(await deliverer.deliver(notification("sms", "+8613800138000"))) == [
+        "suppressed"
+    ]
+    warning = notification("sms", "+8613800138000", event_id="W1", category="warning")
+    assert statuses(await deliverer.deliver(warning)) == ["sending", "sent"]
+    await Preferences(redis_client, prefix).opt_out("+8613800138000", "warning", "sms")
+    warning2 = notification("sms", "+8613800138000", event_id="W2", category="warning")
+    assert statuses(await deliverer.deliver(warning2)) == ["suppressed"]

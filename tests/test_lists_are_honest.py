@@ -40,6 +40,7 @@ def test_every_agent_module_is_registered():
         if p.stem not in ("__init__", "common")
     }
     registered = {agent.fun.__module__.rsplit(".", 1)[1] for agent in agents.ALL}
+    registered |= {timer.__module__.rsplit(".", 1)[1] for timer in agents.TIMERS}
     assert registered == modules
     for path in (PROJECT_ROOT / "agents").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))

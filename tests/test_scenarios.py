@@ -56,7 +56,7 @@ def stack(broker, redis_url, tmp_path_factory):
     prefix = f"test-e2e-{uuid.uuid4().hex[:8]}:"
     sink = SmtpSink.start()
     outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
-    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
+    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url, quiet_hours="off",
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=4)  # fmt: skip
 
     async def load() -> None:

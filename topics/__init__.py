@@ -9,7 +9,8 @@ Faust's deserializer.
 | profiles         | profile id                | a profile (JSON), or null to delete it |
 | profiles-dlq     | as received               | the bytes as received; reason in headers |
 | notifications    | recipient                 | a planned notification (JSON)          |
-| deliveries       | notification id           | a delivery outcome (JSON)              |
+| notifications-dlq| notification id           | a failed notification with its history |
+| deliveries       | notification id           | each status change (JSON)              |
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ life_events_dlq = _topic("life-events-dlq")
 profiles = _topic("profiles")
 profiles_dlq = _topic("profiles-dlq")
 notifications = _topic("notifications")
+notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
 
-ALL = (life_events, life_events_dlq, profiles, profiles_dlq, notifications, deliveries)
+ALL = (
+    life_events,
+    life_events_dlq,
+    profiles,
+    profiles_dlq,
+    notifications,
+    notifications_dlq,
+    deliveries,
+)

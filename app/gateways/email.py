@@ -16,11 +16,14 @@ import aiosmtplib
 from app.errors import PermanentDeliveryError, TemporaryDeliveryError
 from app.notifications import Notification
 from app.settings import SmtpConfig
+from app.unsubscribe import UnsubscribeLinks
 
 TIMEOUT_SECONDS = 30
 
 
-def build_message(notification: Notification, *, mail_from: str) -> EmailMessage:
+def build_message(
+    notification: Notification, *, mail_from: str, unsubscribe: UnsubscribeLinks | None = None
+) -> EmailMessage:
     content = notification.content
     msg = EmailMessage(policy=email.policy.SMTP)
     sender_name, sender_address = email.utils.parseaddr(mail_from)
@@ -35,6 +38,10 @@ def build_message(notification: Notification, *, mail_from: str) -> EmailMessage
     msg["X-Lifecycle-Rule"] = notification.rule_id
     msg["X-Lifecycle-Event"] = notification.event_id
     msg["Content-Language"] = notification.language
+    if unsubscribe is not None:  # RFC 2369 and RFC 8058 one-click
+        link = unsubscribe.url(notification.address, notification.category, "email")
+        msg["List-Unsubscribe"] = f"<{link}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # base64 always: 7-bit clean on the wire, whatever a relay's 8BITMIME support
     msg.set_content(content["text"] + "\n", cte="base64")
     msg.add_alternative(content["html"] + "\n", subtype="html", cte="base64")
@@ -42,14 +49,19 @@ def build_message(notification: Notification, *, mail_from: str) -> EmailMessage
 
 
 class SmtpGateway:
-    def __init__(self, config: SmtpConfig, *, mail_from: str) -> None:
+    def __init__(
+        self, config: SmtpConfig, *, mail_from: str, unsubscribe: UnsubscribeLinks | None = None
+    ) -> None:
         self.config = config
         self.mail_from = mail_from
+        self.unsubscribe = unsubscribe
 
     async def send(self, notification: Notification) -> str:
         if notification.channel != "email" or "subject" not in notification.content:
             raise PermanentDeliveryError("not an e-mail notification")
-        message = build_message(notification, mail_from=self.mail_from)
+        message = build_message(
+            notification, mail_from=self.mail_from, unsubscribe=self.unsubscribe
+        )
         try:
             await aiosmtplib.send(
                 message,

@@ -1,0 +1,42 @@
+"""A timer, every second: deferred notifications whose time has come go back on `notifications`.
+
+Publish first, then forget: a worker that dies in between only publishes a notification twice,
+and delivery recognises the second copy. Several workers may run the timer at once for the same
+reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from agents.common import UNAVAILABLE
+from app.notifications import Notification
+from lifecycle.faust_app import app, runtime
+from topics import notifications
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 1.0
+
+
+@app.timer(interval=INTERVAL_SECONDS)
+async def release_deferred() -> None:
+    try:
+        await release_due(time.time())
+    except UNAVAILABLE as exc:  # the next tick tries again
+        logger.warning("cannot release deferred notifications: %s", type(exc).__name__)
+
+
+async def release_due(now: float) -> int:
+    state = runtime().state
+    released = 0
+    for raw in await state.due(now):
+        notification = Notification.from_json(raw)
+        sent = await notifications.send(key=notification.recipient.encode(), value=raw)
+        await sent  # acknowledged by the broker before it is forgotten here
+        await state.undefer(notification.id)
+        released += 1
+    if released:
+        logger.info("released %d deferred notification(s)", released)
+    return released

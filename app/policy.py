@@ -1,0 +1,111 @@
+"""What may be sent when: quiet hours, daily caps and opt-outs.
+
+Policy, in one place:
+
+- **Warnings** (category ``warning``) ignore quiet hours and caps. They are suppressed only when
+  the recipient opted out of warnings explicitly (``warning:sms``, ``warning:email`` or
+  ``warning:*``). A general opt-out (an SMS reply ``TD``, an unsubscribe link in a reminder) does
+  not silence safety warnings.
+- **Other categories** are deferred to the end of the recipient's quiet hours (default
+  ``LIFECYCLE_QUIET_HOURS`` 22:00–08:00 local time; a profile's ``preferences.quiet_hours`` such
+  as ``"23:00-07:00"`` or ``"off"`` overrides it), capped per recipient, channel and local day
+  (``LIFECYCLE_DAILY_CAP``; what exceeds it is suppressed and recorded), and suppressed by any
+  matching opt-out.
+
+Opt-outs are kept per address (a mobile number or an e-mail address), apart from the profile, so
+a profile re-imported from its source never undoes one. Each entry is ``category:channel``, with
+``*`` for any.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+
+from app.errors import ConfigError
+
+WARNING = "warning"
+_QUIET = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: time
+    end: time
+
+    def end_if_quiet(self, moment: datetime) -> datetime | None:
+        """When the quiet period containing ``moment`` (aware, local) ends; None if not quiet."""
+        now = moment.timetz().replace(tzinfo=None)
+        crosses_midnight = self.start > self.end
+        quiet = (
+            (now >= self.start or now < self.end)
+            if crosses_midnight
+            else self.start <= now < self.end
+        )
+        if not quiet:
+            return None
+        end = datetime.combine(moment.date(), self.end, tzinfo=moment.tzinfo)
+        return end if end > moment else end + timedelta(days=1)
+
+
+def parse_quiet_hours(text: str | None, where: str = "quiet_hours") -> QuietHours | None:
+    """``"22:00-08:00"`` → QuietHours; ``"off"``, ``""`` or None → no quiet hours."""
+    if text is None or text.strip().lower() in ("", "off", "none"):
+        return None
+    match = _QUIET.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"{where}: {text!r} is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        raise ConfigError(f"{where}: {text!r} is not a period of the day")
+    return QuietHours(time(h1, m1), time(h2, m2))
+
+
+def opted_out(entries: set[str], category: str, channel: str) -> bool:
+    """Whether opt-out ``entries`` cover this category and channel, warnings only explicitly."""
+    if category == WARNING:
+        return bool({f"{WARNING}:{channel}", f"{WARNING}:*"} & entries)
+    return bool({f"{category}:{channel}", f"{category}:*", f"*:{channel}", "*:*"} & entries)
+
+
+class Preferences:
+    """Opt-outs and daily counts in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def opt_outs(self, address: str) -> set[str]:
+        members = await self.redis.smembers(f"{self.prefix}optout:{address}")
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+    async def opt_out(self, address: str, category: str, channel: str) -> None:
+        await self.redis.sadd(f"{self.prefix}optout:{address}", f"{category}:{channel}")
+
+    async def opt_in(self, address: str, category: str, channel: str) -> None:
+        await self.redis.srem(f"{self.prefix}optout:{address}", f"{category}:{channel}")
+
+    async def rank_today(self, recipient: str, notification_id: str, day: str) -> int:
+        """The notification's 1-based place among the recipient's notifications of the day.
+
+        Scored by order of first sight (atomic in Redis): the same notification handled again (a
+        retry, a redelivery) keeps its place, so a retry is never capped by later arrivals."""
+        key = f"{self.prefix}cap:{recipient}:{day}"
+        return int(await self.redis.eval(_RANK_SCRIPT, 1, key, notification_id))
+
+
+_RANK_SCRIPT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('ZCARD', KEYS[1]), ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], 172800)
+return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
+"""
+
+
+def local_day(moment: datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y%m%d")
