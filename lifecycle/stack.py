@@ -154,6 +154,7 @@ class SmtpSink:
     port: int
     mail_dir: Path | None = None
     messages: list[EmailMessage] = field(default_factory=list)
+    replies: dict[str, list[str]] = field(default_factory=dict)  # address → replies to give first
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: object = None
 
@@ -185,6 +186,12 @@ class SmtpSink:
             name = str(message.get("X-Lifecycle-Notification") or f"{time.time_ns()}")
             (self.mail_dir / f"{name}.eml").write_bytes(raw)
 
+    def next_reply(self, recipients: list[str]) -> str | None:
+        """A scripted reply (e.g. "451 4.3.0 try later") for the first recipient, if one is left."""
+        with self._lock:
+            queue = self.replies.get(recipients[0]) if recipients else None
+            return queue.pop(0) if queue else None
+
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()  # type: ignore[attr-defined]
@@ -195,7 +202,11 @@ class _SinkHandler:
         self.sink = sink
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-        self.sink.keep(envelope.content, list(envelope.rcpt_tos))  # type: ignore[attr-defined]
+        recipients = list(envelope.rcpt_tos)  # type: ignore[attr-defined]
+        scripted = self.sink.next_reply(recipients)
+        if scripted is not None:
+            return scripted
+        self.sink.keep(envelope.content, recipients)  # type: ignore[attr-defined]
         return "250 Message accepted for delivery"
 
 

@@ -48,6 +48,13 @@ PROFILES = [
     enterprise("E-LUOHU", district="440303", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000005")]),
     enterprise("E-NOPERMIT", contacts=[contact("safety_officer", "13900000006")]),
     person("P-RESIDENT", mobile="13900000007"),
+    # delivery trouble and opt-outs
+    person("P-FLAKY", mobile="13900000011", email="flaky@example.cn"),
+    person("P-UNSUB", mobile="13900000012", email="unsub@example.cn", name="王芳"),
+    enterprise("E-MIXED", contacts=[contact("legal_representative", "13900000013", "gone@example.cn"),
+                                    contact("finance", "13900000014", "fine@example.cn")]),
+    enterprise("E-TD", district="440306", permits=("outdoor_advertising",),
+               contacts=[contact("safety_officer", "13900000015")]),
 ]  # fmt: skip
 
 
@@ -57,6 +64,7 @@ def stack(broker, redis_url, tmp_path_factory):
     sink = SmtpSink.start()
     outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
     settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url, quiet_hours="off",
+                        retry_base_seconds=0.3, retry_max_seconds=1.0, retry_attempts=4, claim_lease_seconds=5,
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=4)  # fmt: skip
 
     async def load() -> None:
@@ -232,3 +240,108 @@ def test_events_publish_reports_invalid_lines_and_publishes_the_rest(
     assert "published 1 event(s) to life-events" in out
     assert f"{path}: line 2: invalid JSON" in err
     assert f"{path}: line 3: unknown event type 'nope'" in err
+
+
+async def test_smtp_451_a_few_times_then_accepted_is_delivered_once_after_retries(stack, state):
+    stack["sink"].replies["flaky@example.cn"] = ["451 4.3.0 try again later"] * 2
+    publish(stack["settings"].kafka_servers, [validate_event(graduate_event("E-FLAKY", "P-FLAKY"))])
+    records = {r["channel"]: r for r in await delivered(state, "E-FLAKY", 2)}
+    assert (records["email"]["status"], records["email"]["attempts"]) == ("sent", "3")
+    assert len([m for m in mail_for(stack, "E-FLAKY")]) == 1
+    assert stack["sink"].replies["flaky@example.cn"] == []
+    outcomes = [
+        json.loads(r.value)["status"]
+        for r in await read_topic(stack["settings"].kafka_servers[0], "deliveries")
+        if json.loads(r.value)["event_id"] == "E-FLAKY"
+        and json.loads(r.value)["channel"] == "email"
+    ]
+    assert outcomes == ["sending", "deferred", "sending", "deferred", "sending", "sent"]
+
+
+async def test_smtp_550_fails_at_once_into_the_dlq_and_other_recipients_are_unaffected(
+    stack, state
+):
+    stack["sink"].replies["gone@example.cn"] = ["550 5.1.1 mailbox unavailable"]
+    publish(stack["settings"].kafka_servers, [validate_event(business_event("E-550", "E-MIXED"))])
+    records = await delivered(state, "E-550", 4)
+    by_address = {r["recipient"]: r for r in records}
+    assert (by_address["g***@example.cn"]["status"], by_address["g***@example.cn"]["attempts"]) == (
+        "failed",
+        "1",
+    )
+    assert {r["status"] for a, r in by_address.items() if a != "g***@example.cn"} == {"sent"}
+    assert [m["To"].addresses[0].addr_spec for m in mail_for(stack, "E-550")] == ["fine@example.cn"]
+
+    async def dead():
+        records = [
+            json.loads(r.value)
+            for r in await read_topic(stack["settings"].kafka_servers[0], "notifications-dlq")
+        ]
+        return [r for r in records if r["notification"]["event_id"] == "E-550"]
+
+    [letter] = await eventually(dead, timeout=30)
+    assert letter["reason"].startswith("SMTP 550") and letter["retriable"] is False
+    assert letter["notification"]["address"] == "gone@example.cn"
+    assert [step["step"] for step in letter["history"]] == ["attempt", "failed"]
+
+
+async def test_the_unsubscribe_link_suppresses_the_next_reminder_of_that_category(stack, state):
+    publish(
+        stack["settings"].kafka_servers, [validate_event(graduate_event("E-UNSUB-1", "P-UNSUB"))]
+    )
+    await delivered(state, "E-UNSUB-1", 2)
+    [message] = mail_for(stack, "E-UNSUB-1")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = message["List-Unsubscribe"].strip("<>")
+    assert link.startswith(stack["settings"].web_url + "/unsubscribe/?t=")
+
+    page = await asyncio.to_thread(http, link)  # a GET only shows the confirmation page
+    assert page[0] == 200 and "确认退订" in page[1]
+    done = await asyncio.to_thread(http, link, b"List-Unsubscribe=One-Click")
+    assert done[0] == 200 and "已退订" in done[1]
+    assert (await asyncio.to_thread(http, link[:-4] + "AAAA", b""))[0] == 400  # a forged token
+
+    publish(
+        stack["settings"].kafka_servers, [validate_event(graduate_event("E-UNSUB-2", "P-UNSUB"))]
+    )
+    records = {r["channel"]: r for r in await delivered(state, "E-UNSUB-2", 2)}
+    assert records["email"]["status"] == "suppressed"
+    assert records["sms"]["status"] == "sent"  # the opt-out was for e-mail reminders only
+    assert mail_for(stack, "E-UNSUB-2") == []
+
+
+async def test_an_sms_reply_of_td_stops_reminders_but_not_safety_warnings(stack, state):
+    status, body = await asyncio.to_thread(
+        http,
+        stack["settings"].web_url + "/sms/inbound/",
+        json.dumps({"from": "13900000015", "text": "TD"}).encode(),
+        "application/json",
+    )
+    assert status == 200 and json.loads(body)["action"] == "opted_out"
+    publish(
+        stack["settings"].kafka_servers,
+        [
+            validate_event(business_event("E-TD-BIZ", "E-TD")),
+            validate_event(weather_event("E-TD-WX", ["440306"])),
+        ],
+    )
+    [reminder] = await delivered(state, "E-TD-BIZ", 1)
+    [warning] = await delivered(state, "E-TD-WX", 1)
+    assert (reminder["status"], warning["status"]) == ("suppressed", "sent")
+    assert [to for to, _ in sms_for(stack, "E-TD-WX")] == ["+8613900000015"]
+
+
+def http(
+    url: str, data: bytes | None = None, content_type: str = "application/x-www-form-urlencoded"
+) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": content_type} if data is not None else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
