@@ -233,3 +233,23 @@ async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
     await Preferences(redis_client, prefix).opt_out("+8613800138000", "warning", "sms")
     warning2 = notification("sms", "+8613800138000", event_id="W2", category="warning")
     assert statuses(await deliverer.deliver(warning2)) == ["suppressed"]
+
+
+async def test_the_outbox_never_writes_a_notification_twice_even_across_processes(tmp_path):
+    path = tmp_path / "sms.jsonl"
+    sms = notification("sms", "+8613800138000")
+    await OutboxSmsGateway(path).send(sms)
+    await OutboxSmsGateway(path).send(sms)  # a second process, e.g. after a crash, sends it again
+    other = OutboxSmsGateway(path)
+    await other.send(notification("sms", "+8613800138001", event_id="E2"))
+    await other.send(sms)
+    assert [line["to"] for line in outbox_lines(path)] == ["+8613800138000", "+8613800138001"]
+
+
+async def test_smtp_connections_are_reused_between_messages(smtp_server):
+    config, server = smtp_server()
+    gateway = SmtpGateway(config, mail_from=FROM)
+    for i in range(3):
+        await gateway.send(notification("email", f"u{i}@example.cn", event_id=f"E{i}"))
+    assert len(server.accepted) == 3 and len(gateway._idle) == 1  # one connection served all three
+    await gateway.close()

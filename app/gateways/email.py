@@ -7,8 +7,10 @@ class: 4xx temporary, 5xx permanent; a refused or dropped connection or a timeou
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import email.utils
+import time
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -19,6 +21,7 @@ from app.settings import SmtpConfig
 from app.unsubscribe import UnsubscribeLinks
 
 TIMEOUT_SECONDS = 30
+IDLE_CHECK_SECONDS = 10
 
 
 def build_message(
@@ -49,12 +52,27 @@ def build_message(
 
 
 class SmtpGateway:
+    """Sends over a small pool of persistent SMTP connections.
+
+    A connection is reused for the next message, so the reply that accepts a message is the last
+    thing read before the caller records it as sent: no QUIT round trip in between. A connection
+    idle for a while is checked with NOOP before reuse; one that failed is dropped.
+    """
+
     def __init__(
-        self, config: SmtpConfig, *, mail_from: str, unsubscribe: UnsubscribeLinks | None = None
+        self,
+        config: SmtpConfig,
+        *,
+        mail_from: str,
+        unsubscribe: UnsubscribeLinks | None = None,
+        pool_size: int = 8,
     ) -> None:
         self.config = config
         self.mail_from = mail_from
         self.unsubscribe = unsubscribe
+        self.pool_size = pool_size
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._slots: asyncio.Semaphore | None = None
 
     async def send(self, notification: Notification) -> str:
         if notification.channel != "email" or "subject" not in notification.content:
@@ -62,28 +80,57 @@ class SmtpGateway:
         message = build_message(
             notification, mail_from=self.mail_from, unsubscribe=self.unsubscribe
         )
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.config.host,
-                port=self.config.port,
-                username=self.config.username,
-                password=self.config.password,
-                use_tls=self.config.use_tls,
-                start_tls=self.config.start_tls,
-                timeout=TIMEOUT_SECONDS,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            raise _by_code(min(codes), "recipient refused") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            raise _by_code(exc.code, exc.message) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TemporaryDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        async with self._slots:
+            client = await self._client()
+            try:
+                await client.send_message(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._discard(client)
+                raise _by_code(min(r.code for r in exc.recipients), "recipient refused") from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._discard(client)
+                raise _by_code(exc.code, exc.message) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await self._discard(client)
+                raise TemporaryDeliveryError(
+                    f"SMTP connection failed: {type(exc).__name__}"
+                ) from exc
+            self._idle.append((client, time.monotonic()))
         return str(message["Message-ID"])
 
+    async def _client(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client, since = self._idle.pop()
+            if not client.is_connected:
+                continue
+            if time.monotonic() - since < IDLE_CHECK_SECONDS:
+                return client
+            try:
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                await self._discard(client)
+        client = aiosmtplib.SMTP(hostname=self.config.host, port=self.config.port, use_tls=self.config.use_tls,
+                                 start_tls=self.config.start_tls, username=self.config.username,
+                                 password=self.config.password, timeout=TIMEOUT_SECONDS)  # fmt: skip
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        return client
+
+    async def _discard(self, client: aiosmtplib.SMTP) -> None:
+        client.close()
+
     async def close(self) -> None:
-        return None
+        while self._idle:
+            client, _ = self._idle.pop()
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
 
 
 def _by_code(code: int, text: str) -> TemporaryDeliveryError | PermanentDeliveryError:

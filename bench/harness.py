@@ -1,0 +1,124 @@
+"""A worker-process harness shared by the crash-recovery test and benchmark: start and kill
+`lifecycle worker` processes, generate a burst, count what reached the SMTP server and the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.events import Event, validate_event
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.runtime import Runtime
+from app.settings import PROJECT_ROOT, Settings, to_environ
+from lifecycle.stack import SmtpSink, spawn, stop_process
+
+
+def burst_profiles(count: int) -> list[dict[str, Any]]:
+    """Residents with a mobile and an e-mail: each graduate event gives one SMS and one e-mail."""
+    return [{"id": f"P-B{i:06d}", "kind": "person", "name": f"居民{i}", "district": "440308",
+             "mobile": f"+86138{i:08d}", "email": f"r{i:06d}@example.cn"} for i in range(count)]  # fmt: skip
+
+
+def burst_events(count: int, run: str) -> list[Event]:
+    return [validate_event({
+        "id": f"BURST-{run}-{i:06d}", "type": "graduate.reception.approved",
+        "occurred_at": "2026-07-01T09:30:00+08:00", "source": "bench",
+        "subject": {"kind": "person", "id": f"P-B{i:06d}"}, "district": "440308",
+        "data": {"approval_no": f"B{i:06d}", "school": "深圳大学", "receiving_unit": "盐田港集团",
+                 "approved_on": "2026-07-01"}}) for i in range(count)]  # fmt: skip
+
+
+async def load_profiles(settings: Settings, profiles: list[dict[str, Any]]) -> None:
+    runtime = Runtime.build(settings, deliver=False)
+    store: ProfileStore = runtime.profiles
+    try:
+        for start in range(0, len(profiles), 50):
+            await asyncio.gather(
+                *(store.upsert(parse_profile(p)) for p in profiles[start : start + 50])
+            )
+    finally:
+        await runtime.close()
+
+
+async def expected_ids(settings: Settings, events: list[Event]) -> dict[str, set[str]]:
+    """What the worker must deliver: notification ids by channel, from the same planner."""
+    runtime = Runtime.build(settings, deliver=False)
+    out: dict[str, set[str]] = {"sms": set(), "email": set()}
+    try:
+        for event in events:
+            for n in (await runtime.planner.plan(event)).notifications:
+                out[n.channel].add(n.id)
+    finally:
+        await runtime.close()
+    return out
+
+
+@dataclass
+class Workers:
+    settings: Settings
+    log_dir: Path
+    processes: list[Any] = field(default_factory=list)
+
+    def start(self) -> Any:
+        env = {**os.environ, **to_environ(self.settings)}
+        proc = spawn([sys.executable, "-m", "lifecycle", "worker"],
+                     self.log_dir / f"worker-{len(self.processes)}.log", env=env, cwd=PROJECT_ROOT)  # fmt: skip
+        self.processes.append(proc)
+        return proc
+
+    def kill(self, proc: Any) -> None:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            stop_process(proc)
+
+
+@dataclass
+class Delivered:
+    sms: Counter[str]
+    email: Counter[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.sms.values()) + sum(self.email.values())
+
+
+def count_delivered(outbox: Path, sink: SmtpSink) -> Delivered:
+    sms: Counter[str] = Counter()
+    if outbox.exists():
+        for line in outbox.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                sms[json.loads(line)["id"]] += 1
+    email = Counter(str(m["X-Lifecycle-Notification"]) for m in sink.received())
+    return Delivered(sms, email)
+
+
+def tally(expected: dict[str, set[str]], got: Delivered) -> dict[str, int]:
+    """expected / delivered / duplicated / lost, counted per notification id."""
+    delivered = {i for i in got.sms} | {i for i in got.email}
+    wanted = expected["sms"] | expected["email"]
+    duplicated = sum(c - 1 for c in got.sms.values() if c > 1) + sum(
+        c - 1 for c in got.email.values() if c > 1
+    )
+    return {"expected": len(wanted), "delivered": len(wanted & delivered), "duplicated": duplicated,
+            "lost": len(wanted - delivered), "unexpected": len(delivered - wanted)}  # fmt: skip
+
+
+async def wait_until(predicate: Any, timeout: float, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(every)
+    return False
