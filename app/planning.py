@@ -160,6 +160,9 @@ class Planner:
 
 def _content_dict(rendered: SmsContent | EmailContent) -> dict[str, Any]:
     if isinstance(rendered, SmsContent):
-        return {"text": rendered.text, "segments": rendered.length.segments,
-                "encoding": rendered.length.encoding, "units": rendered.length.units}  # fmt: skip
+        sms = {"text": rendered.text, "segments": rendered.length.segments,
+               "encoding": rendered.length.encoding, "units": rendered.length.units}  # fmt: skip
+        if rendered.provider:
+            sms["provider"] = rendered.provider
+        return sms
     return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}

@@ -6,6 +6,8 @@ Layout, one folder per template and one sub-folder per language::
     templates/<name>/<language>/email_subject.txt e-mail subject (one line)
     templates/<name>/<language>/email.txt         e-mail plain-text body
     templates/<name>/<language>/email.html        e-mail HTML body (autoescaped)
+    templates/<name>/<language>/provider.yaml     optional: the SMS provider's approved template
+                                                  code and its parameters (each a template too)
 
 A recipient gets their profile's language when the template has it, the default otherwise.
 Templates see ``event``, ``data`` (the event's data), ``profile`` and ``recipient`` (name, role).
@@ -21,11 +23,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.errors import RenderError
 from app.sms import SmsLength, sms_length, with_signature
+from app.yaml12 import load_yaml
 
 CHANNEL_FILES = {
     "sms": ("sms.txt",),
@@ -37,6 +41,7 @@ CHANNEL_FILES = {
 class SmsContent:
     text: str
     length: SmsLength
+    provider: dict[str, Any] | None = None  # e.g. {"aliyun": {"template_code": …, "params": {…}}}
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class Renderer:
             text = with_signature(
                 self._render(self._text, name, lang, "sms.txt", context), self.signature
             )
-            return SmsContent(text=text, length=sms_length(text))
+            provider = self._provider(name, lang, context)
+            return SmsContent(text=text, length=sms_length(text), provider=provider)
         if channel == "email":
             subject = self._render(self._text, name, lang, "email_subject.txt", context)
             return EmailContent(
@@ -92,6 +98,33 @@ class Renderer:
                 html=self._render(self._html, name, lang, "email.html", context),
             )
         raise RenderError(f"unknown channel {channel!r}")
+
+    def _provider(self, name: str, lang: str, context: dict[str, Any]) -> dict[str, Any] | None:
+        """``provider.yaml`` rendered: ``{provider: {"template_code": …, "params": {k: text}}}``."""
+        path = self.templates_dir / name / lang / "provider.yaml"
+        if not path.is_file():
+            return None
+        where = f"{name}/{lang}/provider.yaml"
+        try:
+            spec = load_yaml(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise RenderError(f"{where}: not valid YAML: {exc}") from exc
+        if not isinstance(spec, dict):
+            raise RenderError(f"{where}: a mapping of provider: {{template_code, params}}")
+        out: dict[str, Any] = {}
+        for provider, entry in spec.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("template_code"), str):
+                raise RenderError(f"{where}: {provider}.template_code is required")
+            params = entry.get("params") or {}
+            try:
+                rendered = {
+                    str(k): self._text.from_string(str(v)).render(context).strip()
+                    for k, v in params.items()
+                }
+            except TemplateError as exc:
+                raise RenderError(f"{where}: {provider}.params: {exc.message or exc}") from exc
+            out[str(provider)] = {"template_code": entry["template_code"], "params": rendered}
+        return out
 
     def _render(
         self, env: SandboxedEnvironment, name: str, lang: str, file: str, context: dict[str, Any]

@@ -35,6 +35,7 @@ from app.errors import RenderError, RuleError
 from app.events import catalogue
 from app.expressions import Expression, ExpressionError, compile_expression
 from app.rendering import CHANNEL_FILES, Renderer
+from app.yaml12 import load_yaml
 
 CATEGORIES = ("warning", "reminder", "notice")
 CONDITION_NAMES = frozenset({"event", "data", "profile"})
@@ -42,20 +43,6 @@ _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
               "channels", "enabled"}  # fmt: skip
 _AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas"}
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """YAML with 1.2 booleans: only true/false. In YAML 1.1 the key `on:` would be True,
-    and `no`/`yes`/`off` booleans too — surprises a rule author should never meet."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 @dataclass(frozen=True)
@@ -130,7 +117,7 @@ def load_rules(rules_dir: Path, renderer: Renderer) -> RuleSet:
 
 def _documents(path: Path, name: str, result: RuleSet) -> list[dict[str, Any]]:
     try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # noqa: S506
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "-"

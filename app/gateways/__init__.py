@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.errors import ConfigError
+from app.gateways.aliyun import AliyunSmsGateway
 from app.gateways.outbox import OutboxSmsGateway
 from app.notifications import Notification
 
@@ -20,10 +21,14 @@ class SmsGateway(Protocol):
 
 
 def sms_gateway_from_url(url: str | None) -> SmsGateway:
-    """``file:///abs/path.jsonl`` → the outbox gateway."""
+    """``file:///abs/path.jsonl`` → the outbox gateway; ``aliyun://…`` → Aliyun SendSms."""
     if not url:
         raise ConfigError("LIFECYCLE_SMS_URL is not set (e.g. file:///var/outbox/sms.jsonl)")
     if url.startswith("file://"):
         return OutboxSmsGateway.from_url(url)
+    if url.startswith("aliyun://"):
+        return AliyunSmsGateway.from_url(url)
     scheme = url.split(":", 1)[0]
-    raise ConfigError(f"LIFECYCLE_SMS_URL: no SMS gateway for scheme {scheme!r} (known: file)")
+    raise ConfigError(
+        f"LIFECYCLE_SMS_URL: no SMS gateway for scheme {scheme!r} (known: file, aliyun)"
+    )

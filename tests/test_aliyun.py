@@ -1,0 +1,177 @@
+"""Aliyun SendSms: the signature against Aliyun's documented example, the request, and the
+mapping of its answers to temporary and permanent failures (a local HTTP server stands in for
+Aliyun, which these machines cannot reach; it checks every request's signature)."""
+
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from app.errors import ConfigError, PermanentDeliveryError, RenderError, TemporaryDeliveryError
+from app.gateways import sms_gateway_from_url
+from app.gateways.aliyun import AliyunSmsGateway, percent_encode, phone_number, sign, string_to_sign
+from app.notifications import Notification
+from app.rendering import Renderer
+from lifecycle.stack import free_port
+
+# Aliyun's worked example (RPC signature, DescribeRegions, AccessKeySecret "testsecret").
+DOCUMENTED = {"AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",
+              "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf", "SignatureVersion": "1.0",
+              "Timestamp": "2016-02-23T12:46:24Z", "Version": "2014-05-26"}  # fmt: skip
+
+
+def test_string_to_sign_matches_the_documented_example():
+    assert string_to_sign(DOCUMENTED) == (
+        "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1"
+        "%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0"
+        "%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26")  # fmt: skip
+
+
+def test_signature_matches_the_documented_example():
+    assert sign(DOCUMENTED, "testsecret") == "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+
+
+@pytest.mark.parametrize(("raw", "encoded"), [("a b*c~d", "a%20b%2Ac~d"), ("2016-02-23T12:46:24Z", "2016-02-23T12%3A46%3A24Z"),
+                                              ("盐田", "%E7%9B%90%E7%94%B0"), ('{"a":"1"}', "%7B%22a%22%3A%221%22%7D")])  # fmt: skip
+def test_percent_encoding_follows_rfc3986(raw, encoded):
+    assert percent_encode(raw) == encoded
+
+
+def test_mainland_numbers_lose_the_country_code_others_keep_it():
+    assert (phone_number("+8613800138000"), phone_number("+85291234567")) == (
+        "13800138000",
+        "85291234567",
+    )
+
+
+def test_the_url_configures_the_gateway_and_bad_urls_are_refused():
+    gateway = sms_gateway_from_url(
+        "aliyun://KEY:SEC%2Fret@dysmsapi.aliyuncs.com?sign_name=盐田区政务服务"
+    )
+    assert isinstance(gateway, AliyunSmsGateway)
+    assert (gateway.access_key_secret, gateway.endpoint) == (
+        "SEC/ret",
+        "https://dysmsapi.aliyuncs.com/",
+    )
+    with pytest.raises(ConfigError, match="sign_name"):
+        sms_gateway_from_url("aliyun://KEY:SECRET@dysmsapi.aliyuncs.com")
+    with pytest.raises(ConfigError, match="no SMS gateway for scheme 'tencent'"):
+        sms_gateway_from_url("tencent://x")
+
+
+def sms(provider=True) -> Notification:
+    content = {
+        "text": "【盐田区政务服务】李明同学…",
+        "segments": 2,
+        "encoding": "UCS2",
+        "units": 80,
+    }
+    if provider:
+        content["provider"] = {
+            "aliyun": {"template_code": "SMS_123456789", "params": {"name": "李明", "no": "SZJS1"}}
+        }
+    return Notification(id="n-ali-1", rule_id="graduate-hukou-transfer", rule_version=1, category="reminder",
+                        event_id="E1", event_type="graduate.reception.approved", channel="sms", profile_id="P-1",
+                        recipient="P-1", recipient_name="李明", role=None, address="+8613800138000", language="zh-CN",
+                        planned_at="2026-07-01T00:00:00+00:00", content=content)  # fmt: skip
+
+
+@pytest_asyncio.fixture
+async def aliyun():
+    """A local SendSms endpoint that checks signatures and answers with the queued replies."""
+    seen, replies = [], []
+
+    async def handle(request):
+        params = dict(request.query)
+        signature = params.pop("Signature")
+        assert signature == sign(params, "SECRET"), "bad signature"
+        seen.append(params)
+        status, body = (
+            replies.pop(0) if replies else (200, {"Code": "OK", "BizId": "900^0", "RequestId": "r"})
+        )
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_get("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    gateway = AliyunSmsGateway(access_key_id="KEY", access_key_secret="SECRET", sign_name="盐田区政务服务",
+                               endpoint=f"http://127.0.0.1:{port}/")  # fmt: skip
+    yield gateway, seen, replies
+    await gateway.close()
+    await runner.cleanup()
+
+
+async def test_an_accepted_sms_returns_the_biz_id_and_sends_the_approved_template(aliyun):
+    gateway, seen, _ = aliyun
+    assert await gateway.send(sms()) == "aliyun:900^0"
+    [params] = seen
+    assert (params["Action"], params["Version"], params["PhoneNumbers"], params["SignName"], params["TemplateCode"],
+            params["OutId"]) == ("SendSms", "2017-05-25", "13800138000", "盐田区政务服务", "SMS_123456789", "n-ali-1")  # fmt: skip
+    assert json.loads(params["TemplateParam"]) == {"name": "李明", "no": "SZJS1"}
+
+
+@pytest.mark.parametrize(("status", "code", "kind"), [
+    (200, "isv.BUSINESS_LIMIT_CONTROL", TemporaryDeliveryError), (200, "isp.SYSTEM_ERROR", TemporaryDeliveryError),
+    (503, "ServiceUnavailable", TemporaryDeliveryError), (200, "isv.MOBILE_NUMBER_ILLEGAL", PermanentDeliveryError),
+    (200, "isv.TEMPLATE_MISSING_PARAMETERS", PermanentDeliveryError), (400, "SignatureDoesNotMatch", PermanentDeliveryError),
+])  # fmt: skip
+async def test_provider_codes_map_to_temporary_or_permanent_failures(aliyun, status, code, kind):
+    gateway, _, replies = aliyun
+    replies.append((status, {"Code": code, "Message": "…", "RequestId": "r"}))
+    with pytest.raises(kind, match=code):
+        await gateway.send(sms())
+
+
+async def test_an_unreachable_provider_is_temporary():
+    gateway = AliyunSmsGateway(
+        access_key_id="K",
+        access_key_secret="S",
+        sign_name="X",
+        endpoint=f"http://127.0.0.1:{free_port()}/",
+    )
+    with pytest.raises(TemporaryDeliveryError, match="unreachable"):
+        await gateway.send(sms())
+    await gateway.close()
+
+
+async def test_a_template_without_an_approved_code_is_a_permanent_failure(aliyun):
+    with pytest.raises(PermanentDeliveryError, match="no aliyun template_code"):
+        await aliyun[0].send(sms(provider=False))
+
+
+def write_template(folder: Path, provider_yaml: str) -> Renderer:
+    lang = folder / "t" / "zh-CN"
+    lang.mkdir(parents=True)
+    (lang / "sms.txt").write_text("{{ recipient.name }}同学，批准号{{ data.no }}", encoding="utf-8")
+    (lang / "provider.yaml").write_text(provider_yaml, encoding="utf-8")
+    return Renderer(folder, signature="【盐田区政务服务】", tz=ZoneInfo("Asia/Shanghai"))
+
+
+def test_provider_parameters_are_rendered_with_the_same_data(tmp_path):
+    renderer = write_template(
+        tmp_path,
+        "aliyun:\n  template_code: SMS_1\n  params:\n    name: '{{ recipient.name }}'\n    no: '{{ data.no }}'\n",
+    )
+    content = renderer.render(
+        "t", "sms", "zh-CN", {"recipient": {"name": "李明"}, "data": {"no": "A1"}}
+    )
+    assert (
+        content.text == "【盐田区政务服务】李明同学，批准号A1"
+    )  # the preview of what the provider sends
+    assert content.provider == {
+        "aliyun": {"template_code": "SMS_1", "params": {"name": "李明", "no": "A1"}}
+    }
+
+
+def test_a_provider_parameter_using_a_missing_field_is_an_error(tmp_path):
+    renderer = write_template(
+        tmp_path, "aliyun:\n  template_code: SMS_1\n  params:\n    x: '{{ data.nope }}'\n"
+    )
+    with pytest.raises(RenderError, match="provider.yaml: aliyun.params"):
+        renderer.render("t", "sms", "zh-CN", {"recipient": {"name": "李明"}, "data": {"no": "A1"}})
