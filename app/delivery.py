@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,9 @@ T = TypeVar("T")
 
 
 class Gateway(Protocol):
-    async def send(self, notification: Notification) -> str: ...
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class Deliverer:
         sending = self._outcome(n, "sending", attempt=attempt)
         await self.state.set_status(n, "sending", attempts=attempt)
         try:
-            ref = await gateway.send(n)
+            ref = await gateway.send(n, on_commit=partial(self.state.mark_sent_now, n.id, attempt))
         except TemporaryDeliveryError as exc:
             await self.state.trace(
                 n.id, "attempt", attempt=attempt, outcome="temporary", error=str(exc)

@@ -20,14 +20,19 @@ Statuses: planned → sending → sent | deferred | suppressed | failed. "sent",
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 from app.masking import mask_address
 from app.notifications import Notification
+
+logger = logging.getLogger(__name__)
 
 FINAL = ("sent", "suppressed", "failed")
 TRACE_TTL_SECONDS = 30 * 24 * 3600
@@ -43,9 +48,27 @@ def _text(value: Any) -> str | None:
 
 
 class DeliveryState:
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, sync_redis: SyncRedis | None = None
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.sync_redis = sync_redis  # for the one write that must not wait for the event loop
+
+    def mark_sent_now(self, notification_id: str, attempt: int) -> None:
+        """Record "sent" synchronously, in the event-loop step that handed the message over.
+
+        Best effort: skipped when Redis does not answer at once (the normal, asynchronous record
+        follows the provider's reply either way; counters and trace are written there)."""
+        if self.sync_redis is None:
+            return
+        try:
+            self.sync_redis.hset(self.key("n", notification_id),
+                                 mapping={"status": "sent", "attempts": attempt, "updated_at": _now()})  # fmt: skip
+        except (RedisError, OSError):
+            logger.warning(
+                "could not record %s as sent at once; recording it after the reply", notification_id
+            )
 
     def key(self, kind: str, ident: str) -> str:
         return f"{self.prefix}{kind}:{ident}"

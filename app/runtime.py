@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 
 from app.delivery import Deliverer, DeliveryPolicy, Gateway
 from app.delivery_state import DeliveryState
@@ -46,6 +47,11 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
+def make_sync_redis(settings: Settings) -> SyncRedis:
+    """For the single write that must happen without yielding to the event loop."""
+    return SyncRedis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -68,7 +74,7 @@ class Runtime:
             raise ConfigError(f"{len(rules.errors)} rule error(s):\n  {listing}")
         redis = make_redis(settings)
         profiles = ProfileStore(redis, settings.redis_prefix)
-        state = DeliveryState(redis, settings.redis_prefix)
+        state = DeliveryState(redis, settings.redis_prefix, make_sync_redis(settings))
         preferences = Preferences(redis, settings.redis_prefix)
         deliverer = None
         if deliver:
@@ -85,3 +91,5 @@ class Runtime:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        if self.state.sync_redis is not None:
+            self.state.sync_redis.close()

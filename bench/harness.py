@@ -86,22 +86,34 @@ class Workers:
 
 @dataclass
 class Delivered:
-    sms: Counter[str]
-    email: Counter[str]
+    """What reached the SMTP server and the SMS outbox, by notification id; read incrementally."""
+
+    outbox: Path
+    sink: SmtpSink
+    sms: Counter[str] = field(default_factory=Counter)
+    email: Counter[str] = field(default_factory=Counter)
+    _offset: int = 0
+    _mails: int = 0
+
+    def refresh(self) -> Delivered:
+        if self.outbox.exists():
+            with self.outbox.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._offset += len(complete)
+            for line in complete.splitlines():
+                if line.strip():
+                    self.sms[json.loads(line)["id"]] += 1
+        mails = self.sink.received()
+        for message in mails[self._mails :]:
+            self.email[str(message["X-Lifecycle-Notification"])] += 1
+        self._mails = len(mails)
+        return self
 
     @property
     def total(self) -> int:
         return sum(self.sms.values()) + sum(self.email.values())
-
-
-def count_delivered(outbox: Path, sink: SmtpSink) -> Delivered:
-    sms: Counter[str] = Counter()
-    if outbox.exists():
-        for line in outbox.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                sms[json.loads(line)["id"]] += 1
-    email = Counter(str(m["X-Lifecycle-Notification"]) for m in sink.received())
-    return Delivered(sms, email)
 
 
 def tally(expected: dict[str, set[str]], got: Delivered) -> dict[str, int]:

@@ -8,10 +8,10 @@ import pytest
 
 from app.settings import Settings
 from bench.harness import (
+    Delivered,
     Workers,
     burst_events,
     burst_profiles,
-    count_delivered,
     expected_ids,
     load_profiles,  # fmt: skip
     tally,
@@ -34,6 +34,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, r
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=4, quiet_hours="off",
                         claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1)  # fmt: skip
     workers = Workers(settings, LOGS / prefix.rstrip(":"))
+    seen = Delivered(outbox, sink)
     try:
         await load_profiles(settings, burst_profiles(BURST))
         events = burst_events(BURST, prefix)
@@ -42,15 +43,13 @@ async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, r
         worker = workers.start()
         await asyncio.to_thread(publish, settings.kafka_servers, events)
         for share in (0.25, 0.6):  # kill it twice, at a quarter and at three fifths of the burst
-            reached = await wait_until(
-                lambda: count_delivered(outbox, sink).total >= total * share, timeout=120
-            )
-            assert reached, f"only {count_delivered(outbox, sink).total} of {total} delivered"
+            reached = await wait_until(lambda: seen.refresh().total >= total * share, timeout=120)
+            assert reached, f"only {seen.refresh().total} of {total} delivered"
             workers.kill(worker)
             worker = workers.start()
-        assert await wait_until(lambda: count_delivered(outbox, sink).total >= total, timeout=180)
+        assert await wait_until(lambda: seen.refresh().total >= total, timeout=180)
         await asyncio.sleep(3)  # anything sent twice would arrive now
-        result = tally(expected, count_delivered(outbox, sink))
+        result = tally(expected, seen.refresh())
         assert result == {
             "expected": total,
             "delivered": total,

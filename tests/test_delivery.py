@@ -253,3 +253,40 @@ async def test_smtp_connections_are_reused_between_messages(smtp_server):
         await gateway.send(notification("email", f"u{i}@example.cn", event_id=f"E{i}"))
     assert len(server.accepted) == 3 and len(gateway._idle) == 1  # one connection served all three
     await gateway.close()
+
+
+async def test_the_commit_hook_runs_once_per_message_handed_over(smtp_server):
+    config, server = smtp_server()
+    gateway = SmtpGateway(config, mail_from=FROM)
+    calls = []
+    await gateway.send(
+        notification("email", "a@example.cn"), on_commit=lambda: calls.append(len(server.accepted))
+    )
+    await gateway.send(
+        notification("email", "b@example.cn", event_id="E2"), on_commit=lambda: calls.append("b")
+    )
+    assert len(calls) == 2 and len(server.accepted) == 2
+    await gateway.close()
+
+
+async def test_a_refusal_after_the_early_sent_mark_still_ends_failed_or_deferred(
+    make_deliverer, smtp_server, redis_url
+):
+    from redis import Redis
+
+    config, _ = smtp_server("550 5.1.1 no such user", "451 4.3.0 later")
+    deliverer = make_deliverer(config)
+    deliverer.state.sync_redis = Redis.from_url(
+        redis_url
+    )  # the early mark is written, then overwritten
+    gone, later = (
+        notification("email", "gone@example.cn"),
+        notification("email", "later@example.cn", event_id="E2"),
+    )
+    assert statuses(await deliverer.deliver(gone))[-1] == "failed"
+    assert statuses(await deliverer.deliver(later))[-1] == "deferred"
+    assert (await deliverer.state.status(gone.id), await deliverer.state.status(later.id)) == (
+        "failed",
+        "deferred",
+    )
+    deliverer.state.sync_redis.close()

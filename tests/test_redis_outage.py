@@ -8,8 +8,16 @@ import uuid
 import pytest
 
 from app.settings import Settings
-from bench.harness import (Workers, burst_events, burst_profiles, count_delivered, expected_ids,
-                           load_profiles, tally, wait_until)  # fmt: skip
+from bench.harness import (
+    Delivered,
+    Workers,
+    burst_events,
+    burst_profiles,
+    expected_ids,
+    load_profiles,  # fmt: skip
+    tally,
+    wait_until,
+)
 from lifecycle.publish import publish
 from lifecycle.stack import (
     SmtpSink,
@@ -56,6 +64,7 @@ async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing
                         smtp_url=sink.url, sms_url=f"file://{outbox}", web_port=free_port(), partitions=4,
                         quiet_hours="off", claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1)  # fmt: skip
     workers = Workers(settings, LOGS / prefix.rstrip(":"))
+    seen = Delivered(outbox, sink)
     try:
         await load_profiles(settings, burst_profiles(BURST))
         events = burst_events(BURST, prefix)
@@ -63,19 +72,15 @@ async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing
         total = len(expected["sms"]) + len(expected["email"])
         worker = workers.start()
         await asyncio.to_thread(publish, settings.kafka_servers, events)
-        assert await wait_until(
-            lambda: count_delivered(outbox, sink).total >= total * 0.3, timeout=120
-        )
+        assert await wait_until(lambda: seen.refresh().total >= total * 0.3, timeout=120)
         redis.stop()
-        during = count_delivered(outbox, sink).total
+        during = seen.refresh().total
         await asyncio.sleep(4)
-        assert (
-            count_delivered(outbox, sink).total - during <= 16
-        )  # at most the sends already under way
+        assert seen.refresh().total - during <= 16  # at most the sends already under way
         redis.start()
-        assert await wait_until(lambda: count_delivered(outbox, sink).total >= total, timeout=180)
+        assert await wait_until(lambda: seen.refresh().total >= total, timeout=180)
         await asyncio.sleep(3)
-        assert tally(expected, count_delivered(outbox, sink)) == {
+        assert tally(expected, seen.refresh()) == {
             "expected": total, "delivered": total, "duplicated": 0, "lost": 0, "unexpected": 0}  # fmt: skip
         assert worker.poll() is None, "the worker kept running through the outage"
     finally:

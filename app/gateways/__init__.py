@@ -6,6 +6,7 @@ TemporaryDeliveryError or PermanentDeliveryError otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from app.errors import ConfigError
@@ -15,7 +16,9 @@ from app.notifications import Notification
 
 
 class SmsGateway(Protocol):
-    async def send(self, notification: Notification) -> str: ...
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str: ...
 
     async def close(self) -> None: ...
 

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -105,7 +106,9 @@ class AliyunSmsGateway:
         params["Signature"] = sign(params, self.access_key_secret)
         return params
 
-    async def send(self, notification: Notification) -> str:
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str:
         params = self.request_params(notification)
         if self._session is None:
             self._session = aiohttp.ClientSession(

@@ -11,7 +11,9 @@ import asyncio
 import email.policy
 import email.utils
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
+from typing import cast
 
 import aiosmtplib
 
@@ -54,9 +56,13 @@ def build_message(
 class SmtpGateway:
     """Sends over a small pool of persistent SMTP connections.
 
-    A connection is reused for the next message, so the reply that accepts a message is the last
-    thing read before the caller records it as sent: no QUIT round trip in between. A connection
-    idle for a while is checked with NOOP before reuse; one that failed is dropped.
+    A connection is reused for the next message (no QUIT round trip per message); one idle for a
+    while is checked with NOOP before reuse; one that failed is dropped.
+
+    ``send(..., on_commit=hook)``: the hook is called synchronously the moment the message's
+    terminating ``.`` has been handed to the kernel, before the server's reply is awaited, so the
+    caller can record the send in the same event-loop step: a crash can then hardly fall between
+    the server accepting a message and the record of it.
     """
 
     def __init__(
@@ -72,9 +78,12 @@ class SmtpGateway:
         self.unsubscribe = unsubscribe
         self.pool_size = pool_size
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._hooks: dict[int, Callable[[], None] | None] = {}
         self._slots: asyncio.Semaphore | None = None
 
-    async def send(self, notification: Notification) -> str:
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str:
         if notification.channel != "email" or "subject" not in notification.content:
             raise PermanentDeliveryError("not an e-mail notification")
         message = build_message(
@@ -84,19 +93,22 @@ class SmtpGateway:
             self._slots = asyncio.Semaphore(self.pool_size)
         async with self._slots:
             client = await self._client()
+            self._hooks[id(client)] = on_commit
             try:
                 await client.send_message(message)
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                await self._discard(client)
+                client.close()
                 raise _by_code(min(r.code for r in exc.recipients), "recipient refused") from exc
             except aiosmtplib.SMTPResponseException as exc:
-                await self._discard(client)
+                client.close()
                 raise _by_code(exc.code, exc.message) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await self._discard(client)
+                client.close()
                 raise TemporaryDeliveryError(
                     f"SMTP connection failed: {type(exc).__name__}"
                 ) from exc
+            finally:
+                self._hooks.pop(id(client), None)
             self._idle.append((client, time.monotonic()))
         return str(message["Message-ID"])
 
@@ -111,18 +123,33 @@ class SmtpGateway:
                 await client.noop()
                 return client
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                await self._discard(client)
-        client = aiosmtplib.SMTP(hostname=self.config.host, port=self.config.port, use_tls=self.config.use_tls,
-                                 start_tls=self.config.start_tls, username=self.config.username,
-                                 password=self.config.password, timeout=TIMEOUT_SECONDS)  # fmt: skip
+                client.close()
+        config = self.config
+        client = aiosmtplib.SMTP(hostname=config.host, port=config.port, use_tls=config.use_tls,
+                                 start_tls=config.start_tls, username=config.username,
+                                 password=config.password, timeout=TIMEOUT_SECONDS)  # fmt: skip
         try:
             await client.connect()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TemporaryDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        self._watch_commits(client)
         return client
 
-    async def _discard(self, client: aiosmtplib.SMTP) -> None:
-        client.close()
+    def _watch_commits(self, client: aiosmtplib.SMTP) -> None:
+        """Call the current send's hook right after the data terminator is written."""
+        protocol = client.protocol
+        assert protocol is not None
+        write = protocol.write
+
+        def write_and_notice(data: bytes) -> None:
+            write(data)
+            hook = self._hooks.get(id(client))
+            transport = cast(asyncio.WriteTransport | None, protocol.transport)
+            handed_over = transport is not None and transport.get_write_buffer_size() == 0
+            if hook is not None and handed_over and data.endswith(b"\r\n.\r\n"):
+                hook()
+
+        protocol.write = write_and_notice  # type: ignore[method-assign]
 
     async def close(self) -> None:
         while self._idle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -32,7 +33,9 @@ class OutboxSmsGateway:
             raise ConfigError(f"LIFECYCLE_SMS_URL: file:// needs an absolute path, not {url!r}")
         return cls(Path(path))
 
-    async def send(self, notification: Notification) -> str:
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str:
         if notification.channel != "sms" or "text" not in notification.content:
             raise PermanentDeliveryError("not an SMS notification")
         record = {

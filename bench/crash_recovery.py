@@ -1,0 +1,104 @@
+"""Crash and recover: N graduate events (one SMS and one e-mail each) through a worker process that
+is killed with SIGKILL at random points several times and restarted each time. Prints the final
+counts of expected / delivered / duplicated / lost notifications, counted at the SMTP server and in
+the SMS outbox, and writes them to bench/results/crash_recovery.json.
+
+    python -m bench.crash_recovery --events 10000 --kills 5 [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from app.settings import PROJECT_ROOT, Settings
+from bench.harness import (
+    Delivered,
+    Workers,
+    burst_events,
+    burst_profiles,
+    expected_ids,
+    load_profiles,
+    tally,  # fmt: skip
+    wait_until,
+)
+from lifecycle.publish import publish
+from lifecycle.stack import Broker, RedisServer, SmtpSink, free_port
+from tests.conftest import delete_prefix
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+
+
+async def run(events_count: int, kills: int, seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    logs = PROJECT_ROOT / "var" / "bench-logs"
+    broker = Broker.start(logs)
+    redis = RedisServer.ensure("redis://127.0.0.1:6379/0", logs)
+    sink = SmtpSink.start()
+    folder = Path(tempfile.mkdtemp(prefix="crash-bench-"))
+    outbox = folder / "sms.jsonl"
+    prefix = f"bench-crash-{uuid.uuid4().hex[:6]}:"
+    settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix=prefix, smtp_url=sink.url,
+                        sms_url=f"file://{outbox}", web_port=free_port(), partitions=8, quiet_hours="off",
+                        daily_cap=0, claim_lease_seconds=5, retry_base_seconds=0.5, retry_max_seconds=2)  # fmt: skip
+    workers = Workers(settings, logs / prefix.rstrip(":"))
+    seen = Delivered(outbox, sink)
+    try:
+        await load_profiles(settings, burst_profiles(events_count))
+        events = burst_events(events_count, prefix)
+        expected = await expected_ids(settings, events)
+        total = len(expected["sms"]) + len(expected["email"])
+        kill_points = sorted(rng.uniform(0.05, 0.95) for _ in range(kills))
+        print(
+            f"{events_count} events → {total} notifications; SIGKILL at {[f'{p:.0%}' for p in kill_points]}"
+        )
+        started = time.monotonic()
+        worker = workers.start()
+        await asyncio.to_thread(publish, settings.kafka_servers, events)
+        for point in kill_points:
+            await wait_until(
+                lambda p=point: seen.refresh().total >= total * p, timeout=900, every=0.02
+            )
+            workers.kill(worker)
+            print(
+                f"  killed at {seen.refresh().total} delivered ({time.monotonic() - started:.1f} s)"
+            )
+            worker = workers.start()
+        finished = await wait_until(lambda: seen.refresh().total >= total, timeout=900, every=0.2)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(5)  # late duplicates would arrive now
+        result = tally(expected, seen.refresh()) | {"kills": kills, "seconds": round(elapsed, 1),
+                                                    "finished": finished, "events": events_count}  # fmt: skip
+    finally:
+        workers.stop_all()
+        sink.stop()
+        await delete_prefix(redis.url, prefix)
+        redis.stop()
+        broker.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    result = asyncio.run(run(args.events, args.kills, args.seed))
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "crash_recovery.json").write_text(
+        json.dumps(result | {"seed": args.seed}, indent=2) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
