@@ -242,7 +242,9 @@ def test_events_publish_reports_invalid_lines_and_publishes_the_rest(
     assert f"{path}: line 3: unknown event type 'nope'" in err
 
 
-async def test_smtp_451_a_few_times_then_accepted_is_delivered_once_after_retries(stack, state):
+async def test_smtp_451_a_few_times_then_accepted_is_delivered_once_after_retries(
+    stack, state, capsys, monkeypatch
+):
     stack["sink"].replies["flaky@example.cn"] = ["451 4.3.0 try again later"] * 2
     publish(stack["settings"].kafka_servers, [validate_event(graduate_event("E-FLAKY", "P-FLAKY"))])
     records = {r["channel"]: r for r in await delivered(state, "E-FLAKY", 2)}
@@ -256,6 +258,14 @@ async def test_smtp_451_a_few_times_then_accepted_is_delivered_once_after_retrie
         and json.loads(r.value)["channel"] == "email"
     ]
     assert outcomes == ["sending", "deferred", "sending", "deferred", "sending", "sent"]
+
+    for name, value in to_environ(stack["settings"]).items():
+        monkeypatch.setenv(name, value)
+    assert await asyncio.to_thread(main, ["trace", "E-FLAKY"]) == 0
+    trace = capsys.readouterr().out
+    assert "event E-FLAKY" in trace and "planned" in trace
+    assert trace.count("outcome=temporary") == 2 and "outcome=sent" in trace
+    assert "sent — rule graduate-hukou-transfer, email to f****@example.cn, attempts 3" in trace
 
 
 async def test_smtp_550_fails_at_once_into_the_dlq_and_other_recipients_are_unaffected(
