@@ -245,7 +245,8 @@ def to_events(
     if not preferred and alert.msg_type != "Cancel":
         raise CapRejected("the alert has no info block: nothing to send")
     events = []
-    for number, info in enumerate(preferred or [None], 1):  # type: ignore[list-item]
+    blocks: list[CapInfo | None] = [*preferred] or [None]  # a Cancel may carry no info at all
+    for number, info in enumerate(blocks, 1):
         events.append(
             _event(alert, info, others, number if len(preferred) > 1 else 0, now, default_ttl)
         )
