@@ -53,6 +53,13 @@ async def plan_and_record(event: Event) -> Plan:
     await rt.state.trace(event.id, "received", type=event.type)
     plan = await rt.planner.plan(event)
     await rt.state.planned_many(plan.notifications)
+    if plan.warning_root and event.type in ("weather.warning.issued", "weather.warning.updated"):
+        warned = {
+            (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
+        }
+        await rt.planner.warned.record(
+            plan.warning_root, event.data["warning_id"], event.data["level"], warned
+        )
     await rt.state.trace(event.id, "planned", rules=plan.matched,
                          notifications=[n.id for n in plan.notifications],
                          skipped=[f"{r}: {why}" for r, why in plan.skipped][:50])  # fmt: skip

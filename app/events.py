@@ -150,7 +150,12 @@ def _raise_first_error(validator: Draft202012Validator, doc: Any, prefix: str) -
     if error is None:
         return
     where = ".".join(str(p) for p in error.absolute_path) or "event"
-    raise EventRejected(f"{prefix}{where}: {error.message}")
+    message = (
+        error.schema.get("x-message", error.message)
+        if error.validator == "anyOf"
+        else error.message
+    )
+    raise EventRejected(f"{prefix}{where}: {message}")
 
 
 def _parse_time(value: str, field: str) -> datetime:

@@ -7,17 +7,19 @@ returns, `rules preview` prints it, `lifecycle dev` uses it to know what to wait
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import RenderError
 from app.events import Event
 from app.expressions import ExpressionError
+from app.geo import shapes_of
 from app.notifications import Notification, notification_id
 from app.profile_store import ProfileStore
 from app.rendering import EmailContent, Renderer, SmsContent
 from app.rules import Rule, RuleSet
+from app.warned import LEVEL_RANK, WarnedRegistry
 
 ADDRESS_FIELD = {"sms": "mobile", "email": "email"}
 
@@ -38,6 +40,17 @@ class Plan:
     matched: list[str] = field(default_factory=list)  # rule ids
     notifications: list[Notification] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule id, reason)
+    warning_root: str | None = None  # weather warnings: the first warning of the chain
+
+
+@dataclass(frozen=True)
+class WarningContext:
+    """What planning a weather warning needs: its chain and who was already warned at what level."""
+
+    root: str
+    rank: int
+    warned: dict[str, tuple[int, str]]  # recipient key → (level rank, profile id)
+    updating: bool
 
 
 def template_context(
@@ -77,39 +90,68 @@ class Planner:
         self.rules = rules
         self.store = store
         self.renderer = renderer
+        self.warned = WarnedRegistry(store.redis, store.prefix)
 
     async def plan(self, event: Event, *, only_rule: str | None = None) -> Plan:
         plan = Plan(event)
+        warning = await self._warning_context(event)
+        plan.warning_root = warning.root if warning else None
         for rule in self.rules.for_event(event.type):
             if only_rule and rule.id != only_rule:
                 continue
             plan.matched.append(rule.id)
             try:
-                async for profiles in self._profiles(rule, event):
-                    self._plan_profiles(plan, rule, event, profiles)
+                async for profiles in self._profiles(rule, event, warning):
+                    self._plan_profiles(plan, rule, event, profiles, warning)
             except ExpressionError as exc:
                 plan.skipped.append((rule.id, f"audience: {exc}"))
         return plan
 
-    async def _profiles(self, rule: Rule, event: Event) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _warning_context(self, event: Event) -> WarningContext | None:
+        if not event.type.startswith("weather.warning."):
+            return None
+        root = await self.warned.root(event.data)
+        return WarningContext(root=root, rank=LEVEL_RANK.get(str(event.data.get("level")), 0),
+                              warned=await self.warned.warned(root),
+                              updating=event.type == "weather.warning.updated")  # fmt: skip
+
+    async def _profiles(
+        self, rule: Rule, event: Event, warning: WarningContext | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         if rule.subject:
             profile = await self.store.get(event.subject_id) if event.subject_id else None
             yield [profile] if profile else []
             return
+        if rule.previously_warned:
+            ids = sorted(
+                {profile_id for _, profile_id in (warning.warned.values() if warning else [])}
+            )
+            for start in range(0, len(ids), 1000):
+                yield await self.store.get_many(ids[start : start + 1000])
+            return
         assert rule.audience is not None
-        any_of: list[str] = []
+        context = {"event": event.as_dict(), "data": event.data}
+        seen: set[str] = set()
+        if rule.audience.shapes is not None:
+            polygons, circles = shapes_of(rule.audience.shapes.evaluate(context))
+            if polygons or circles:
+                ids = await self.store.within(polygons, circles, rule.audience.index_terms())
+                seen.update(ids)
+                yield await self.store.get_many(ids)
         if rule.audience.areas is not None:
-            codes = rule.audience.areas.evaluate({"event": event.as_dict(), "data": event.data})
+            codes = rule.audience.areas.evaluate(context)
             codes = [codes] if isinstance(codes, str) else list(codes or [])
-            if not codes:
-                return
-            any_of = [f"area:{c}" for c in codes]
-        async for ids in self.store.select(all_of=rule.audience.index_terms(), any_of=any_of):
-            yield await self.store.get_many(ids)
+            if codes:
+                async for ids in self.store.select(
+                    all_of=rule.audience.index_terms(), any_of=[f"area:{c}" for c in codes]
+                ):
+                    yield await self.store.get_many([i for i in ids if i not in seen])
+        elif rule.audience.shapes is None:
+            async for ids in self.store.select(all_of=rule.audience.index_terms()):
+                yield await self.store.get_many(ids)
 
-    def _plan_profiles(
-        self, plan: Plan, rule: Rule, event: Event, profiles: Iterable[dict[str, Any]]
-    ) -> None:
+    def _plan_profiles(self, plan: Plan, rule: Rule, event: Event, profiles: Iterable[dict[str, Any]],
+                       warning: WarningContext | None = None) -> None:  # fmt: skip
         found = False
         seen: set[tuple[str, str]] = set()
         for profile in profiles:
@@ -118,7 +160,7 @@ class Planner:
             if rule.condition is not None and not rule.condition.test(context):
                 plan.skipped.append((rule.id, f"condition false for {profile['id']}"))
                 continue
-            people = recipients_of(rule, profile)
+            people = self._people(rule, profile, warning)
             if not people:
                 plan.skipped.append((rule.id, f"no matching contact in {profile['id']}"))
             for person in people:
@@ -132,6 +174,23 @@ class Planner:
                     )
         if rule.subject and not found:
             plan.skipped.append((rule.id, f"no profile for subject {event.subject_id}"))
+
+    def _people(
+        self, rule: Rule, profile: dict[str, Any], warning: WarningContext | None
+    ) -> list[Recipient]:
+        """The rule's recipients in a profile; for weather warnings, minus those already warned at
+        this level (an update), or exactly those warned earlier (``previously_warned``)."""
+        if rule.previously_warned:
+            every_contact = replace(rule, contacts=None, fallback_contacts=())
+            return [
+                p
+                for p in recipients_of(every_contact, profile)
+                if warning and p.key in warning.warned
+            ]
+        people = recipients_of(rule, profile)
+        if warning and warning.updating:
+            people = [p for p in people if warning.warned.get(p.key, (0, ""))[0] < warning.rank]
+        return people
 
     def _notification(
         self, rule: Rule, event: Event, person: Recipient, channel: str, template: str

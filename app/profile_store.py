@@ -4,6 +4,7 @@ Keys (all under the configured prefix):
 
     p:{id}              the profile as JSON
     ix:{field}:{value}  a set of profile ids: kind:…, area:…, permit:…, industry:…, tag:…
+    geo                 a geo set of the profiles that have a location
 
 ``area:`` holds each profile under its district, city and province code, so "enterprises with
 permit X in areas A or B" is SUNION of the area sets intersected with the permit and kind sets —
@@ -15,11 +16,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from app.geo import bounding_box, in_polygon
 from app.profiles import index_terms
 
 UPSERT_ATTEMPTS = 20
@@ -50,12 +52,15 @@ class ProfileStore:
     async def upsert(self, profile: dict[str, Any]) -> str:
         """Store a validated profile; returns "inserted", "updated" or "unchanged"."""
         encoded = json.dumps(profile, ensure_ascii=False, sort_keys=True)
-        return await self._replace(profile["id"], encoded, index_terms(profile))
+        return await self._replace(
+            profile["id"], encoded, index_terms(profile), profile.get("location")
+        )
 
     async def delete(self, profile_id: str) -> bool:
-        return await self._replace(profile_id, None, set()) != "unchanged"
+        return await self._replace(profile_id, None, set(), None) != "unchanged"
 
-    async def _replace(self, profile_id: str, encoded: str | None, terms: set[str]) -> str:
+    async def _replace(self, profile_id: str, encoded: str | None, terms: set[str],
+                       location: dict[str, float] | None) -> str:  # fmt: skip
         key = self._key(profile_id)
         for _ in range(UPSERT_ATTEMPTS):
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -71,6 +76,12 @@ class ProfileStore:
                         pipe.srem(self._index(term), profile_id)
                     for term in terms - old_terms:
                         pipe.sadd(self._index(term), profile_id)
+                    if location:
+                        pipe.geoadd(
+                            f"{self.prefix}geo", (location["lon"], location["lat"], profile_id)
+                        )
+                    elif old_text and json.loads(old_text).get("location"):
+                        pipe.zrem(f"{self.prefix}geo", profile_id)
                     if encoded is None:
                         pipe.delete(key)
                     else:
@@ -80,6 +91,48 @@ class ProfileStore:
                 except WatchError:
                     continue
         raise RuntimeError(f"profile {profile_id} kept changing during {UPSERT_ATTEMPTS} attempts")
+
+    async def within(self, polygons: list[list[list[float]]], circles: list[dict[str, float]],
+                     all_of: list[str]) -> list[str]:  # fmt: skip
+        """Ids of located profiles inside any of the shapes and in every ``all_of`` index."""
+        found: set[str] = set()
+        key = f"{self.prefix}geo"
+        for circle in circles:
+            names = cast(
+                list[Any],
+                await self.redis.geosearch(
+                    key,
+                    longitude=circle["lon"],
+                    latitude=circle["lat"],
+                    radius=circle["radius_km"],
+                    unit="km",
+                ),
+            )
+            found.update(_text(n) for n in names)
+        for ring in polygons:
+            clat, clon, height, width = bounding_box(ring)
+            hits = cast(
+                list[Any],
+                await self.redis.geosearch(
+                    key,
+                    longitude=clon,
+                    latitude=clat,
+                    width=width,
+                    height=height,
+                    unit="km",
+                    withcoord=True,
+                ),
+            )
+            for name, (lon, lat) in hits:
+                if in_polygon(float(lat), float(lon), ring):
+                    found.add(_text(name))
+        ids: list[str] = sorted(found)
+        for term in all_of:
+            if not ids:
+                break
+            member = await self.redis.smismember(self._index(term), ids)
+            ids = [i for i, yes in zip(ids, member, strict=True) if yes]
+        return ids
 
     async def select(
         self, *, all_of: Iterable[str], any_of: Iterable[str] = ()
@@ -113,3 +166,7 @@ class ProfileStore:
             if cursor == 0:
                 break
         await self.redis.delete(f"{scratch}:any", f"{scratch}:all")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -42,7 +42,8 @@ CONDITION_NAMES = frozenset({"event", "data", "profile"})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
               "channels", "enabled"}  # fmt: skip
-_AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas"}
+_AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
+_RECIPIENT_MODES = ("subject", "audience", "previously_warned")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Audience:
     industry: str | None = None
     tag: str | None = None
     areas: Expression | None = None
+    shapes: Expression | None = None  # gives {"polygons": […], "circles": […]}, e.g. `data`
 
     def index_terms(self) -> list[str]:
         pairs = (("kind", self.kind), ("permit", self.permit), ("industry", self.industry),
@@ -64,7 +66,7 @@ class Rule:
     id: str
     version: int
     file: str
-    event_type: str
+    event_types: tuple[str, ...]
     category: str
     channels: dict[str, str]
     name: str = ""
@@ -73,7 +75,12 @@ class Rule:
     audience: Audience | None = None
     contacts: tuple[str, ...] | None = None
     fallback_contacts: tuple[str, ...] = ()
+    previously_warned: bool = False  # the recipients warned earlier for the referenced warning
     enabled: bool = True
+
+    @property
+    def event_type(self) -> str:
+        return self.event_types[0]
 
 
 @dataclass
@@ -82,7 +89,7 @@ class RuleSet:
     errors: list[RuleError] = field(default_factory=list)
 
     def for_event(self, event_type: str) -> list[Rule]:
-        return [r for r in self.rules if r.enabled and r.event_type == event_type]
+        return [r for r in self.rules if r.enabled and event_type in r.event_types]
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -147,22 +154,24 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     version = doc.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         bad("version", "must be a whole number from 1")
-    event_type = doc.get("on")
-    if event_type not in catalogue():
-        bad("on", f"unknown event type {event_type!r} (known: {', '.join(catalogue())})")
+    on = doc.get("on")
+    event_types = tuple(on) if isinstance(on, list) else (on,)
+    for event_type in event_types:
+        if event_type not in catalogue():
+            bad("on", f"unknown event type {event_type!r} (known: {', '.join(catalogue())})")
     category = doc.get("category")
     if category not in CATEGORIES:
         bad("category", f"must be one of {', '.join(CATEGORIES)}, not {category!r}")
     condition = _condition(doc.get("when"), "when", bad)
     channels = _channels(doc.get("channels"), bad)
-    recipients = _recipients(doc.get("recipients"), event_type, bad)
+    recipients = _recipients(doc.get("recipients"), event_types, bad)
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", "must be true or false")
     errors.extend(problems)
     if problems or recipients is None:
         return None
-    return Rule(id=str(rule_id), version=int(version), file=file, event_type=str(event_type),
+    return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
                 category=str(category), channels=channels, name=str(doc.get("name", "")),
                 condition=condition, enabled=enabled, **recipients)  # fmt: skip
 
@@ -192,25 +201,38 @@ def _channels(value: Any, bad: Any) -> dict[str, str]:
     return out
 
 
-def _recipients(value: Any, event_type: Any, bad: Any) -> dict[str, Any] | None:
+def _recipients(value: Any, event_types: tuple[Any, ...], bad: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
-        bad("recipients", "required: `subject: true` or an `audience`")
+        bad("recipients", "required: `subject: true`, an `audience` or `previously_warned: true`")
         return None
     subject, audience_doc = value.get("subject", False), value.get("audience")
-    if bool(subject) == (audience_doc is not None):
-        bad("recipients", "give exactly one of `subject: true` and `audience`")
+    warned = value.get("previously_warned", False)
+    if sum((bool(subject), audience_doc is not None, bool(warned))) != 1:
+        bad(
+            "recipients",
+            "give exactly one of `subject: true`, `audience` and `previously_warned: true`",
+        )
         return None
-    event = catalogue().get(event_type) if isinstance(event_type, str) else None
-    if subject and event is not None and event.subject is None:
-        bad("recipients.subject", f"{event_type} is area-wide and has no subject; use an audience")
+    for event_type in event_types:
+        event = catalogue().get(event_type) if isinstance(event_type, str) else None
+        if subject and event is not None and event.subject is None:
+            bad(
+                "recipients.subject",
+                f"{event_type} is area-wide and has no subject; use an audience",
+            )
+        if warned and not str(event_type).startswith("weather.warning."):
+            bad(
+                "recipients.previously_warned",
+                f"only weather warnings have earlier recipients, not {event_type}",
+            )
     audience = _audience(audience_doc, bad) if audience_doc is not None else None
     contacts = _roles(value.get("contacts"), "recipients.contacts", bad)
     fallback = _roles(value.get("fallback_contacts"), "recipients.fallback_contacts", bad) or ()
-    unknown = set(value) - {"subject", "audience", "contacts", "fallback_contacts"}
+    unknown = set(value) - {*_RECIPIENT_MODES, "contacts", "fallback_contacts"}
     for key in sorted(unknown):
         bad(f"recipients.{key}", "unknown field")
     return {"subject": bool(subject), "audience": audience, "contacts": contacts,
-            "fallback_contacts": fallback}  # fmt: skip
+            "fallback_contacts": fallback, "previously_warned": bool(warned)}  # fmt: skip
 
 
 def _audience(doc: Any, bad: Any) -> Audience | None:
@@ -226,10 +248,14 @@ def _audience(doc: Any, bad: Any) -> Audience | None:
     if kind not in (None, "person", "enterprise"):
         bad("recipients.audience.kind", "must be person or enterprise")
     areas = _condition(doc.get("areas"), "recipients.audience.areas", bad)
+    shapes = _condition(doc.get("shapes"), "recipients.audience.shapes", bad)
     audience = Audience(kind=kind, permit=doc.get("permit"), industry=doc.get("industry"),
-                        tag=doc.get("tag"), areas=areas)  # fmt: skip
-    if not audience.index_terms() and areas is None:
-        bad("recipients.audience", "select by at least one of kind, permit, industry, tag, areas")
+                        tag=doc.get("tag"), areas=areas, shapes=shapes)  # fmt: skip
+    if not audience.index_terms() and areas is None and shapes is None:
+        bad(
+            "recipients.audience",
+            "select by at least one of kind, permit, industry, tag, areas, shapes",
+        )
     return audience
 
 

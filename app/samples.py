@@ -27,6 +27,8 @@ SAMPLE_ENTERPRISE: dict[str, Any] = {
 
 def sample_profile(rule: Rule) -> dict[str, Any]:
     kind = rule.audience.kind if rule.audience else catalogue()[rule.event_type].subject
+    if rule.previously_warned:
+        kind = "enterprise"
     return SAMPLE_ENTERPRISE if kind == "enterprise" else SAMPLE_PERSON
 
 
@@ -37,7 +39,7 @@ def sample_contexts(rule: Rule) -> list[dict[str, Any]]:
     profile = sample_profile(rule)
     people: list[Recipient | None] = [*recipients_of(rule, profile)] or [None]
     contexts: list[dict[str, Any]] = []
-    for example in catalogue()[rule.event_type].examples:
+    for example in (e for t in rule.event_types for e in catalogue()[t].examples):
         event = validate_event(example)
         contexts.extend(template_context(event, profile, person) for person in people)
     return contexts

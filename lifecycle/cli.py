@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--sample", type=int, default=5, help="how many recipients to show")
     preview.set_defaults(run=_rules_preview)
 
+    cap = sub.add_parser("cap", help="CAP 1.2 alerts").add_subparsers(dest="action", required=True)
+    ingest = cap.add_parser("ingest", help="read a CAP 1.2 alert and publish its weather events")
+    ingest.add_argument("source", help="a file, an http(s) URL, or - for standard input")
+    ingest.set_defaults(run=_cap_ingest)
+
     trace = sub.add_parser("trace", help="what happened to an event or a notification")
     trace.add_argument("id")
     trace.set_defaults(run=_trace)
@@ -141,6 +146,12 @@ def _rules_preview(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.event}: {exc.reason}", file=sys.stderr)
         return 1
     return asyncio.run(print_preview(settings, args.rule_id, event, sample=args.sample))
+
+
+def _cap_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.cap_ingest import ingest
+
+    return ingest(settings, args.source)
 
 
 def _trace(args: argparse.Namespace, settings: Settings) -> int:

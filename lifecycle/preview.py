@@ -21,9 +21,9 @@ async def print_preview(settings: Settings, rule_id: str, event: Event, *, sampl
                 file=sys.stderr,
             )
             return 1
-        if rule.event_type != event.type:
+        if event.type not in rule.event_types:
             print(
-                f"rule {rule_id} listens to {rule.event_type}, the event is {event.type}",
+                f"rule {rule_id} listens to {', '.join(rule.event_types)}, the event is {event.type}",
                 file=sys.stderr,
             )
             return 1

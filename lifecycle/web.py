@@ -20,9 +20,12 @@ from typing import Any
 from faust.web import View
 from redis.exceptions import RedisError
 
+from app.cap import CapRejected
 from app.masking import mask_address
 from app.phones import normalise_mobile
 from app.unsubscribe import UnsubscribeLinks
+from lifecycle.cap_ingest import MAX_BYTES as MAX_CAP_BYTES
+from lifecycle.cap_ingest import cap_events
 from lifecycle.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,25 @@ class Unsubscribe(View):
         return self.html(
             _page("已退订", f"已退订“{CATEGORY_NAMES.get(category, category)}”类消息。")
         )
+
+
+@app.page("/cap/")
+class CapIngest(View):
+    """POST a CAP 1.2 document: 202 with the events published, or 400 with the reason."""
+
+    async def post(self, request: Any) -> Any:
+        from topics import life_events
+
+        raw = await request.content.read(MAX_CAP_BYTES + 1)
+        try:
+            events = cap_events(raw)
+        except CapRejected as exc:
+            logger.warning("CAP document refused: %s", exc.reason)
+            return self.json({"refused": exc.reason}, status=400)
+        for event in events:
+            value = json.dumps(event.as_dict(), ensure_ascii=False).encode("utf-8")
+            await life_events.send(key=event.key.encode(), value=value)
+        return self.json({"published": [e.id for e in events]}, status=202)
 
 
 @app.page("/sms/inbound/")
