@@ -355,3 +355,45 @@ def http(
             return response.status, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8")
+
+
+async def test_a_cap_warning_and_its_cancel_reach_exactly_the_permit_holders(
+    stack, state, tmp_path, monkeypatch, capsys
+):
+    from tests.test_cap import cap, info
+
+    for name, value in to_environ(stack["settings"]).items():
+        monkeypatch.setenv(name, value)
+    issued = tmp_path / "gale.xml"
+    issued.write_text(cap(identifier="44030841600000_20261122090000",
+                          infos=[info(expires="2099-01-01T00:00:00+08:00")]), encoding="utf-8")  # fmt: skip
+    assert await asyncio.to_thread(main, ["cap", "ingest", str(issued)]) == 0
+    assert (
+        "published weather.warning.issued 44030841600000_20261122090000: gale yellow — 440308"
+        in capsys.readouterr().out
+    )
+    await delivered(state, "CAP-44030841600000_20261122090000-Alert", 3)
+    warned = sorted(to for to, _ in sms_for(stack, "CAP-44030841600000_20261122090000-Alert"))
+    assert warned == ["+8613900000001", "+8613900000003", "+8613900000004"]
+
+    cancel = tmp_path / "cancel.xml"
+    cancel.write_text(cap(identifier="44030841600000_20261122120000", msg_type="Cancel", infos=[],
+                          references="shenzhen_meteorological_observatory,44030841600000_20261122090000,"
+                                     "2026-11-22T09:00:00+08:00"), encoding="utf-8")  # fmt: skip
+    assert await asyncio.to_thread(main, ["cap", "ingest", str(cancel)]) == 0
+    await delivered(state, "CAP-44030841600000_20261122120000-Cancel", 3)
+    all_clear = sms_for(stack, "CAP-44030841600000_20261122120000-Cancel")
+    assert sorted(to for to, _ in all_clear) == warned
+    assert all("已解除" in text for _, text in all_clear)
+
+
+async def test_the_worker_refuses_a_hostile_cap_document_with_its_reason(stack):
+    hostile = (
+        b'<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&xxe;</identifier></alert>'
+    )
+    status, body = await asyncio.to_thread(
+        http, stack["settings"].web_url + "/cap/", hostile, "application/xml"
+    )
+    assert status == 400 and "DOCTYPE" in json.loads(body)["refused"]
+    assert stack["worker"].poll() is None

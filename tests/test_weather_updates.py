@@ -1,0 +1,122 @@
+"""Updates, cancels and shapes of weather warnings, planned against real Redis."""
+
+import pytest_asyncio
+
+from app.events import validate_event
+from app.planning import Planner
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.rules import load_rules
+from app.runtime import make_renderer
+from app.settings import Settings
+from tests.helpers import contact, enterprise, weather_event
+
+ROOT = "W-ROOT"
+
+
+@pytest_asyncio.fixture
+async def planner(redis_client, prefix):
+    settings = Settings()
+    renderer = make_renderer(settings)
+    planner = Planner(
+        load_rules(settings.rules_dir, renderer), ProfileStore(redis_client, prefix), renderer
+    )
+    for doc in (
+        enterprise("E-A", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000001")]),
+        enterprise("E-B", permits=("outdoor_advertising",), contacts=[contact("legal_representative", "13900000002")]),
+        enterprise("E-LUOHU", district="440303", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000003")]),
+    ):  # fmt: skip
+        await planner.store.upsert(parse_profile(doc))
+    return planner
+
+
+def warning(event_id, *, kind="issued", areas=("440308",), level="yellow", references=()):
+    doc = weather_event(event_id, list(areas), level=level) | {"type": f"weather.warning.{kind}"}
+    doc["data"] = dict(doc["data"], warning_id=event_id, references=list(references))
+    return validate_event(doc)
+
+
+async def plan_and_record(planner, event):
+    """What the plan agent does: plan, then remember who was warned."""
+    plan = await planner.plan(event)
+    if event.type != "weather.warning.cancelled":
+        warned = {
+            (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
+        }
+        await planner.warned.record(
+            plan.warning_root, event.data["warning_id"], event.data["level"], warned
+        )
+    return plan
+
+
+def to(plan):
+    return sorted(n.address for n in plan.notifications)
+
+
+async def test_an_update_at_the_same_level_reaches_only_those_newly_in_the_area(planner):
+    first = await plan_and_record(planner, warning(ROOT))
+    assert to(first) == ["+8613900000001", "+8613900000002"]
+    wider = await plan_and_record(
+        planner, warning("W-UPD1", kind="updated", areas=("440308", "440303"), references=[ROOT])
+    )
+    assert to(wider) == ["+8613900000003"]
+    assert wider.warning_root == ROOT
+
+
+async def test_an_update_that_raises_the_level_reaches_everyone_again(planner):
+    await plan_and_record(planner, warning(ROOT))
+    await plan_and_record(planner, warning("W-UPD1", kind="updated", references=[ROOT]))
+    raised = await plan_and_record(
+        planner, warning("W-UPD2", kind="updated", level="orange", references=["W-UPD1"])
+    )
+    assert to(raised) == ["+8613900000001", "+8613900000002"]
+    assert raised.warning_root == ROOT  # found through the chain of updates
+
+
+async def test_a_cancel_sends_an_all_clear_to_exactly_those_warned(planner):
+    await plan_and_record(planner, warning(ROOT))
+    await plan_and_record(
+        planner, warning("W-UPD1", kind="updated", areas=("440308", "440303"), references=[ROOT])
+    )
+    cancel = await planner.plan(warning("W-CANCEL", kind="cancelled", references=["W-UPD1"]))
+    assert {n.rule_id for n in cancel.notifications} == {"weather-outdoor-ads-all-clear"}
+    assert to(cancel) == ["+8613900000001", "+8613900000002", "+8613900000003"]
+    assert {n.category for n in cancel.notifications} == {"notice"}
+    assert all("已解除" in n.content["text"] for n in cancel.notifications)
+
+
+async def test_a_cancel_of_an_unknown_warning_sends_nothing(planner):
+    assert (
+        await planner.plan(warning("W-CANCEL-X", kind="cancelled", references=["NEVER-ISSUED"]))
+    ).notifications == []
+
+
+async def test_polygon_and_circle_warnings_select_located_enterprises_inside(planner):
+    inside = enterprise(
+        "E-IN",
+        district="440303",
+        permits=("outdoor_advertising",),
+        contacts=[contact("safety_officer", "13900000011")],
+    ) | {"location": {"lat": 22.58, "lon": 114.25}}
+    outside = enterprise(
+        "E-OUT",
+        district="440303",
+        permits=("outdoor_advertising",),
+        contacts=[contact("safety_officer", "13900000012")],
+    ) | {"location": {"lat": 22.70, "lon": 114.25}}
+    no_permit = enterprise(
+        "E-NP", district="440303", contacts=[contact("safety_officer", "13900000013")]
+    ) | {"location": {"lat": 22.58, "lon": 114.26}}
+    circled = enterprise(
+        "E-CIRCLE",
+        district="440303",
+        permits=("outdoor_advertising",),
+        contacts=[contact("safety_officer", "13900000014")],
+    ) | {"location": {"lat": 22.80, "lon": 114.50}}
+    for doc in (inside, outside, no_permit, circled):
+        await planner.store.upsert(parse_profile(doc))
+    doc = weather_event("W-POLY", ["440308"])
+    doc["data"] |= {"areas": [], "polygons": [[[22.55, 114.22], [22.62, 114.22], [22.62, 114.30], [22.55, 114.30], [22.55, 114.22]]],
+                    "circles": [{"lat": 22.80, "lon": 114.51, "radius_km": 3}]}  # fmt: skip
+    plan = await planner.plan(validate_event(doc))
+    assert to(plan) == ["+8613900000011", "+8613900000014"]
