@@ -16,7 +16,7 @@ from app.errors import EventRejected
 from app.events import Event, parse_event
 from app.planning import Plan
 from lifecycle.faust_app import app, runtime
-from topics import life_events, life_events_dlq, notifications
+from topics import lane, life_events, life_events_dlq
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def handle_event(message: EventT) -> str:
         await dead_letter(life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}")
         return "error"
     for n in plan.notifications:
-        await notifications.send(key=n.recipient.encode(), value=n.to_json())
+        await lane(n.category).send(key=n.recipient.encode(), value=n.to_json())
     logger.info("event %s (%s): %d rule(s) matched, %d notification(s) planned",
                 event.id, event.type, len(plan.matched), len(plan.notifications))  # fmt: skip
     return "planned"

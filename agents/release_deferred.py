@@ -1,4 +1,5 @@
-"""A timer, every second: deferred notifications whose time has come go back on `notifications`.
+"""A timer, every second: deferred notifications whose time has come go back on their lane
+(`notifications`, or `notifications-warning`).
 
 Publish first, then forget: a worker that dies in between only publishes a notification twice,
 and delivery recognises the second copy. Several workers may run the timer at once for the same
@@ -13,7 +14,7 @@ import time
 from agents.common import UNAVAILABLE
 from app.notifications import Notification
 from lifecycle.faust_app import app, runtime
-from topics import notifications
+from topics import lane
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ async def release_due(now: float) -> int:
     released = 0
     for raw in await state.due(now):
         notification = Notification.from_json(raw)
-        sent = await notifications.send(key=notification.recipient.encode(), value=raw)
+        sent = await lane(notification.category).send(
+            key=notification.recipient.encode(), value=raw
+        )
         await sent  # acknowledged by the broker before it is forgotten here
         await state.undefer(notification.id)
         released += 1

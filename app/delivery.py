@@ -46,6 +46,7 @@ from app.masking import mask_address
 from app.notifications import Notification
 from app.policy import WARNING, Preferences, QuietHours, local_day, opted_out, parse_quiet_hours
 from app.profile_store import ProfileStore
+from app.rate_limit import RateLimiter
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class Deliverer:
         policy: DeliveryPolicy,
         *,
         clock: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.state = state
         self.preferences = preferences
@@ -106,6 +108,7 @@ class Deliverer:
         self.gateways = gateways
         self.policy = policy
         self.clock = clock
+        self.limiter = limiter
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
@@ -150,6 +153,8 @@ class Deliverer:
         held = await self._policy(n, attempt)
         if held is not None:
             return [held]
+        if self.limiter is not None:
+            await self.limiter.acquire(n.channel)
         attempt += 1
         sending = self._outcome(n, "sending", attempt=attempt)
         await self.state.set_status(n, "sending", attempts=attempt)

@@ -19,6 +19,7 @@ from app.gateways.email import SmtpGateway
 from app.planning import Planner
 from app.policy import Preferences, parse_quiet_hours
 from app.profile_store import ProfileStore
+from app.rate_limit import RateLimiter
 from app.rendering import Renderer
 from app.rules import RuleSet, load_rules
 from app.settings import Settings
@@ -83,7 +84,14 @@ class Runtime:
                                      unsubscribe=UnsubscribeLinks(settings.web_url, settings.secret)),
                 "sms": sms_gateway_from_url(settings.sms_url),
             }  # fmt: skip
-            deliverer = Deliverer(state, preferences, profiles, gateways, delivery_policy(settings))
+            limiter = RateLimiter(
+                redis,
+                settings.redis_prefix,
+                {"sms": settings.sms_rate, "email": settings.email_rate},
+            )
+            deliverer = Deliverer(
+                state, preferences, profiles, gateways, delivery_policy(settings), limiter=limiter
+            )
         planner = Planner(rules, profiles, renderer)
         return cls(
             settings, redis, profiles, state, preferences, renderer, rules, planner, deliverer

@@ -68,6 +68,14 @@ class Settings:
     retry_max_seconds: float = 3600.0
     claim_lease_seconds: float = 60.0
     public_url: str | None = None
+    sms_rate: float = (
+        0.0  # messages per second through the SMS gateway, all workers together; 0: unlimited
+    )
+    email_rate: float = 0.0
+    fanout_chunk: int = 500  # recipients' profiles per chunk of a large fan-out
+    blast_factor: float = 10.0  # hold a send this many times larger than the rule's median run
+    blast_ceiling: int = 500_000  # hold any send to more recipients than this
+    blast_min_runs: int = 3  # runs of a rule before its median counts
     secret: str = field(default="dev-only-secret-change-me", repr=False)
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, repr=False
@@ -123,6 +131,12 @@ _ENV = {
     "LIFECYCLE_CLAIM_LEASE_SECONDS": ("claim_lease_seconds", float),
     "LIFECYCLE_PUBLIC_URL": ("public_url", str),
     "LIFECYCLE_SECRET": ("secret", str),
+    "LIFECYCLE_SMS_RATE": ("sms_rate", float),
+    "LIFECYCLE_EMAIL_RATE": ("email_rate", float),
+    "LIFECYCLE_FANOUT_CHUNK": ("fanout_chunk", int),
+    "LIFECYCLE_BLAST_FACTOR": ("blast_factor", float),
+    "LIFECYCLE_BLAST_CEILING": ("blast_ceiling", int),
+    "LIFECYCLE_BLAST_MIN_RUNS": ("blast_min_runs", int),
 }
 
 

@@ -129,3 +129,27 @@ async def test_profiles_are_stored_deleted_and_bad_ones_dead_lettered(running, b
         r for r in await read_topic(f"127.0.0.1:{broker.port}", "profiles-dlq") if r.key == b"P-AG4"
     ]
     assert dict(record.headers)["x-lifecycle-reason"].decode().startswith("mobile:")
+
+
+async def test_warnings_take_their_own_lane(running, broker):
+    from agents.plan_notifications import plan_notifications
+    from tests.helpers import contact, enterprise, weather_event
+
+    await running["runtime"].profiles.upsert(parse_profile(enterprise(
+        "E-LANE", district="440306", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000077")])))  # fmt: skip
+    async with plan_notifications.test_context() as agent:
+        await agent.put(
+            json.dumps(weather_event("E-LANE-WX", ["440306"]), ensure_ascii=False).encode(),
+            key=b"E-LANE-WX",
+        )
+    await flushed()
+    bootstrap = f"127.0.0.1:{broker.port}"
+    warnings = [
+        Notification.from_json(r.value)
+        for r in await read_topic(bootstrap, "notifications-warning")
+    ]
+    others = [Notification.from_json(r.value) for r in await read_topic(bootstrap, "notifications")]
+    assert [(n.event_id, n.address) for n in warnings if n.event_id == "E-LANE-WX"] == [
+        ("E-LANE-WX", "+8613900000077")
+    ]
+    assert [n for n in others if n.event_id == "E-LANE-WX"] == []

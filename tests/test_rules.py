@@ -41,8 +41,8 @@ GOOD = """\
 def test_the_seed_rules_are_valid(renderer):
     result = load_rules(PROJECT_ROOT / "rules", renderer)
     assert result.errors == []
-    assert {r.id for r in result.rules} == {
-        "graduate-hukou-transfer", "business-registered-next-steps", "weather-outdoor-ads-warning"}  # fmt: skip
+    assert {r.id for r in result.rules} == {"graduate-hukou-transfer", "business-registered-next-steps",
+                                            "weather-outdoor-ads-warning", "weather-outdoor-ads-all-clear"}  # fmt: skip
 
 
 def test_weather_seed_rule_targets_permit_holders_in_the_warned_areas(renderer):
@@ -157,4 +157,4 @@ def test_rules_check_command_exits_1_and_prints_file_rule_and_field(rules_dir, c
 
 def test_rules_check_command_passes_on_the_seed_rules(capsys):
     assert main(["rules", "check"]) == 0
-    assert "3 rule(s) valid, 0 error(s)" in capsys.readouterr().out
+    assert "4 rule(s) valid, 0 error(s)" in capsys.readouterr().out

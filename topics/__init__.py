@@ -9,6 +9,7 @@ Faust's deserializer.
 | profiles         | profile id                | a profile (JSON), or null to delete it |
 | profiles-dlq     | as received               | the bytes as received; reason in headers |
 | notifications    | recipient                 | a planned notification (JSON)          |
+| notifications-warning | recipient            | the same, for category warning: a lane of its own |
 | notifications-dlq| notification id           | a failed notification with its history |
 | deliveries       | notification id           | each status change (JSON)              |
 """
@@ -31,6 +32,7 @@ life_events_dlq = _topic("life-events-dlq")
 profiles = _topic("profiles")
 profiles_dlq = _topic("profiles-dlq")
 notifications = _topic("notifications")
+notifications_warning = _topic("notifications-warning")
 notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
 
@@ -40,6 +42,12 @@ ALL = (
     profiles,
     profiles_dlq,
     notifications,
+    notifications_warning,
     notifications_dlq,
     deliveries,
 )
+
+
+def lane(category: str) -> TopicT:
+    """Warnings travel apart, so that no backlog of reminders ever holds one up."""
+    return notifications_warning if category == "warning" else notifications

@@ -1,0 +1,18 @@
+"""notifications-warning → deliveries: the warnings lane, delivered exactly as the other lane but
+by agents of its own, so a backlog of reminders never holds a warning up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from faust.types import StreamT
+
+from agents.deliver_notifications import CONCURRENCY, handle_notification
+from lifecycle.faust_app import app
+from topics import notifications_warning
+
+
+@app.agent(notifications_warning, concurrency=CONCURRENCY)
+async def deliver_warnings(stream: StreamT) -> AsyncIterator[str]:
+    async for message in stream.events():
+        yield await handle_notification(message)
