@@ -3,13 +3,15 @@
 from agents import (
     deliver_notifications,
     deliver_warnings,
+    plan_chunk,
     plan_notifications,
     release_deferred,
-    store_profiles,  # fmt: skip
+    store_profiles,
 )
 
 ALL = (
     plan_notifications.plan_notifications,
+    plan_chunk.plan_chunk,
     deliver_notifications.deliver_notifications,
     deliver_warnings.deliver_warnings,
     store_profiles.store_profiles,

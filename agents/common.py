@@ -17,6 +17,8 @@ from faust.types import EventT, TopicT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.planning import Plan
+from lifecycle.faust_app import runtime
 from topics import REASON_HEADER
 
 logger = logging.getLogger(__name__)
@@ -51,3 +53,28 @@ async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
     logger.warning(
         "dead-lettered %s/%s/%s: %s", origin.topic, origin.partition, origin.offset, reason
     )
+
+
+async def record_plan(plan: Plan, chunk_number: int | None = None) -> None:
+    """Remember what a plan (or one chunk of it) contains: planned states, who is warned, trace."""
+    rt = runtime()
+    event = plan.event
+    await rt.state.planned_many(plan.notifications)
+    if plan.warning_root and event.type in ("weather.warning.issued", "weather.warning.updated"):
+        warned = {
+            (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
+        }
+        await rt.planner.warned.record(
+            plan.warning_root, event.data["warning_id"], event.data["level"], warned
+        )
+    step = "planned" if chunk_number is None else f"chunk {chunk_number}"
+    await rt.state.trace(event.id, step, rules=plan.matched, notifications=[n.id for n in plan.notifications][:200],
+                         skipped=[f"{r}: {why}" for r, why in plan.skipped][:50])  # fmt: skip
+    await rt.state.count("events", "planned", len(plan.notifications))
+
+
+async def publish_plan(plan: Plan) -> None:
+    from topics import lane
+
+    for n in plan.notifications:
+        await lane(n.category).send(key=n.recipient.encode(), value=n.to_json())

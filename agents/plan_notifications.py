@@ -1,4 +1,6 @@
-"""life-events → notifications: validate each event, plan who gets what, publish the plan.
+"""life-events → notifications: validate each event, select each rule's audience from the indexes,
+hold a send whose audience is far above the rule's usual (the blast-radius guard), and plan it:
+small audiences here, large ones as chunk commands on `fanout` that any worker plans.
 
 An event that is not valid JSON, of an unknown type or against its schema goes to
 life-events-dlq with the reason, and the agent carries on.
@@ -11,12 +13,14 @@ from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
-from agents.common import dead_letter, until_available
+from agents.common import dead_letter, publish_plan, record_plan, until_available
 from app.errors import EventRejected
 from app.events import Event, parse_event
+from app.expressions import ExpressionError
+from app.fanout import chunk_commands
 from app.planning import Plan
 from lifecycle.faust_app import app, runtime
-from topics import lane, life_events, life_events_dlq
+from topics import fanout, life_events, life_events_dlq
 
 logger = logging.getLogger(__name__)
 
@@ -36,33 +40,46 @@ async def handle_event(message: EventT) -> str:
         await until_available(lambda: state.count("events", "rejected"))
         return "rejected"
     try:
-        plan = await until_available(lambda: plan_and_record(event))
+        plan, commands = await until_available(lambda: plan_event(event))
     except Exception as exc:  # a bug must not lose the event: keep it, with the reason
         logger.exception("planning failed for event %s", event.id)
         await dead_letter(life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}")
         return "error"
-    for n in plan.notifications:
-        await lane(n.category).send(key=n.recipient.encode(), value=n.to_json())
-    logger.info("event %s (%s): %d rule(s) matched, %d notification(s) planned",
-                event.id, event.type, len(plan.matched), len(plan.notifications))  # fmt: skip
+    for key, value in commands:
+        await fanout.send(key=key, value=value)
+    await publish_plan(plan)
+    logger.info("event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
+                event.id, event.type, len(plan.matched), len(plan.notifications), len(commands))  # fmt: skip
     return "planned"
 
 
-async def plan_and_record(event: Event) -> Plan:
+async def plan_event(event: Event) -> tuple[Plan, list[tuple[bytes, bytes]]]:
     rt = runtime()
     await rt.state.trace(event.id, "received", type=event.type)
-    plan = await rt.planner.plan(event)
-    await rt.state.planned_many(plan.notifications)
-    if plan.warning_root and event.type in ("weather.warning.issued", "weather.warning.updated"):
-        warned = {
-            (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
-        }
-        await rt.planner.warned.record(
-            plan.warning_root, event.data["warning_id"], event.data["level"], warned
-        )
-    await rt.state.trace(event.id, "planned", rules=plan.matched,
-                         notifications=[n.id for n in plan.notifications],
-                         skipped=[f"{r}: {why}" for r, why in plan.skipped][:50])  # fmt: skip
     await rt.state.count("events", "received")
-    await rt.state.count("events", "planned", len(plan.notifications))
-    return plan
+    planner, guard = rt.planner, rt.guard
+    warning = await planner.warning_context(event)
+    plan = Plan(event, warning_root=warning.root if warning else None)
+    commands: list[tuple[bytes, bytes]] = []
+    for rule in rt.rules.for_event(event.type):
+        plan.matched.append(rule.id)
+        try:
+            ids = await planner.audience(rule, event, warning)
+        except ExpressionError as exc:
+            plan.skipped.append((rule.id, f"audience: {exc}"))
+            continue
+        reason = None if rule.subject else await guard.reason_to_hold(rule.id, len(ids))
+        if reason:
+            hold_id = await guard.hold(event.as_dict(), rule.id, len(ids), reason)
+            await rt.state.trace(event.id, "held", rule=rule.id, hold=hold_id, reason=reason)
+            await rt.state.count("events", "held")
+            logger.warning("held %s: %s", hold_id, reason)
+            continue
+        await guard.record_run(rule.id, len(ids))
+        if len(ids) <= rt.settings.fanout_chunk:
+            await planner.plan_chunk(plan, rule, ids, warning)
+        else:
+            commands.extend(chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk))
+            await rt.state.trace(event.id, "fanned out", rule=rule.id, recipients=len(ids))
+    await record_plan(plan)
+    return plan, commands

@@ -6,7 +6,7 @@ returns, `rules preview` prints it, `lifecycle dev` uses it to know what to wait
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from app.rules import Rule, RuleSet
 from app.warned import LEVEL_RANK, WarnedRegistry
 
 ADDRESS_FIELD = {"sms": "mobile", "email": "email"}
+CHUNK = 500  # profiles fetched and planned together
 
 
 @dataclass(frozen=True)
@@ -93,21 +94,24 @@ class Planner:
         self.warned = WarnedRegistry(store.redis, store.prefix)
 
     async def plan(self, event: Event, *, only_rule: str | None = None) -> Plan:
+        """The whole plan for an event (what preview and dev use; the worker plans in chunks)."""
         plan = Plan(event)
-        warning = await self._warning_context(event)
+        warning = await self.warning_context(event)
         plan.warning_root = warning.root if warning else None
         for rule in self.rules.for_event(event.type):
             if only_rule and rule.id != only_rule:
                 continue
             plan.matched.append(rule.id)
             try:
-                async for profiles in self._profiles(rule, event, warning):
-                    self._plan_profiles(plan, rule, event, profiles, warning)
+                ids = await self.audience(rule, event, warning)
             except ExpressionError as exc:
                 plan.skipped.append((rule.id, f"audience: {exc}"))
+                continue
+            for start in range(0, max(len(ids), 1), CHUNK):
+                await self.plan_chunk(plan, rule, ids[start : start + CHUNK], warning)
         return plan
 
-    async def _warning_context(self, event: Event) -> WarningContext | None:
+    async def warning_context(self, event: Event) -> WarningContext | None:
         if not event.type.startswith("weather.warning."):
             return None
         root = await self.warned.root(event.data)
@@ -115,29 +119,25 @@ class Planner:
                               warned=await self.warned.warned(root),
                               updating=event.type == "weather.warning.updated")  # fmt: skip
 
-    async def _profiles(
-        self, rule: Rule, event: Event, warning: WarningContext | None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    async def audience(self, rule: Rule, event: Event, warning: WarningContext | None) -> list[str]:
+        """The ids of the profiles a rule reaches for an event, from the indexes (never a scan)."""
         if rule.subject:
-            profile = await self.store.get(event.subject_id) if event.subject_id else None
-            yield [profile] if profile else []
-            return
+            return [event.subject_id] if event.subject_id else []
         if rule.previously_warned:
-            ids = sorted(
+            return sorted(
                 {profile_id for _, profile_id in (warning.warned.values() if warning else [])}
             )
-            for start in range(0, len(ids), 1000):
-                yield await self.store.get_many(ids[start : start + 1000])
-            return
         assert rule.audience is not None
         context = {"event": event.as_dict(), "data": event.data}
-        seen: set[str] = set()
+        found: dict[str, None] = {}
         if rule.audience.shapes is not None:
             polygons, circles = shapes_of(rule.audience.shapes.evaluate(context))
             if polygons or circles:
-                ids = await self.store.within(polygons, circles, rule.audience.index_terms())
-                seen.update(ids)
-                yield await self.store.get_many(ids)
+                found.update(
+                    dict.fromkeys(
+                        await self.store.within(polygons, circles, rule.audience.index_terms())
+                    )
+                )
         if rule.audience.areas is not None:
             codes = rule.audience.areas.evaluate(context)
             codes = [codes] if isinstance(codes, str) else list(codes or [])
@@ -145,10 +145,19 @@ class Planner:
                 async for ids in self.store.select(
                     all_of=rule.audience.index_terms(), any_of=[f"area:{c}" for c in codes]
                 ):
-                    yield await self.store.get_many([i for i in ids if i not in seen])
+                    found.update(dict.fromkeys(ids))
         elif rule.audience.shapes is None:
             async for ids in self.store.select(all_of=rule.audience.index_terms()):
-                yield await self.store.get_many(ids)
+                found.update(dict.fromkeys(ids))
+        return sorted(found)
+
+    async def plan_chunk(
+        self, plan: Plan, rule: Rule, ids: list[str], warning: WarningContext | None
+    ) -> Plan:
+        """Plan the notifications of ``rule`` for the profiles ``ids`` into ``plan``."""
+        profiles = await self.store.get_many(ids)
+        self._plan_profiles(plan, rule, plan.event, profiles, warning)
+        return plan
 
     def _plan_profiles(self, plan: Plan, rule: Rule, event: Event, profiles: Iterable[dict[str, Any]],
                        warning: WarningContext | None = None) -> None:  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 
+from app.blast import BlastGuard, BlastPolicy
 from app.delivery import Deliverer, DeliveryPolicy, Gateway
 from app.delivery_state import DeliveryState
 from app.errors import ConfigError
@@ -64,6 +65,7 @@ class Runtime:
     rules: RuleSet
     planner: Planner
     deliverer: Deliverer | None
+    guard: BlastGuard
 
     @classmethod
     def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:
@@ -93,8 +95,19 @@ class Runtime:
                 state, preferences, profiles, gateways, delivery_policy(settings), limiter=limiter
             )
         planner = Planner(rules, profiles, renderer)
+        policy = BlastPolicy(settings.blast_factor, settings.blast_ceiling, settings.blast_min_runs)
+        guard = BlastGuard(redis, settings.redis_prefix, policy)
         return cls(
-            settings, redis, profiles, state, preferences, renderer, rules, planner, deliverer
+            settings,
+            redis,
+            profiles,
+            state,
+            preferences,
+            renderer,
+            rules,
+            planner,
+            deliverer,
+            guard,
         )
 
     async def close(self) -> None:

@@ -19,7 +19,7 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.runtime import Runtime
 from app.settings import PROJECT_ROOT, Settings, to_environ
-from lifecycle.stack import SmtpSink, spawn, stop_process
+from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
 
 
 def burst_profiles(count: int) -> list[dict[str, Any]]:
@@ -69,11 +69,24 @@ class Workers:
     processes: list[Any] = field(default_factory=list)
 
     def start(self) -> Any:
-        env = {**os.environ, **to_environ(self.settings)}
+        # each worker its own web port: two on one machine cannot share one
+        env = {**os.environ, **to_environ(self.settings), "LIFECYCLE_WEB_PORT": str(free_port())}
         proc = spawn([sys.executable, "-m", "lifecycle", "worker"],
                      self.log_dir / f"worker-{len(self.processes)}.log", env=env, cwd=PROJECT_ROOT)  # fmt: skip
         self.processes.append(proc)
         return proc
+
+    def log(self, proc: Any) -> Path:
+        return self.log_dir / f"worker-{self.processes.index(proc)}.log"
+
+    async def ready(self, proc: Any, timeout: float = 60) -> bool:
+        """Wait until the worker has joined its group and is consuming."""
+        log = self.log(proc)
+
+        def joined() -> bool:
+            return log.exists() and "[^Worker]: Ready" in log.read_text(errors="replace")
+
+        return await wait_until(joined, timeout, every=0.2)
 
     def kill(self, proc: Any) -> None:
         proc.kill()  # SIGKILL: no clean-up of any kind

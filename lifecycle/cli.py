@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("source", help="a file, an http(s) URL, or - for standard input")
     ingest.set_defaults(run=_cap_ingest)
 
+    held = sub.add_parser("held", help="sends held by the blast-radius guard").add_subparsers(
+        dest="action", required=True
+    )
+    held.add_parser("list", help="what is held, and why").set_defaults(run=_held_list)
+    release = held.add_parser("release", help="release a held send to its (current) audience")
+    release.add_argument("hold_id")
+    release.set_defaults(run=_held_release)
+
     trace = sub.add_parser("trace", help="what happened to an event or a notification")
     trace.add_argument("id")
     trace.set_defaults(run=_trace)
@@ -152,6 +160,46 @@ def _cap_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from lifecycle.cap_ingest import ingest
 
     return ingest(settings, args.source)
+
+
+def _held_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        rt = Runtime.build(settings, deliver=False)
+        try:
+            held = await rt.guard.held()
+        finally:
+            await rt.close()
+        if not held:
+            print("nothing is held")
+        for record in held:
+            print(f"{record['id']}\n  rule {record['rule_id']}, {record['audience']} recipients, held at "
+                  f"{record['held_at']}\n  why: {record['reason']}")  # fmt: skip
+        return 0
+
+    return asyncio.run(run())
+
+
+def _held_release(args: argparse.Namespace, settings: Settings) -> int:
+    from app.release import release_held
+    from lifecycle.publish import publish_raw
+
+    async def run() -> int:
+        rt = Runtime.build(settings, deliver=False)
+        try:
+            released = await release_held(rt, args.hold_id)
+        finally:
+            await rt.close()
+        if released is None:
+            print(f"nothing is held as {args.hold_id}", file=sys.stderr)
+            return 1
+        record, commands = released
+        publish_raw(settings.kafka_servers, "fanout", commands)
+        print(
+            f"released {record['id']}: rule {record['rule_id']}, {len(commands)} chunk(s) published"
+        )
+        return 0
+
+    return asyncio.run(run())
 
 
 def _trace(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,15 +33,7 @@ from lifecycle.stack import (
     spawn,
     stop_process,
 )
-
-TOPICS = [
-    "life-events",
-    "life-events-dlq",
-    "profiles",
-    "profiles-dlq",
-    "notifications",
-    "deliveries",
-]
+from topics import ALL as ALL_TOPICS
 
 
 async def run_dev(
@@ -51,7 +43,9 @@ async def run_dev(
     logs = var / "log"
     with ExitStack() as stack:
         settings = _start_services(settings, var, logs, stack)
-        ensure_topics(settings.kafka_servers, TOPICS, settings.partitions)
+        ensure_topics(
+            settings.kafka_servers, [t.get_topic_name() for t in ALL_TOPICS], settings.partitions
+        )
         runtime = Runtime.build(settings, deliver=False)
         try:
             await _load_profiles(runtime)

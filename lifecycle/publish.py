@@ -62,3 +62,20 @@ def publish(bootstrap: list[str], events: Iterable[Event], topic: str = LIFE_EVE
         return len(futures)
     finally:
         producer.close()
+
+
+def publish_raw(bootstrap: list[str], topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
+    """Publish (key, value) pairs as they are; returns how many the broker acknowledged."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="lifecycle-publish"
+    )
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+        return len(futures)
+    finally:
+        producer.close()

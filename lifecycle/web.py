@@ -104,6 +104,27 @@ class CapIngest(View):
         return self.json({"published": [e.id for e in events]}, status=202)
 
 
+@app.page("/held/")
+async def held(self: Any, request: Any) -> Any:
+    return self.json({"held": await runtime().guard.held()})
+
+
+@app.page("/held/{hold_id}/release/")
+class ReleaseHeld(View):
+    async def post(self, request: Any, hold_id: str) -> Any:
+        from app.release import release_held
+        from topics import fanout
+
+        released = await release_held(runtime(), hold_id)
+        if released is None:
+            return self.json({"error": f"nothing is held as {hold_id}"}, status=404)
+        record, commands = released
+        for key, value in commands:
+            await fanout.send(key=key, value=value)
+        logger.warning("released %s (%d chunk(s))", record["id"], len(commands))
+        return self.json({"released": record["id"], "chunks": len(commands)})
+
+
 @app.page("/sms/inbound/")
 class SmsInbound(View):
     async def post(self, request: Any) -> Any:

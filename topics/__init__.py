@@ -10,6 +10,7 @@ Faust's deserializer.
 | profiles-dlq     | as received               | the bytes as received; reason in headers |
 | notifications    | recipient                 | a planned notification (JSON)          |
 | notifications-warning | recipient            | the same, for category warning: a lane of its own |
+| fanout           | event/rule/chunk          | a chunk of a large audience to plan: event, rule id, profile ids |
 | notifications-dlq| notification id           | a failed notification with its history |
 | deliveries       | notification id           | each status change (JSON)              |
 """
@@ -33,6 +34,7 @@ profiles = _topic("profiles")
 profiles_dlq = _topic("profiles-dlq")
 notifications = _topic("notifications")
 notifications_warning = _topic("notifications-warning")
+fanout = _topic("fanout")
 notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
 
@@ -43,6 +45,7 @@ ALL = (
     profiles_dlq,
     notifications,
     notifications_warning,
+    fanout,
     notifications_dlq,
     deliveries,
 )

@@ -1,0 +1,49 @@
+"""fanout → notifications: plan one chunk of a large audience. Any worker takes any chunk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from faust.types import EventT, StreamT
+
+from agents.common import publish_plan, record_plan, until_available
+from app.errors import EventRejected
+from app.events import validate_event
+from app.fanout import read_command
+from app.planning import Plan
+from lifecycle.faust_app import app, runtime
+from topics import fanout
+
+logger = logging.getLogger(__name__)
+
+
+@app.agent(fanout)
+async def plan_chunk(stream: StreamT) -> AsyncIterator[str]:
+    async for message in stream.events():
+        yield await handle_chunk(message)
+
+
+async def handle_chunk(message: EventT) -> str:
+    rt = runtime()
+    try:
+        command = read_command(message.value)
+        event = validate_event(command["event"])
+    except (ValueError, EventRejected) as exc:
+        logger.error("unreadable chunk command %s: %s", message.key, exc)
+        return "unreadable"
+    rule = rt.rules.get(command["rule_id"])
+    if rule is None:
+        logger.error("chunk for unknown rule %s (event %s)", command["rule_id"], event.id)
+        return "unknown rule"
+
+    async def plan() -> Plan:
+        warning = await rt.planner.warning_context(event)
+        chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
+        await rt.planner.plan_chunk(chunk, rule, list(command["ids"]), warning)
+        await record_plan(chunk, chunk_number=command.get("chunk"))
+        return chunk
+
+    chunk = await until_available(plan)
+    await publish_plan(chunk)
+    return f"planned {len(chunk.notifications)}"
