@@ -27,6 +27,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from app.errors import InvalidInput
+from app.timestamps import aware
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
 MAX_BYTES = 2 * 1024 * 1024
@@ -136,12 +137,9 @@ def _text(parent: Element, name: str) -> str:
 
 def _time(value: str, name: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
+        return aware(value)
     except ValueError as exc:
-        raise CapRejected(f"{name}: {value!r} is not a CAP date-time") from exc
-    if moment.tzinfo is None:
-        raise CapRejected(f"{name}: {value!r} has no UTC offset")
-    return moment
+        raise CapRejected(f"{name}: {exc}") from exc
 
 
 def _references(element: Element | None) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from app.errors import EventRejected
+from app.timestamps import aware
 
 MAX_EVENT_BYTES = 256 * 1024
 
@@ -160,9 +161,6 @@ def _raise_first_error(validator: Draft202012Validator, doc: Any, prefix: str) -
 
 def _parse_time(value: str, field: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
+        return aware(value)
     except ValueError as exc:
-        raise EventRejected(f"{field}: {value!r} is not an ISO 8601 date-time") from exc
-    if moment.tzinfo is None:
-        raise EventRejected(f"{field}: {value!r} has no UTC offset")
-    return moment
+        raise EventRejected(f"{field}: {exc}") from exc

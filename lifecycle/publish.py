@@ -45,27 +45,16 @@ def _add(result: ReadResult, where: str, parse: object) -> None:
 
 
 def publish(bootstrap: list[str], events: Iterable[Event], topic: str = LIFE_EVENTS) -> int:
-    """Publish with kafka-python; returns how many were acknowledged by the broker."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             client_id="lifecycle-publish")  # fmt: skip
-    try:
-        futures = [
-            producer.send(topic, key=e.key.encode("utf-8"),
-                          value=json.dumps(e.as_dict(), ensure_ascii=False).encode("utf-8"))
-            for e in events
-        ]  # fmt: skip
-        producer.flush()
-        for f in futures:
-            f.get(timeout=30)
-        return len(futures)
-    finally:
-        producer.close()
+    """Publish events, keyed by subject (or event id); returns how many the broker acknowledged."""
+    records = (
+        (e.key.encode("utf-8"), json.dumps(e.as_dict(), ensure_ascii=False).encode("utf-8"))
+        for e in events
+    )
+    return publish_raw(bootstrap, topic, records)
 
 
 def publish_raw(bootstrap: list[str], topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
-    """Publish (key, value) pairs as they are; returns how many the broker acknowledged."""
+    """Publish (key, value) pairs with kafka-python; returns how many the broker acknowledged."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(

