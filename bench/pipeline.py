@@ -1,0 +1,257 @@
+"""Side by side on the same pre-generated events, on the embedded broker and a real Redis:
+
+- raw aiokafka consumption (the client's ceiling);
+- a bare Faust agent that only counts (the framework's ceiling as configured);
+- the full pipeline (validate, join the profile, evaluate rules, render, deliver to the SMS
+  outbox), saturated, with one worker and with two;
+- the full pipeline at fixed offered loads: latency from an event's publication to its SMS being
+  handed to the gateway, p50/p95/p99;
+- the worker's peak memory.
+
+Prints a table and writes bench/results/pipeline.json.
+
+    python -m bench.pipeline [--events 10000] [--loads 100,1000,5000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.profile_store import ProfileStore
+from app.profiles import parse_profile
+from app.runtime import make_redis
+from app.settings import PROJECT_ROOT, Settings, to_environ
+from bench.harness import Workers, wait_until
+from lifecycle.stack import (
+    Broker,
+    RedisServer,
+    SmtpSink,
+    ensure_topics,
+    free_port,
+    spawn,
+    stop_process,
+)
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+LOGS = PROJECT_ROOT / "var" / "bench-logs"
+
+
+def people(count: int) -> list[dict[str, Any]]:
+    """Residents with a mobile and no e-mail: one event, one SMS."""
+    return [{"id": f"P-PL{i:07d}", "kind": "person", "name": f"居民{i}", "district": "440308",
+             "mobile": f"+86137{i:08d}"} for i in range(count)]  # fmt: skip
+
+
+PEOPLE = 20_000
+
+
+def event(i: int, run: str) -> tuple[bytes, bytes]:
+    doc = {"id": f"PL-{run}-{i:07d}", "type": "graduate.reception.approved", "occurred_at": "2026-07-01T09:30:00+08:00",
+           "source": "bench", "subject": {"kind": "person", "id": f"P-PL{i % PEOPLE:07d}"}, "district": "440308",
+           "data": {"approval_no": f"A{i}", "school": "深圳大学", "receiving_unit": "盐田港集团", "approved_on": "2026-07-01"}}  # fmt: skip
+    return doc["subject"]["id"].encode(), json.dumps(doc, ensure_ascii=False).encode()
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        batch = [await producer.send(topic, key=k, value=v) for k, v in records]
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+
+
+async def raw_aiokafka(bootstrap: str, topic: str, count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for p in sorted(consumer.partitions_for_topic(topic) or await _parts(consumer, topic))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, started = 0, time.monotonic()
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            seen += sum(len(v) for v in batch.values())
+        return count / (time.monotonic() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer.topics()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def bare_faust(settings: Settings, topic: str, count: int) -> float:
+    out = Path(tempfile.mkdtemp()) / "bare.txt"
+    env = {**os.environ, **to_environ(settings), "BENCH_TOPIC": topic, "BENCH_COUNT": str(count), "BENCH_OUT": str(out),
+           "BENCH_WEB_PORT": str(free_port())}  # fmt: skip
+    proc = spawn([sys.executable, "-m", "bench.bare_faust", "worker", "-l", "warning"], LOGS / "bare-faust.log",
+                 env=env, cwd=PROJECT_ROOT)  # fmt: skip
+    try:
+        assert await wait_until(out.exists, timeout=300, every=0.2), "the bare agent did not finish"
+        first, last = (float(x) for x in out.read_text().split())
+        return count / (last - first)
+    finally:
+        stop_process(proc)
+
+
+def outbox_times(outbox: Path) -> dict[str, float]:
+    if not outbox.exists():
+        return {}
+    times = {}
+    for line in outbox.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        times[record["event_id"]] = datetime.fromisoformat(record["sent_at"]).timestamp()
+    return times
+
+
+async def saturated(settings: Settings, workers_count: int, count: int, run: str) -> dict[str, Any]:
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    settings = settings.with_(sms_url=f"file://{outbox}")
+    workers = Workers(settings, LOGS / f"pipeline-{run}-{workers_count}w")
+    try:
+        procs = [workers.start() for _ in range(workers_count)]
+        for proc in procs:
+            assert await workers.ready(proc, 120)
+        await asyncio.sleep(3)
+        await produce(
+            settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
+        )
+        assert await wait_until(lambda: len(outbox_times(outbox)) >= count, timeout=1200, every=0.5)
+        times = sorted(outbox_times(outbox).values())
+        peak = max(_peak_rss_mb(p.pid) for p in procs)
+        return {
+            "workers": workers_count,
+            "events_per_s": round(count / (times[-1] - times[0])),
+            "peak_rss_mb": peak,
+        }
+    finally:
+        workers.stop_all()
+
+
+async def offered(settings: Settings, rate: int, seconds: float, run: str) -> dict[str, Any]:
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    settings = settings.with_(sms_url=f"file://{outbox}")
+    workers = Workers(settings, LOGS / f"offered-{run}-{rate}")
+    try:
+        proc = workers.start()
+        assert await workers.ready(proc, 120)
+        await asyncio.sleep(3)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers[0], linger_ms=1)
+        await producer.start()
+        published: dict[str, float] = {}
+        total = int(rate * seconds)
+        started = time.monotonic()
+        for i in range(total):
+            due = started + i / rate
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+            key, value = event(i, run)
+            published[f"PL-{run}-{i:07d}"] = time.time()
+            await producer.send(topic="life-events", key=key, value=value)
+        await producer.flush()
+        await producer.stop()
+        achieved = total / (time.monotonic() - started)
+        assert await wait_until(lambda: len(outbox_times(outbox)) >= total, timeout=1200, every=0.5)
+        sent = outbox_times(outbox)
+        latencies = sorted((sent[e] - t) * 1000 for e, t in published.items())
+        q = statistics.quantiles(latencies, n=100)
+        return {"offered_per_s": rate, "achieved_offer_per_s": round(achieved), "events": total,
+                "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
+                "peak_rss_mb": _peak_rss_mb(proc.pid)}  # fmt: skip
+    finally:
+        workers.stop_all()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def run(count: int, loads: list[int], seconds: float) -> dict[str, Any]:
+    broker = Broker.start(LOGS)
+    redis = RedisServer.start(LOGS)
+    sink = SmtpSink.start()
+    run_id = time.strftime("%H%M%S")
+    settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
+                        partitions=8, quiet_hours="off", daily_cap=0)  # fmt: skip
+    try:
+        topics = ["life-events", "life-events-dlq", "profiles", "profiles-dlq", "notifications", "notifications-warning",
+                  "fanout", "notifications-dlq", "deliveries", "bench-raw"]  # fmt: skip
+        ensure_topics(settings.kafka_servers, topics, settings.partitions)
+        store_redis = make_redis(settings)
+        await ProfileStore(store_redis, settings.redis_prefix).insert_new(
+            [parse_profile(p) for p in people(PEOPLE)]
+        )
+        await store_redis.aclose()
+        records = [event(i, "raw") for i in range(count)]
+        await produce(settings.kafka_servers[0], "bench-raw", records)
+        result: dict[str, Any] = {"events": count, "machine": f"{os.cpu_count()} cores"}
+        result["aiokafka_per_s"] = round(
+            await raw_aiokafka(settings.kafka_servers[0], "bench-raw", count)
+        )
+        print(f"raw aiokafka: {result['aiokafka_per_s']:,} events/s")
+        result["bare_faust_per_s"] = round(await bare_faust(settings, "bench-raw", count))
+        print(f"bare Faust agent: {result['bare_faust_per_s']:,} events/s")
+        result["pipeline"] = [await saturated(settings, n, count, f"{run_id}s{n}") for n in (1, 2)]
+        for p in result["pipeline"]:
+            print(
+                f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, peak RSS {p['peak_rss_mb']} MB"
+            )
+        result["offered"] = [
+            await offered(settings, rate, seconds, f"{run_id}o{rate}") for rate in loads
+        ]
+        for o in result["offered"]:
+            print(
+                f"offered {o['offered_per_s']:,}/s: p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms"
+            )
+        one = result["pipeline"][0]["events_per_s"]
+        result["ratio_pipeline_to_bare_faust"] = round(one / result["bare_faust_per_s"], 3)
+        result["ratio_bare_faust_to_aiokafka"] = round(
+            result["bare_faust_per_s"] / result["aiokafka_per_s"], 3
+        )
+        print(f"pipeline / bare Faust: {result['ratio_pipeline_to_bare_faust']:.1%}; "
+              f"bare Faust / aiokafka: {result['ratio_bare_faust_to_aiokafka']:.1%}")  # fmt: skip
+        return result
+    finally:
+        sink.stop()
+        redis.stop()
+        broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--loads", default="100,1000,5000")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    result = asyncio.run(run(args.events, [int(x) for x in args.loads.split(",")], args.seconds))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
