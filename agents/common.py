@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from faust.types import EventT, TopicT
@@ -55,8 +55,10 @@ async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
     )
 
 
-async def record_plan(plan: Plan, chunk_number: int | None = None) -> None:
-    """Remember what a plan (or one chunk of it) contains: planned states, who is warned, trace."""
+async def record_plan(plan: Plan, chunk_number: int | None = None, *,
+                      first_steps: Sequence[tuple[str, dict[str, Any]]] = (), received: int = 0) -> None:  # fmt: skip
+    """Remember what a plan (or one chunk of it) contains: planned states, who is warned, trace
+    steps and counters — in as few round trips as that takes."""
     rt = runtime()
     event = plan.event
     await rt.state.planned_many(plan.notifications)
@@ -68,9 +70,10 @@ async def record_plan(plan: Plan, chunk_number: int | None = None) -> None:
             plan.warning_root, event.data["warning_id"], event.data["level"], warned
         )
     step = "planned" if chunk_number is None else f"chunk {chunk_number}"
-    await rt.state.trace(event.id, step, rules=plan.matched, notifications=[n.id for n in plan.notifications][:200],
-                         skipped=[f"{r}: {why}" for r, why in plan.skipped][:50])  # fmt: skip
-    await rt.state.count("events", "planned", len(plan.notifications))
+    details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
+               "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
+    await rt.state.note(event.id, [*first_steps, (step, details)],
+                        {"received": received, "planned": len(plan.notifications)})  # fmt: skip
 
 
 async def publish_plan(plan: Plan) -> None:

@@ -55,8 +55,7 @@ async def handle_event(message: EventT) -> str:
 
 async def plan_event(event: Event) -> tuple[Plan, list[tuple[bytes, bytes]]]:
     rt = runtime()
-    await rt.state.trace(event.id, "received", type=event.type)
-    await rt.state.count("events", "received")
+    received = ("received", {"type": event.type})
     planner, guard = rt.planner, rt.guard
     warning = await planner.warning_context(event)
     plan = Plan(event, warning_root=warning.root if warning else None)
@@ -75,11 +74,12 @@ async def plan_event(event: Event) -> tuple[Plan, list[tuple[bytes, bytes]]]:
             await rt.state.count("events", "held")
             logger.warning("held %s: %s", hold_id, reason)
             continue
-        await guard.record_run(rule.id, len(ids))
+        if not rule.subject:  # one person or enterprise is never a blast
+            await guard.record_run(rule.id, len(ids))
         if len(ids) <= rt.settings.fanout_chunk:
             await planner.plan_chunk(plan, rule, ids, warning)
         else:
             commands.extend(chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk))
             await rt.state.trace(event.id, "fanned out", rule=rule.id, recipients=len(ids))
-    await record_plan(plan)
+    await record_plan(plan, first_steps=[received], received=1)
     return plan, commands

@@ -25,6 +25,7 @@ and before that write reached Redis (measured by ``bench/crash_recovery.py``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -44,7 +45,15 @@ from app.delivery_state import FINAL, DeliveryState
 from app.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from app.masking import mask_address
 from app.notifications import Notification
-from app.policy import WARNING, Preferences, QuietHours, local_day, opted_out, parse_quiet_hours
+from app.policy import (
+    WARNING,
+    Preferences,
+    QuietHours,
+    decode_set,
+    local_day,
+    opted_out,
+    parse_quiet_hours,
+)
 from app.profile_store import ProfileStore
 from app.rate_limit import RateLimiter
 
@@ -112,19 +121,43 @@ class Deliverer:
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
-        record = await self.state.record(n.id)
-        if record.get("status") in FINAL or self._scheduled_later(record):
-            return [self._outcome(n, "duplicate", record)]
         token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
-        if not await self._claim(n, token):
+        claimed, record, opt_outs, profile = await self._begin(n, token)
+        if record.get("status") in FINAL or self._scheduled_later(record):
+            if claimed:
+                await self._persist(lambda: self.state.release(n.id))
             return [self._outcome(n, "duplicate", record)]
-        try:
-            record = await self.state.record(n.id)
-            if record.get("status") in FINAL or self._scheduled_later(record):
+        if not claimed:  # another worker is on it: wait for its claim to end, then look again
+            if not await self._claim(n, token):
                 return [self._outcome(n, "duplicate", record)]
-            return await self._handle(n, record)
+            claimed, record, opt_outs, profile = await self._begin(n, token, claim=False)
+            if record.get("status") in FINAL or self._scheduled_later(record):
+                await self._persist(lambda: self.state.release(n.id))
+                return [self._outcome(n, "duplicate", record)]
+        try:
+            return await self._handle(n, record, opt_outs, profile)
         finally:
             await self._persist(lambda: self.state.release(n.id))
+
+    async def _begin(self, n: Notification, token: str, *, claim: bool = True
+                     ) -> tuple[bool, dict[str, str], set[str], dict[str, Any]]:  # fmt: skip
+        """One round trip: try the claim, read the status record, the opt-outs and the profile."""
+        async with self.state.redis.pipeline(transaction=False) as pipe:
+            if claim:
+                pipe.set(
+                    self.state.key("claim", n.id),
+                    token,
+                    nx=True,
+                    px=int(self.policy.claim_lease * 1000),
+                )
+            pipe.hgetall(self.state.key("n", n.id))
+            pipe.smembers(self.preferences.key(n.address))
+            pipe.get(self.profiles.key(n.profile_id))
+            results = await pipe.execute()
+        claimed = bool(results[0]) if claim else True
+        raw_record, members, raw_profile = results[-3:]
+        record = {_text(k): _text(v) for k, v in raw_record.items()}
+        return claimed, record, decode_set(members), json.loads(raw_profile) if raw_profile else {}
 
     def _scheduled_later(self, record: dict[str, str]) -> bool:
         due = record.get("next_attempt_at")
@@ -141,7 +174,8 @@ class Deliverer:
             await asyncio.sleep(min(max(ttl, 50), lease_ms) / 1000 / 4)
         return True
 
-    async def _handle(self, n: Notification, record: dict[str, str]) -> list[DeliveryOutcome]:
+    async def _handle(self, n: Notification, record: dict[str, str], opt_outs: set[str],
+                      profile: dict[str, Any]) -> list[DeliveryOutcome]:  # fmt: skip
         attempt = int(record.get("attempts") or 0)
         if n.error:
             return [await self._fail(n, attempt, n.error, retriable=False)]
@@ -150,7 +184,7 @@ class Deliverer:
             return [
                 await self._fail(n, attempt, f"no gateway for channel {n.channel}", retriable=False)
             ]
-        held = await self._policy(n, attempt)
+        held = await self._policy(n, attempt, opt_outs, profile)
         if held is not None:
             return [held]
         if self.limiter is not None:
@@ -179,14 +213,15 @@ class Deliverer:
         logger.info("sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address))
         return [sending, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
 
-    async def _policy(self, n: Notification, attempt: int) -> DeliveryOutcome | None:
+    async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
+                      profile: dict[str, Any]) -> DeliveryOutcome | None:  # fmt: skip
         """Suppress or defer according to opt-outs, quiet hours and the daily cap."""
-        if opted_out(await self.preferences.opt_outs(n.address), n.category, n.channel):
+        if opted_out(opt_outs, n.category, n.channel):
             return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
         if n.category == WARNING:
             return None
         now = datetime.fromtimestamp(self.clock(), self.policy.tz)
-        quiet = await self._quiet_hours(n)
+        quiet = self._quiet_hours(profile)
         end = quiet.end_if_quiet(now) if quiet else None
         if end is not None:
             return await self._defer(n, attempt, end.timestamp(), f"quiet hours until {end:%H:%M}")
@@ -196,8 +231,7 @@ class Deliverer:
             return await self._suppress(n, attempt, f"daily cap of {self.policy.daily_cap} reached")
         return None
 
-    async def _quiet_hours(self, n: Notification) -> QuietHours | None:
-        profile = await self.profiles.get(n.profile_id) or {}
+    def _quiet_hours(self, profile: dict[str, Any]) -> QuietHours | None:
         wanted = (profile.get("preferences") or {}).get("quiet_hours")
         if wanted is None:
             return self.policy.quiet_hours
@@ -211,8 +245,8 @@ class Deliverer:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
     async def _record_sent(self, n: Notification, attempt: int, ref: str) -> None:
-        await self.state.set_status(n, "sent", attempts=attempt, provider_ref=ref)
-        await self.state.trace(n.id, "attempt", attempt=attempt, outcome="sent", ref=ref)
+        await self.state.finish(n, "sent", "attempt", {"attempts": attempt, "provider_ref": ref},
+                                {"attempt": attempt, "outcome": "sent", "ref": ref})  # fmt: skip
 
     async def _defer(
         self, n: Notification, attempt: int, due: float, reason: str
@@ -263,3 +297,7 @@ class Deliverer:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -164,6 +164,47 @@ class DeliveryState:
             pipe.expire(key, TRACE_TTL_SECONDS)
             await pipe.execute()
 
+    async def note(
+        self, ident: str, steps: list[tuple[str, dict[str, Any]]], counts: dict[str, int]
+    ) -> None:
+        """Trace steps of ``ident`` and ``stats:events`` counters, in one round trip."""
+        key = self.key("tr", ident)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for step, details in steps:
+                pipe.rpush(
+                    key,
+                    json.dumps(
+                        {"at": _now(), "t": time.time(), "step": step, **details},
+                        ensure_ascii=False,
+                    ),
+                )
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            for field, amount in counts.items():
+                if amount:
+                    pipe.hincrby(self.key("stats", "events"), field, amount)
+            await pipe.execute()
+
+    async def finish(self, n: Notification, status: str, step: str, fields: dict[str, Any],
+                     details: dict[str, Any]) -> None:  # fmt: skip
+        """Record a status and its trace step in one round trip."""
+        key = self.key("n", n.id)
+        values: dict[Any, Any] = {
+            "status": status,
+            "updated_at": _now(),
+            **{k: str(v) for k, v in fields.items()},
+        }
+        entry = json.dumps(
+            {"at": _now(), "t": time.time(), "step": step, **details}, ensure_ascii=False
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=values)
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            if status in FINAL:
+                pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
+            pipe.rpush(self.key("tr", n.id), entry)
+            pipe.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
+            await pipe.execute()
+
     async def steps(self, ident: str) -> list[dict[str, Any]]:
         return [json.loads(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]
 

@@ -20,6 +20,7 @@ a profile re-imported from its source never undoes one. Each entry is ``category
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -79,15 +80,17 @@ class Preferences:
         self.redis = redis
         self.prefix = prefix
 
+    def key(self, address: str) -> str:
+        return f"{self.prefix}optout:{address}"
+
     async def opt_outs(self, address: str) -> set[str]:
-        members = await self.redis.smembers(f"{self.prefix}optout:{address}")
-        return {m.decode() if isinstance(m, bytes) else m for m in members}
+        return decode_set(await self.redis.smembers(self.key(address)))
 
     async def opt_out(self, address: str, category: str, channel: str) -> None:
-        await self.redis.sadd(f"{self.prefix}optout:{address}", f"{category}:{channel}")
+        await self.redis.sadd(self.key(address), f"{category}:{channel}")
 
     async def opt_in(self, address: str, category: str, channel: str) -> None:
-        await self.redis.srem(f"{self.prefix}optout:{address}", f"{category}:{channel}")
+        await self.redis.srem(self.key(address), f"{category}:{channel}")
 
     async def rank_today(self, recipient: str, notification_id: str, day: str) -> int:
         """The notification's 1-based place among the recipient's notifications of the day.
@@ -105,6 +108,10 @@ end
 redis.call('EXPIRE', KEYS[1], 172800)
 return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
 """
+
+
+def decode_set(members: Iterable[bytes | str]) -> set[str]:
+    return {m.decode() if isinstance(m, bytes) else m for m in members}
 
 
 def local_day(moment: datetime, tz: ZoneInfo) -> str:

@@ -32,8 +32,10 @@ class ProfileStore:
         self.redis = redis
         self.prefix = prefix
 
-    def _key(self, profile_id: str) -> str:
+    def key(self, profile_id: str) -> str:
         return f"{self.prefix}p:{profile_id}"
+
+    _key = key
 
     def _index(self, term: str) -> str:
         return f"{self.prefix}ix:{term}"

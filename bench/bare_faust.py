@@ -1,6 +1,6 @@
 """A bare Faust agent that only counts: the framework's ceiling as configured.
 
-BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… python -m bench.bare_faust worker -l warning
+BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… python -m bench.bare_faust worker -l warn
 """
 
 from __future__ import annotations

@@ -104,10 +104,15 @@ async def bare_faust(settings: Settings, topic: str, count: int) -> float:
     out = Path(tempfile.mkdtemp()) / "bare.txt"
     env = {**os.environ, **to_environ(settings), "BENCH_TOPIC": topic, "BENCH_COUNT": str(count), "BENCH_OUT": str(out),
            "BENCH_WEB_PORT": str(free_port())}  # fmt: skip
-    proc = spawn([sys.executable, "-m", "bench.bare_faust", "worker", "-l", "warning"], LOGS / "bare-faust.log",
+    proc = spawn([sys.executable, "-m", "bench.bare_faust", "worker", "-l", "warn"], LOGS / "bare-faust.log",
                  env=env, cwd=PROJECT_ROOT)  # fmt: skip
     try:
-        assert await wait_until(out.exists, timeout=300, every=0.2), "the bare agent did not finish"
+        finished = await wait_until(
+            lambda: out.exists() or proc.poll() is not None, timeout=300, every=0.2
+        )
+        assert finished and out.exists(), (
+            f"the bare agent did not finish; see {LOGS / 'bare-faust.log'}"
+        )
         first, last = (float(x) for x in out.read_text().split())
         return count / (last - first)
     finally:
@@ -189,7 +194,9 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def run(count: int, loads: list[int], seconds: float) -> dict[str, Any]:
+async def run(
+    count: int, loads: list[int], seconds: float, worker_counts: list[int]
+) -> dict[str, Any]:
     broker = Broker.start(LOGS)
     redis = RedisServer.start(LOGS)
     sink = SmtpSink.start()
@@ -214,7 +221,9 @@ async def run(count: int, loads: list[int], seconds: float) -> dict[str, Any]:
         print(f"raw aiokafka: {result['aiokafka_per_s']:,} events/s")
         result["bare_faust_per_s"] = round(await bare_faust(settings, "bench-raw", count))
         print(f"bare Faust agent: {result['bare_faust_per_s']:,} events/s")
-        result["pipeline"] = [await saturated(settings, n, count, f"{run_id}s{n}") for n in (1, 2)]
+        result["pipeline"] = [
+            await saturated(settings, n, count, f"{run_id}s{n}") for n in worker_counts
+        ]
         for p in result["pipeline"]:
             print(
                 f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, peak RSS {p['peak_rss_mb']} MB"
@@ -247,10 +256,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--loads", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", default="1,2", help="worker counts for the saturated runs")
+    parser.add_argument("--out", default="pipeline.json", help="file name under bench/results/")
     args = parser.parse_args()
-    result = asyncio.run(run(args.events, [int(x) for x in args.loads.split(",")], args.seconds))
+    loads = [int(x) for x in args.loads.split(",") if x]
+    result = asyncio.run(
+        run(args.events, loads, args.seconds, [int(x) for x in args.workers.split(",")])
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
