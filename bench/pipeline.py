@@ -43,6 +43,7 @@ from lifecycle.stack import (
     spawn,
     stop_process,
 )
+from topics import ALL as ALL_TOPICS
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 LOGS = PROJECT_ROOT / "var" / "bench-logs"
@@ -204,9 +205,8 @@ async def run(
     settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
                         partitions=8, quiet_hours="off", daily_cap=0)  # fmt: skip
     try:
-        topics = ["life-events", "life-events-dlq", "profiles", "profiles-dlq", "notifications", "notifications-warning",
-                  "fanout", "notifications-dlq", "deliveries", "bench-raw"]  # fmt: skip
-        ensure_topics(settings.kafka_servers, topics, settings.partitions)
+        names = [t.get_topic_name() for t in ALL_TOPICS] + ["bench-raw"]
+        ensure_topics(settings.kafka_servers, names, settings.partitions)
         store_redis = make_redis(settings)
         await ProfileStore(store_redis, settings.redis_prefix).insert_new(
             [parse_profile(p) for p in people(PEOPLE)]
