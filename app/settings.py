@@ -76,6 +76,9 @@ class Settings:
     blast_factor: float = 10.0  # hold a send this many times larger than the rule's median run
     blast_ceiling: int = 500_000  # hold any send to more recipients than this
     blast_min_runs: int = 3  # runs of a rule before its median counts
+    fetch_max_wait_ms: int = (
+        100  # how long a consumer fetch may wait for data (Faust hard-codes 1500)
+    )
     secret: str = field(default="dev-only-secret-change-me", repr=False)
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, repr=False
@@ -137,6 +140,7 @@ _ENV = {
     "LIFECYCLE_BLAST_FACTOR": ("blast_factor", float),
     "LIFECYCLE_BLAST_CEILING": ("blast_ceiling", int),
     "LIFECYCLE_BLAST_MIN_RUNS": ("blast_min_runs", int),
+    "LIFECYCLE_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
 }
 
 

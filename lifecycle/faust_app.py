@@ -39,9 +39,30 @@ def faust_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def limit_fetch_wait(max_wait_ms: int) -> None:
+    """Faust creates its consumers with ``fetch_max_wait_ms=1500`` and offers no setting for it.
+    A broker that holds a fetch for the whole wait when little data arrives (the embedded broker
+    does: measured 422 ms median per hop at 1500, 3 ms at 100) then adds that to every hop. The
+    consumer only passes the value on when it starts, so it is set right after creation."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "limited", False):
+        return
+
+    def create_limited(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    create_limited.limited = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create_limited  # type: ignore[method-assign]
+
+
 def configure(settings: Settings, runtime: Runtime) -> faust.App:
     """Apply ``settings`` to the app and install the runtime the agents use."""
     global _runtime
+    limit_fetch_wait(settings.fetch_max_wait_ms)
     with warnings.catch_warnings():
         # Topics and agents are declared before configuration on purpose; none of them has
         # captured a setting yet (partitions are resolved when the topics are declared).
