@@ -121,10 +121,12 @@ async def bare_faust(settings: Settings, topic: str, count: int) -> float:
 
 
 def outbox_times(outbox: Path) -> dict[str, float]:
+    """event id → when its SMS was handed over; complete lines only (a worker may be mid-write)."""
     if not outbox.exists():
         return {}
+    raw = outbox.read_bytes()
     times = {}
-    for line in outbox.read_text(encoding="utf-8").splitlines():
+    for line in raw[: raw.rfind(b"\n") + 1].splitlines():
         record = json.loads(line)
         times[record["event_id"]] = datetime.fromisoformat(record["sent_at"]).timestamp()
     return times
@@ -196,14 +198,14 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 async def run(
-    count: int, loads: list[int], seconds: float, worker_counts: list[int]
+    count: int, loads: list[int], seconds: float, worker_counts: list[int], fetch_wait: int
 ) -> dict[str, Any]:
     broker = Broker.start(LOGS)
     redis = RedisServer.start(LOGS)
     sink = SmtpSink.start()
     run_id = time.strftime("%H%M%S")
     settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
-                        partitions=8, quiet_hours="off", daily_cap=0)  # fmt: skip
+                        partitions=8, quiet_hours="off", daily_cap=0, fetch_max_wait_ms=fetch_wait)  # fmt: skip
     try:
         names = [t.get_topic_name() for t in ALL_TOPICS] + ["bench-raw"]
         ensure_topics(settings.kafka_servers, names, settings.partitions)
@@ -214,7 +216,11 @@ async def run(
         await store_redis.aclose()
         records = [event(i, "raw") for i in range(count)]
         await produce(settings.kafka_servers[0], "bench-raw", records)
-        result: dict[str, Any] = {"events": count, "machine": f"{os.cpu_count()} cores"}
+        result: dict[str, Any] = {
+            "events": count,
+            "machine": f"{os.cpu_count()} cores",
+            "fetch_max_wait_ms": fetch_wait,
+        }
         result["aiokafka_per_s"] = round(
             await raw_aiokafka(settings.kafka_servers[0], "bench-raw", count)
         )
@@ -258,10 +264,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", default="1,2", help="worker counts for the saturated runs")
     parser.add_argument("--out", default="pipeline.json", help="file name under bench/results/")
+    parser.add_argument(
+        "--fetch-wait",
+        type=int,
+        default=Settings().fetch_max_wait_ms,
+        help="LIFECYCLE_FETCH_MAX_WAIT_MS",
+    )
     args = parser.parse_args()
     loads = [int(x) for x in args.loads.split(",") if x]
     result = asyncio.run(
-        run(args.events, loads, args.seconds, [int(x) for x in args.workers.split(",")])
+        run(
+            args.events,
+            loads,
+            args.seconds,
+            [int(x) for x in args.workers.split(",")],
+            args.fetch_wait,
+        )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
