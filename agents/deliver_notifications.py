@@ -36,7 +36,16 @@ async def handle_notification(message: EventT) -> str:
         logger.error("undecodable notification at %s/%s/%s: %s",
                      origin.topic, origin.partition, origin.offset, type(exc).__name__)  # fmt: skip
         return "undecodable"
-    outcomes = await until_available(lambda: deliverer.deliver(notification))
+    try:
+        outcomes = await until_available(lambda: deliverer.deliver(notification))
+    except (
+        Exception
+    ) as exc:  # a bug must not lose the notification: dead-letter it, with the reason
+        logger.exception("delivering %s failed", notification.id)
+        await notifications_dlq.send(key=notification.id.encode(), value=_json({
+            "reason": f"internal error: {type(exc).__name__}: {exc}", "retriable": True, "attempts": None,
+            "notification": json.loads(notification.to_json()), "history": []}))  # fmt: skip
+        return "error"
     for outcome in outcomes:
         await deliveries.send(key=notification.id.encode(), value=_json(outcome.as_dict()))
         if outcome.dead_letter:

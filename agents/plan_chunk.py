@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
-from agents.common import publish_plan, record_plan, until_available
+from agents.common import dead_letter, publish_plan, record_plan, until_available
 from app.errors import EventRejected
 from app.events import validate_event
 from app.fanout import read_command
 from app.planning import Plan
 from lifecycle.faust_app import app, runtime
-from topics import fanout
+from topics import fanout, life_events_dlq
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +30,13 @@ async def handle_chunk(message: EventT) -> str:
         command = read_command(message.value)
         event = validate_event(command["event"])
     except (ValueError, EventRejected) as exc:
-        logger.error("unreadable chunk command %s: %s", message.key, exc)
+        await dead_letter(life_events_dlq, message, f"unreadable chunk command: {exc}")
         return "unreadable"
     rule = rt.rules.get(command["rule_id"])
     if rule is None:
-        logger.error("chunk for unknown rule %s (event %s)", command["rule_id"], event.id)
+        await dead_letter(
+            life_events_dlq, message, f"chunk for unknown rule {command['rule_id']!r}"
+        )
         return "unknown rule"
 
     async def plan() -> Plan:
@@ -44,6 +46,11 @@ async def handle_chunk(message: EventT) -> str:
         await record_plan(chunk, chunk_number=command.get("chunk"))
         return chunk
 
-    chunk = await until_available(plan)
+    try:
+        chunk = await until_available(plan)
+    except Exception as exc:  # a bug must not lose the chunk: keep it, with the reason
+        logger.exception("planning chunk %s failed", message.key)
+        await dead_letter(life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}")
+        return "error"
     await publish_plan(chunk)
     return f"planned {len(chunk.notifications)}"

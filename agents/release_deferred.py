@@ -33,7 +33,13 @@ async def release_due(now: float) -> int:
     state = runtime().state
     released = 0
     for raw in await state.due(now):
-        notification = Notification.from_json(raw)
+        try:
+            notification = Notification.from_json(raw)
+        except (ValueError, TypeError, KeyError):
+            # our own record, unreadable: it can never be sent, and must not block the others
+            logger.error("dropping an unreadable deferred notification (%d bytes)", len(raw))
+            await state.drop_unreadable_deferred(raw)
+            continue
         sent = await lane(notification.category).send(
             key=notification.recipient.encode(), value=raw
         )

@@ -41,4 +41,8 @@ async def handle_profile(message: EventT) -> str:
     except ProfileRejected as exc:
         await dead_letter(profiles_dlq, message, exc.reason)
         return "rejected"
-    return await until_available(lambda: store.upsert(profile))
+    try:
+        return await until_available(lambda: store.upsert(profile))
+    except Exception as exc:  # e.g. the profile kept changing under us: keep it, with the reason
+        await dead_letter(profiles_dlq, message, f"not stored: {type(exc).__name__}: {exc}")
+        return "error"

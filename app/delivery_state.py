@@ -138,6 +138,15 @@ class DeliveryState:
         raws = await self.redis.mget([self.key("dq", _text(i) or "") for i in ids])
         return [r.encode() if isinstance(r, str) else r for r in raws if r]
 
+    async def drop_unreadable_deferred(self, raw: bytes) -> None:
+        """Remove a deferred record that does not decode (found by its stored bytes)."""
+        ids = await self.redis.zrange(self.key("deferred", "all"), 0, -1)
+        for ident in ids:
+            name = _text(ident) or ""
+            if await self.redis.get(self.key("dq", name)) == raw:
+                await self.undefer(name)
+        await self.count("events", "unreadable_deferred")
+
     async def undefer(self, notification_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.key("deferred", "all"), notification_id)

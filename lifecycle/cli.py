@@ -11,7 +11,6 @@ from typing import Any
 
 from app.errors import ConfigError, EventRejected
 from app.events import parse_event
-from app.masking import mask_address, mask_name
 from app.profile_import import import_profiles
 from app.rules import load_rules
 from app.runtime import Runtime, make_renderer
@@ -234,6 +233,3 @@ def _print_steps(
         details = {k: v for k, v in step.items() if k not in ("at", "t", "step")}
         extra = " ".join(f"{k}={v}" for k, v in details.items() if v not in (None, [], ""))
         print(f"{indent}  {step['at']}  {step['step']:<9} {extra}")
-
-
-__all__ = ["main", "mask_address", "mask_name"]

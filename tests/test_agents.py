@@ -153,3 +153,28 @@ async def test_warnings_take_their_own_lane(running, broker):
         ("E-LANE-WX", "+8613900000077")
     ]
     assert [n for n in others if n.event_id == "E-LANE-WX"] == []
+
+
+async def test_a_chunk_that_cannot_be_planned_is_dead_lettered_not_lost(running, broker):
+    from agents.plan_chunk import plan_chunk
+    from app.events import validate_event as validate
+    from app.fanout import chunk_commands
+
+    [(key, value)] = chunk_commands(
+        validate(weather_event_doc("E-CHUNK")), "no-such-rule", ["E-1"], 10
+    )
+    async with plan_chunk.test_context() as agent:
+        put = await agent.put(value, key=key)
+        assert agent.results[put.message.offset] == "unknown rule"
+    await flushed()
+    [record] = [
+        r for r in await read_topic(f"127.0.0.1:{broker.port}", "life-events-dlq") if r.key == key
+    ]
+    assert record.value == value
+    assert dict(record.headers)["x-lifecycle-reason"] == b"chunk for unknown rule 'no-such-rule'"
+
+
+def weather_event_doc(event_id):
+    from tests.helpers import weather_event
+
+    return weather_event(event_id, ["440308"])

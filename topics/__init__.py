@@ -5,7 +5,7 @@ Faust's deserializer.
 | topic            | key                       | value                                  |
 |------------------|---------------------------|----------------------------------------|
 | life-events      | subject id (else event id)| an event (JSON)                        |
-| life-events-dlq  | as received               | the bytes as received; reason in headers |
+| life-events-dlq  | as received               | an event (or fanout chunk) as received; reason in headers |
 | profiles         | profile id                | a profile (JSON), or null to delete it |
 | profiles-dlq     | as received               | the bytes as received; reason in headers |
 | notifications    | recipient                 | a planned notification (JSON)          |
