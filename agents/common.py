@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from faust.types import EventT, TopicT
+from faust.types import EventT, StreamT, TopicT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -55,25 +55,52 @@ async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
     )
 
 
-async def record_plan(plan: Plan, chunk_number: int | None = None, *,
-                      first_steps: Sequence[tuple[str, dict[str, Any]]] = (), received: int = 0) -> None:  # fmt: skip
-    """Remember what a plan (or one chunk of it) contains: planned states, who is warned, trace
-    steps and counters — in as few round trips as that takes."""
+def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
+    """The stream's events in batches: as many as arrived within ``LIFECYCLE_BATCH_WAIT_MS``, at
+    most ``LIFECYCLE_BATCH_MAX``. Faust acks a batch's events only after the agent has handled it
+    (and moved on to the next), so a crash mid-batch redelivers the whole batch."""
+    settings = runtime().settings
+    take_events = stream.take_events  # type: ignore[attr-defined]  # on Stream, not on StreamT
+    return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
+
+
+async def record_plan(plan: Plan, chunk_number: int | None = None) -> None:
+    """Remember what one chunk of a plan contains."""
+    await record_plans([plan], chunk_number)
+
+
+async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -> None:
+    """Remember what plans (or one chunk of a plan) contain: planned states, who is warned, trace
+    steps and counters — in one round trip, plus one per weather warning."""
     rt = runtime()
-    event = plan.event
-    await rt.state.planned_many(plan.notifications)
-    if plan.warning_root and event.type in ("weather.warning.issued", "weather.warning.updated"):
-        warned = {
-            (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
-        }
-        await rt.planner.warned.record(
-            plan.warning_root, event.data["warning_id"], event.data["level"], warned
-        )
-    step = "planned" if chunk_number is None else f"chunk {chunk_number}"
-    details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
-               "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
-    await rt.state.note(event.id, [*first_steps, (step, details)],
-                        {"received": received, "planned": len(plan.notifications)})  # fmt: skip
+    for plan in plans:
+        event = plan.event
+        if plan.warning_root and event.type in (
+            "weather.warning.issued",
+            "weather.warning.updated",
+        ):
+            warned = {
+                (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
+            }
+            await rt.planner.warned.record(
+                plan.warning_root, event.data["warning_id"], event.data["level"], warned
+            )
+    async with rt.state.redis.pipeline(transaction=False) as pipe:
+        for plan in plans:
+            rt.state.add_planned(pipe, plan.notifications)
+            details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
+                       "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
+            steps: list[tuple[str, dict[str, Any]]]
+            if chunk_number is None:  # the whole event
+                steps = [("received", {"type": plan.event.type}), ("planned", details)]
+                counts = {"received": 1, "planned": len(plan.notifications)}
+            else:
+                steps, counts = (
+                    [(f"chunk {chunk_number}", details)],
+                    {"planned": len(plan.notifications)},
+                )
+            rt.state.add_note(pipe, plan.event.id, steps, counts)
+        await pipe.execute()
 
 
 async def publish_plan(plan: Plan) -> None:

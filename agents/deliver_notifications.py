@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 from faust.types import EventT, StreamT
 
-from agents.common import until_available
+from agents.common import batches, until_available
 from app.delivery import DeliveryOutcome
 from app.notifications import Notification
 from lifecycle.faust_app import app, runtime
@@ -17,40 +19,68 @@ from topics import deliveries, notifications, notifications_dlq
 
 logger = logging.getLogger(__name__)
 
-CONCURRENCY = 8  # sends in flight per worker; one slow recipient does not hold up the others
+CONCURRENCY = 2  # batches in flight per lane and worker: a slow batch does not hold up the next
 
 
 @app.agent(notifications, concurrency=CONCURRENCY)
 async def deliver_notifications(stream: StreamT) -> AsyncIterator[str]:
-    async for message in stream.events():
-        yield await handle_notification(message)
+    async for batch in batches(stream):
+        for status in await handle_notifications(batch):
+            yield status
 
 
-async def handle_notification(message: EventT) -> str:
+async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
+    """Deliver a batch; publish every status change; dead-letter what failed. Should delivering
+    the batch hit a bug, each notification is tried alone, so only the one at fault is kept aside."""
     deliverer = runtime().deliverer
     assert deliverer is not None, "the worker's runtime is built with delivery"
+    statuses = ["undecodable"] * len(messages)
+    decoded: list[tuple[int, Notification]] = []
+    for i, message in enumerate(messages):
+        try:
+            decoded.append((i, Notification.from_json(message.value)))
+        except (ValueError, TypeError, KeyError) as exc:
+            origin = message.message
+            logger.error("undecodable notification at %s/%s/%s: %s",
+                         origin.topic, origin.partition, origin.offset, type(exc).__name__)  # fmt: skip
+    batch = [n for _, n in decoded]
     try:
-        notification = Notification.from_json(message.value)
-    except (ValueError, TypeError, KeyError) as exc:
-        origin = message.message
-        logger.error("undecodable notification at %s/%s/%s: %s",
-                     origin.topic, origin.partition, origin.offset, type(exc).__name__)  # fmt: skip
-        return "undecodable"
+        results: list[list[DeliveryOutcome] | None] = list(
+            await until_available(partial(deliverer.deliver_many, batch))
+        )
+    except Exception:
+        logger.exception("delivering a batch of %d failed; delivering each alone", len(batch))
+        results = [await _deliver_alone(n) for n in batch]
+    for (i, n), outcomes in zip(decoded, results, strict=True):
+        if outcomes is None:
+            statuses[i] = "error"
+            continue
+        for outcome in outcomes:
+            await deliveries.send(key=n.id.encode(), value=_json(outcome.as_dict()))
+            if outcome.dead_letter:
+                await dead_letter(n, outcome)
+        statuses[i] = outcomes[-1].status
+    if batch:
+        counts = Counter(statuses)
+        logger.info("delivered a batch of %d: %s", len(messages),
+                    ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))  # fmt: skip
+    return statuses
+
+
+async def _deliver_alone(n: Notification) -> list[DeliveryOutcome] | None:
+    """Deliver one notification; on a bug, dead-letter it with the reason (None)."""
+    deliverer = runtime().deliverer
+    assert deliverer is not None
     try:
-        outcomes = await until_available(lambda: deliverer.deliver(notification))
+        return await until_available(partial(deliverer.deliver, n))
     except (
         Exception
     ) as exc:  # a bug must not lose the notification: dead-letter it, with the reason
-        logger.exception("delivering %s failed", notification.id)
-        await notifications_dlq.send(key=notification.id.encode(), value=_json({
+        logger.exception("delivering %s failed", n.id)
+        await notifications_dlq.send(key=n.id.encode(), value=_json({
             "reason": f"internal error: {type(exc).__name__}: {exc}", "retriable": True, "attempts": None,
-            "notification": json.loads(notification.to_json()), "history": []}))  # fmt: skip
-        return "error"
-    for outcome in outcomes:
-        await deliveries.send(key=notification.id.encode(), value=_json(outcome.as_dict()))
-        if outcome.dead_letter:
-            await dead_letter(notification, outcome)
-    return outcomes[-1].status
+            "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
+        return None
 
 
 async def dead_letter(notification: Notification, outcome: DeliveryOutcome) -> None:

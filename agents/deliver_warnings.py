@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 
 from faust.types import StreamT
 
-from agents.deliver_notifications import CONCURRENCY, handle_notification
+from agents.common import batches
+from agents.deliver_notifications import CONCURRENCY, handle_notifications
 from lifecycle.faust_app import app
 from topics import notifications_warning
 
 
 @app.agent(notifications_warning, concurrency=CONCURRENCY)
 async def deliver_warnings(stream: StreamT) -> AsyncIterator[str]:
-    async for message in stream.events():
-        yield await handle_notification(message)
+    async for batch in batches(stream):
+        for status in await handle_notifications(batch):
+            yield status

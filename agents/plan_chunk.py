@@ -43,7 +43,7 @@ async def handle_chunk(message: EventT) -> str:
         warning = await rt.planner.warning_context(event)
         chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
         await rt.planner.plan_chunk(chunk, rule, list(command["ids"]), warning)
-        await record_plan(chunk, chunk_number=command.get("chunk"))
+        await record_plan(chunk, command.get("chunk"))
         return chunk
 
     try:

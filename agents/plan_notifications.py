@@ -9,11 +9,13 @@ life-events-dlq with the reason, and the agent carries on.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 from faust.types import EventT, StreamT
 
-from agents.common import dead_letter, publish_plan, record_plan, until_available
+from agents.common import batches, dead_letter, publish_plan, record_plans, until_available
 from app.errors import EventRejected
 from app.events import Event, parse_event
 from app.expressions import ExpressionError
@@ -27,35 +29,65 @@ logger = logging.getLogger(__name__)
 
 @app.agent(life_events)
 async def plan_notifications(stream: StreamT) -> AsyncIterator[str]:
-    async for message in stream.events():
-        yield await handle_event(message)
+    async for batch in batches(stream):
+        for status in await handle_events(batch):
+            yield status
 
 
-async def handle_event(message: EventT) -> str:
-    state = runtime().state
-    try:
-        event = parse_event(message.value)
-    except EventRejected as exc:
-        await dead_letter(life_events_dlq, message, exc.reason)
-        await until_available(lambda: state.count("events", "rejected"))
-        return "rejected"
-    try:
-        plan, commands = await until_available(lambda: plan_event(event))
-    except Exception as exc:  # a bug must not lose the event: keep it, with the reason
-        logger.exception("planning failed for event %s", event.id)
-        await dead_letter(life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}")
-        return "error"
-    for key, value in commands:
-        await fanout.send(key=key, value=value)
-    await publish_plan(plan)
-    logger.info("event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
-                event.id, event.type, len(plan.matched), len(plan.notifications), len(commands))  # fmt: skip
-    return "planned"
-
-
-async def plan_event(event: Event) -> tuple[Plan, list[tuple[bytes, bytes]]]:
+async def handle_events(messages: Sequence[EventT]) -> list[str]:
+    """Plan a batch of events, each on its own (one that fails is dead-lettered, the others go
+    on), with their subjects' profiles read and their plans recorded in one round trip each."""
     rt = runtime()
-    received = ("received", {"type": event.type})
+    statuses: list[str] = []
+    events: list[tuple[int, EventT, Event]] = []
+    for message in messages:
+        try:
+            events.append((len(statuses), message, parse_event(message.value)))
+            statuses.append("planned")
+        except EventRejected as exc:
+            await dead_letter(life_events_dlq, message, exc.reason)
+            statuses.append("rejected")
+    if rejected := statuses.count("rejected"):
+        await until_available(partial(rt.state.count, "events", "rejected", rejected))
+    subjects = await until_available(partial(subject_profiles, [e for _, _, e in events]))
+    planned: list[tuple[Plan, list[tuple[bytes, bytes]]]] = []
+    for i, message, event in events:
+        try:
+            planned.append(await until_available(partial(plan_event, event, subjects)))
+        except Exception as exc:  # a bug must not lose the event: keep it, with the reason
+            logger.exception("planning failed for event %s", event.id)
+            await dead_letter(
+                life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}"
+            )
+            statuses[i] = "error"
+    await until_available(partial(record_plans, [plan for plan, _ in planned]))
+    for plan, commands in planned:
+        for key, value in commands:
+            await fanout.send(key=key, value=value)
+        await publish_plan(plan)
+        event = plan.event
+        logger.log(logging.INFO if commands else logging.DEBUG,
+                   "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
+                   event.id, event.type, len(plan.matched), len(plan.notifications), len(commands))  # fmt: skip
+    if planned:
+        logger.info("planned %d event(s) into %d notification(s); %d rejected",
+                    len(planned), sum(len(p.notifications) for p, _ in planned), rejected)  # fmt: skip
+    return statuses
+
+
+async def subject_profiles(events: list[Event]) -> dict[str, dict[str, Any] | None]:
+    """The profiles of the events' subjects that a rule addresses, in one read (None: no such)."""
+    rules = runtime().rules
+    wanted = sorted({e.subject_id for e in events if e.subject_id
+                     and any(r.subject for r in rules.for_event(e.type))})  # fmt: skip
+    found = {p["id"]: p for p in await runtime().profiles.get_many(wanted)}
+    return {profile_id: found.get(profile_id) for profile_id in wanted}
+
+
+async def plan_event(
+    event: Event, subjects: Mapping[str, dict[str, Any] | None] | None = None
+) -> tuple[Plan, list[tuple[bytes, bytes]]]:
+    rt = runtime()
     planner, guard = rt.planner, rt.guard
     warning = await planner.warning_context(event)
     plan = Plan(event, warning_root=warning.root if warning else None)
@@ -77,9 +109,8 @@ async def plan_event(event: Event) -> tuple[Plan, list[tuple[bytes, bytes]]]:
         if not rule.subject:  # one person or enterprise is never a blast
             await guard.record_run(rule.id, len(ids))
         if len(ids) <= rt.settings.fanout_chunk:
-            await planner.plan_chunk(plan, rule, ids, warning)
+            await planner.plan_chunk(plan, rule, ids, warning, known=subjects)
         else:
             commands.extend(chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk))
             await rt.state.trace(event.id, "fanned out", rule=rule.id, recipients=len(ids))
-    await record_plan(plan, first_steps=[received], received=1)
     return plan, commands

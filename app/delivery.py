@@ -1,7 +1,8 @@
 """Delivering one planned notification, once, when and if it may be sent.
 
 ``Deliverer.deliver`` handles one notification and returns the status changes it made, in order,
-for the ``deliveries`` topic:
+for the ``deliveries`` topic; ``deliver_many`` does the same for a batch, sharing the Redis round
+trips and sending concurrently:
 
 1. A notification whose status is final (sent, suppressed, failed) is a ``duplicate``: the same
    event published twice, a redelivery after a crash or a rebalance. So is one already deferred to
@@ -121,43 +122,70 @@ class Deliverer:
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
+        return (await self.deliver_many([n]))[0]
+
+    async def deliver_many(self, batch: list[Notification]) -> list[list[DeliveryOutcome]]:
+        """Deliver each notification of ``batch`` as ``deliver`` would; the outcomes in order.
+
+        The decisions are made one by one; the Redis round trips are shared by the batch (one to
+        claim and read, one for the daily cap, one for "sending", one for "sent", one to release)
+        and the sends run concurrently. A notification claimed elsewhere, or twice in the batch,
+        is handled after the rest, once its claim has ended."""
         token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
-        claimed, record, opt_outs, profile = await self._begin(n, token)
-        if record.get("status") in FINAL or self._scheduled_later(record):
-            if claimed:
-                await self._persist(lambda: self.state.release(n.id))
-            return [self._outcome(n, "duplicate", record)]
-        if not claimed:  # another worker is on it: wait for its claim to end, then look again
-            if not await self._claim(n, token):
-                return [self._outcome(n, "duplicate", record)]
-            claimed, record, opt_outs, profile = await self._begin(n, token, claim=False)
+        outcomes: list[list[DeliveryOutcome]] = [[] for _ in batch]
+        begun = await self._begin(batch, token)
+        claimed = [n.id for n, (ok, *_) in zip(batch, begun, strict=True) if ok]
+        contested: list[int] = []
+        ready: list[tuple[int, dict[str, str], set[str], dict[str, Any]]] = []
+        for i, (n, (ok, record, opt_outs, profile)) in enumerate(zip(batch, begun, strict=True)):
             if record.get("status") in FINAL or self._scheduled_later(record):
-                await self._persist(lambda: self.state.release(n.id))
-                return [self._outcome(n, "duplicate", record)]
+                outcomes[i] = [self._outcome(n, "duplicate", record)]
+            elif not ok:
+                contested.append(i)
+            else:
+                ready.append((i, record, opt_outs, profile))
         try:
-            return await self._handle(n, record, opt_outs, profile)
+            await self._handle(batch, ready, outcomes)
+        finally:
+            await self._persist(lambda: self.state.release_many(claimed))
+        for i in contested:  # another worker (or this batch) is on it: wait, then look again
+            outcomes[i] = await self._contested(batch[i], token, begun[i][1])
+        return outcomes
+
+    async def _contested(self, n: Notification, token: str, record: dict[str, str]
+                         ) -> list[DeliveryOutcome]:  # fmt: skip
+        if not await self._claim(n, token):
+            return [self._outcome(n, "duplicate", record)]
+        try:
+            [(_, record, opt_outs, profile)] = await self._begin([n], token, claim=False)
+            if record.get("status") in FINAL or self._scheduled_later(record):
+                return [self._outcome(n, "duplicate", record)]
+            outcomes: list[list[DeliveryOutcome]] = [[]]
+            await self._handle([n], [(0, record, opt_outs, profile)], outcomes)
+            return outcomes[0]
         finally:
             await self._persist(lambda: self.state.release(n.id))
 
-    async def _begin(self, n: Notification, token: str, *, claim: bool = True
-                     ) -> tuple[bool, dict[str, str], set[str], dict[str, Any]]:  # fmt: skip
-        """One round trip: try the claim, read the status record, the opt-outs and the profile."""
+    async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True
+                     ) -> list[tuple[bool, dict[str, str], set[str], dict[str, Any]]]:  # fmt: skip
+        """One round trip: try each claim, read each status record, opt-outs and profile."""
+        lease_ms = int(self.policy.claim_lease * 1000)
         async with self.state.redis.pipeline(transaction=False) as pipe:
-            if claim:
-                pipe.set(
-                    self.state.key("claim", n.id),
-                    token,
-                    nx=True,
-                    px=int(self.policy.claim_lease * 1000),
-                )
-            pipe.hgetall(self.state.key("n", n.id))
-            pipe.smembers(self.preferences.key(n.address))
-            pipe.get(self.profiles.key(n.profile_id))
+            for n in batch:
+                if claim:
+                    pipe.set(self.state.key("claim", n.id), token, nx=True, px=lease_ms)
+                pipe.hgetall(self.state.key("n", n.id))
+                pipe.smembers(self.preferences.key(n.address))
+                pipe.get(self.profiles.key(n.profile_id))
             results = await pipe.execute()
-        claimed = bool(results[0]) if claim else True
-        raw_record, members, raw_profile = results[-3:]
-        record = {_text(k): _text(v) for k, v in raw_record.items()}
-        return claimed, record, decode_set(members), json.loads(raw_profile) if raw_profile else {}
+        width = 4 if claim else 3
+        begun = []
+        for start in range(0, len(results), width):
+            raw_record, members, raw_profile = results[start + width - 3 : start + width]
+            record = {_text(k): _text(v) for k, v in raw_record.items()}
+            begun.append((bool(results[start]) if claim else True, record, decode_set(members),
+                          json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
+        return begun
 
     def _scheduled_later(self, record: dict[str, str]) -> bool:
         due = record.get("next_attempt_at")
@@ -174,61 +202,104 @@ class Deliverer:
             await asyncio.sleep(min(max(ttl, 50), lease_ms) / 1000 / 4)
         return True
 
-    async def _handle(self, n: Notification, record: dict[str, str], opt_outs: set[str],
-                      profile: dict[str, Any]) -> list[DeliveryOutcome]:  # fmt: skip
-        attempt = int(record.get("attempts") or 0)
-        if n.error:
-            return [await self._fail(n, attempt, n.error, retriable=False)]
-        gateway = self.gateways.get(n.channel)
-        if gateway is None:
-            return [
-                await self._fail(n, attempt, f"no gateway for channel {n.channel}", retriable=False)
-            ]
-        held = await self._policy(n, attempt, opt_outs, profile)
-        if held is not None:
-            return [held]
+    async def _handle(self, batch: list[Notification],
+                      ready: list[tuple[int, dict[str, str], set[str], dict[str, Any]]],
+                      outcomes: list[list[DeliveryOutcome]]) -> None:  # fmt: skip
+        """Policy, then one attempt for each claimed notification that may go now."""
+        go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
+        capped: list[tuple[int, int]] = []
+        now = datetime.fromtimestamp(self.clock(), self.policy.tz)
+        for i, record, opt_outs, profile in ready:
+            n, attempt = batch[i], int(record.get("attempts") or 0)
+            held = await self._policy(n, attempt, opt_outs, profile, now)
+            if held is not None:
+                outcomes[i] = [held]
+            elif n.category != WARNING and self.policy.daily_cap:
+                capped.append((i, attempt))
+            else:
+                go.append((i, attempt))
+        if capped:
+            day = local_day(now, self.policy.tz)
+            ranks = await self._persist(lambda: self.preferences.rank_today_many(
+                [(f"{batch[i].recipient}:{batch[i].channel}", batch[i].id) for i, _ in capped], day))  # fmt: skip
+            for (i, attempt), rank in zip(capped, ranks, strict=True):
+                if rank > self.policy.daily_cap:
+                    reason = f"daily cap of {self.policy.daily_cap} reached"
+                    outcomes[i] = [await self._suppress(batch[i], attempt, reason)]
+                else:
+                    go.append((i, attempt))
+        go.sort()
+        if not go:
+            return
         if self.limiter is not None:
-            await self.limiter.acquire(n.channel)
-        attempt += 1
-        sending = self._outcome(n, "sending", attempt=attempt)
-        await self.state.set_status(n, "sending", attempts=attempt)
+            for i, _ in go:
+                await self.limiter.acquire(batch[i].channel)
+        sending = [batch[i] for i, _ in go]
+        attempts = [attempt + 1 for _, attempt in go]
+        await self._persist(lambda: self.state.set_status_many(
+            sending, "sending", [{"attempts": a} for a in attempts]))  # fmt: skip
+        refs = await asyncio.gather(
+            *(self._attempt(n, a) for n, a in zip(sending, attempts, strict=True))
+        )
+        results = list(zip(go, sending, attempts, refs, strict=True))
+        sent = [(n, "sent", "attempt", {"attempts": attempt, "provider_ref": ref},
+                 {"attempt": attempt, "outcome": "sent", "ref": ref})
+                for _, n, attempt, ref in results if isinstance(ref, str)]  # fmt: skip
+        await self._persist(lambda: self.state.finish_many(sent))  # first: what went must stay sent
+        for (i, _), n, attempt, ref in results:
+            first = self._outcome(n, "sending", attempt=attempt)
+            if isinstance(ref, str):
+                outcomes[i] = [first, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
+                logger.debug(
+                    "sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address)
+                )
+            else:
+                outcomes[i] = [first, await self._after_failure(n, attempt, ref)]
+
+    async def _attempt(self, n: Notification, attempt: int) -> str | Exception:
+        """Hand ``n`` to its gateway: the provider's reference, or what went wrong."""
         try:
-            ref = await gateway.send(n, on_commit=partial(self.state.mark_sent_now, n.id, attempt))
-        except TemporaryDeliveryError as exc:
-            await self.state.trace(
-                n.id, "attempt", attempt=attempt, outcome="temporary", error=str(exc)
+            return await self.gateways[n.channel].send(
+                n, on_commit=partial(self.state.mark_sent_now, n.id, attempt)
             )
-            if attempt >= self.policy.attempts:
-                return [sending, await self._fail(n, attempt, str(exc), retriable=True)]
-            return [
-                sending,
-                await self._defer(n, attempt, self.clock() + self._backoff(attempt), str(exc)),
-            ]
-        except PermanentDeliveryError as exc:
-            await self.state.trace(
-                n.id, "attempt", attempt=attempt, outcome="permanent", error=str(exc)
+        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+            return exc
+        except Exception as exc:  # a bug in one send must not lose the others' records
+            logger.exception("sending %s failed unexpectedly", n.id)
+            return exc
+
+    async def _after_failure(
+        self, n: Notification, attempt: int, exc: Exception
+    ) -> DeliveryOutcome:
+        if not isinstance(exc, (TemporaryDeliveryError, PermanentDeliveryError)):
+            return await self._fail(
+                n, attempt, f"internal error: {type(exc).__name__}: {exc}", retriable=True
             )
-            return [sending, await self._fail(n, attempt, str(exc), retriable=False)]
-        await self._persist(lambda: self._record_sent(n, attempt, ref))
-        logger.info("sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address))
-        return [sending, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
+        temporary = isinstance(exc, TemporaryDeliveryError)
+        await self.state.trace(n.id, "attempt", attempt=attempt,
+                               outcome="temporary" if temporary else "permanent", error=str(exc))  # fmt: skip
+        if temporary and attempt < self.policy.attempts:
+            return await self._defer(n, attempt, self.clock() + self._backoff(attempt), str(exc))
+        return await self._fail(n, attempt, str(exc), retriable=temporary)
 
     async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
-                      profile: dict[str, Any]) -> DeliveryOutcome | None:  # fmt: skip
-        """Suppress or defer according to opt-outs, quiet hours and the daily cap."""
+                      profile: dict[str, Any], now: datetime) -> DeliveryOutcome | None:  # fmt: skip
+        """Fail what cannot be sent; suppress or defer by opt-outs and quiet hours (the daily cap,
+        which needs Redis, is applied to the batch by the caller)."""
+        if n.error:
+            return await self._fail(n, attempt, n.error, retriable=False)
+        if n.channel not in self.gateways:
+            return await self._fail(
+                n, attempt, f"no gateway for channel {n.channel}", retriable=False
+            )
         if opted_out(opt_outs, n.category, n.channel):
             return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
         if n.category == WARNING:
             return None
-        now = datetime.fromtimestamp(self.clock(), self.policy.tz)
         quiet = self._quiet_hours(profile)
         end = quiet.end_if_quiet(now) if quiet else None
         if end is not None:
             return await self._defer(n, attempt, end.timestamp(), f"quiet hours until {end:%H:%M}")
-        day = local_day(now, self.policy.tz)
-        rank = await self.preferences.rank_today(f"{n.recipient}:{n.channel}", n.id, day)
-        if self.policy.daily_cap and rank > self.policy.daily_cap:
-            return await self._suppress(n, attempt, f"daily cap of {self.policy.daily_cap} reached")
         return None
 
     def _quiet_hours(self, profile: dict[str, Any]) -> QuietHours | None:
@@ -244,10 +315,6 @@ class Deliverer:
         ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
-    async def _record_sent(self, n: Notification, attempt: int, ref: str) -> None:
-        await self.state.finish(n, "sent", "attempt", {"attempts": attempt, "provider_ref": ref},
-                                {"attempt": attempt, "outcome": "sent", "ref": ref})  # fmt: skip
-
     async def _defer(
         self, n: Notification, attempt: int, due: float, reason: str
     ) -> DeliveryOutcome:
@@ -260,7 +327,7 @@ class Deliverer:
     async def _suppress(self, n: Notification, attempt: int, reason: str) -> DeliveryOutcome:
         await self.state.set_status(n, "suppressed", attempts=attempt, reason=reason)
         await self.state.trace(n.id, "suppressed", reason=reason)
-        logger.info("suppressed %s: %s", n.id, reason)
+        logger.debug("suppressed %s: %s", n.id, reason)
         return self._outcome(n, "suppressed", attempt=attempt, error=reason)
 
     async def _fail(

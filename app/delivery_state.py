@@ -27,6 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from app.masking import mask_address
@@ -41,6 +42,11 @@ CLAIM_LEASE_MS = 60_000
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _step(step: str, details: dict[str, Any]) -> str:
+    """A trace step as stored."""
+    return json.dumps({"at": _now(), "t": time.time(), "step": step, **details}, ensure_ascii=False)
 
 
 def _text(value: Any) -> str | None:
@@ -84,16 +90,20 @@ class DeliveryState:
         """Remember planned notifications (a status already reached is never overwritten)."""
         for start in range(0, len(notifications), batch):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for n in notifications[start : start + batch]:
-                    key = self.key("n", n.id)
-                    pipe.hsetnx(key, "status", "planned")
-                    pipe.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
-                                            "channel": n.channel, "category": n.category,
-                                            "recipient": mask_address(n.channel, n.address)})  # fmt: skip
-                    pipe.expire(key, TRACE_TTL_SECONDS)
-                    pipe.sadd(self.key("ev", n.event_id), n.id)
-                    pipe.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)
+                self.add_planned(pipe, notifications[start : start + batch])
                 await pipe.execute()
+
+    def add_planned(self, pipe: Pipeline, notifications: list[Notification]) -> None:
+        """Queue on ``pipe`` what ``planned_many`` writes."""
+        for n in notifications:
+            key = self.key("n", n.id)
+            pipe.hsetnx(key, "status", "planned")
+            pipe.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
+                                    "channel": n.channel, "category": n.category,
+                                    "recipient": mask_address(n.channel, n.address)})  # fmt: skip
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            pipe.sadd(self.key("ev", n.event_id), n.id)
+            pipe.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)
 
     async def claim(self, notification_id: str, owner: str, lease_ms: int = CLAIM_LEASE_MS) -> bool:
         ok = await self.redis.set(self.key("claim", notification_id), owner, nx=True, px=lease_ms)
@@ -103,21 +113,39 @@ class DeliveryState:
         return int(await self.redis.pttl(self.key("claim", notification_id)))
 
     async def release(self, notification_id: str) -> None:
-        await self.redis.delete(self.key("claim", notification_id))
+        await self.release_many([notification_id])
+
+    async def release_many(self, notification_ids: list[str]) -> None:
+        if notification_ids:
+            await self.redis.delete(*(self.key("claim", i) for i in notification_ids))
 
     async def set_status(self, n: Notification, status: str, **fields: Any) -> None:
+        await self.set_status_many([n], status, [fields])
+
+    async def set_status_many(
+        self, notifications: list[Notification], status: str, fields: list[dict[str, Any]]
+    ) -> None:
+        """Give each notification ``status`` and its own ``fields``, in one transaction."""
+        if not notifications:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for n, more in zip(notifications, fields, strict=True):
+                self._add_status(pipe, n, status, more)
+            await pipe.execute()
+
+    def _add_status(
+        self, pipe: Pipeline, n: Notification, status: str, fields: dict[str, Any]
+    ) -> None:
         key = self.key("n", n.id)
         values: dict[Any, Any] = {
             "status": status,
             "updated_at": _now(),
             **{k: str(v) for k, v in fields.items()},
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=values)
-            pipe.expire(key, TRACE_TTL_SECONDS)
-            if status in FINAL:
-                pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
-            await pipe.execute()
+        pipe.hset(key, mapping=values)
+        pipe.expire(key, TRACE_TTL_SECONDS)
+        if status in FINAL:
+            pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
 
     async def defer(self, n: Notification, due: float, reason: str) -> None:
         """Park ``n`` until ``due``; the release timer publishes it again then."""
@@ -164,12 +192,9 @@ class DeliveryState:
         return {_text(k) or "": int(v) for k, v in raw.items()}
 
     async def trace(self, ident: str, step: str, **details: Any) -> None:
-        entry = json.dumps(
-            {"at": _now(), "t": time.time(), "step": step, **details}, ensure_ascii=False
-        )
         key = self.key("tr", ident)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, entry)
+            pipe.rpush(key, _step(step, details))
             pipe.expire(key, TRACE_TTL_SECONDS)
             await pipe.execute()
 
@@ -177,41 +202,37 @@ class DeliveryState:
         self, ident: str, steps: list[tuple[str, dict[str, Any]]], counts: dict[str, int]
     ) -> None:
         """Trace steps of ``ident`` and ``stats:events`` counters, in one round trip."""
-        key = self.key("tr", ident)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for step, details in steps:
-                pipe.rpush(
-                    key,
-                    json.dumps(
-                        {"at": _now(), "t": time.time(), "step": step, **details},
-                        ensure_ascii=False,
-                    ),
-                )
-            pipe.expire(key, TRACE_TTL_SECONDS)
-            for field, amount in counts.items():
-                if amount:
-                    pipe.hincrby(self.key("stats", "events"), field, amount)
+            self.add_note(pipe, ident, steps, counts)
             await pipe.execute()
+
+    def add_note(self, pipe: Pipeline, ident: str, steps: list[tuple[str, dict[str, Any]]],
+                 counts: dict[str, int]) -> None:  # fmt: skip
+        """Queue on ``pipe`` what ``note`` writes."""
+        key = self.key("tr", ident)
+        for step, details in steps:
+            pipe.rpush(key, _step(step, details))
+        pipe.expire(key, TRACE_TTL_SECONDS)
+        for field, amount in counts.items():
+            if amount:
+                pipe.hincrby(self.key("stats", "events"), field, amount)
 
     async def finish(self, n: Notification, status: str, step: str, fields: dict[str, Any],
                      details: dict[str, Any]) -> None:  # fmt: skip
         """Record a status and its trace step in one round trip."""
-        key = self.key("n", n.id)
-        values: dict[Any, Any] = {
-            "status": status,
-            "updated_at": _now(),
-            **{k: str(v) for k, v in fields.items()},
-        }
-        entry = json.dumps(
-            {"at": _now(), "t": time.time(), "step": step, **details}, ensure_ascii=False
-        )
+        await self.finish_many([(n, status, step, fields, details)])
+
+    async def finish_many(
+        self, items: list[tuple[Notification, str, str, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """``finish`` for each (notification, status, step, fields, details), in one transaction."""
+        if not items:
+            return
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=values)
-            pipe.expire(key, TRACE_TTL_SECONDS)
-            if status in FINAL:
-                pipe.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
-            pipe.rpush(self.key("tr", n.id), entry)
-            pipe.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
+            for n, status, step, fields, details in items:
+                self._add_status(pipe, n, status, fields)
+                pipe.rpush(self.key("tr", n.id), _step(step, details))
+                pipe.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
             await pipe.execute()
 
     async def steps(self, ident: str) -> list[dict[str, Any]]:

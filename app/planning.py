@@ -6,7 +6,7 @@ returns, `rules preview` prints it, `lifecycle dev` uses it to know what to wait
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -151,11 +151,14 @@ class Planner:
                 found.update(dict.fromkeys(ids))
         return sorted(found)
 
-    async def plan_chunk(
-        self, plan: Plan, rule: Rule, ids: list[str], warning: WarningContext | None
-    ) -> Plan:
-        """Plan the notifications of ``rule`` for the profiles ``ids`` into ``plan``."""
-        profiles = await self.store.get_many(ids)
+    async def plan_chunk(self, plan: Plan, rule: Rule, ids: list[str], warning: WarningContext | None,
+                         known: Mapping[str, dict[str, Any] | None] | None = None) -> Plan:  # fmt: skip
+        """Plan the notifications of ``rule`` for the profiles ``ids`` into ``plan``; profiles
+        already read (None: not found) are taken from ``known``."""
+        if known is not None and all(i in known for i in ids):
+            profiles = [p for p in (known[i] for i in ids) if p is not None]
+        else:
+            profiles = await self.store.get_many(ids)
         self._plan_profiles(plan, rule, plan.event, profiles, warning)
         return plan
 

@@ -97,8 +97,15 @@ class Preferences:
 
         Scored by order of first sight (atomic in Redis): the same notification handled again (a
         retry, a redelivery) keeps its place, so a retry is never capped by later arrivals."""
-        key = f"{self.prefix}cap:{recipient}:{day}"
-        return int(await self.redis.eval(_RANK_SCRIPT, 1, key, notification_id))
+        [rank] = await self.rank_today_many([(recipient, notification_id)], day)
+        return rank
+
+    async def rank_today_many(self, items: list[tuple[str, str]], day: str) -> list[int]:
+        """``rank_today`` for each (recipient, notification id), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for recipient, notification_id in items:
+                pipe.eval(_RANK_SCRIPT, 1, f"{self.prefix}cap:{recipient}:{day}", notification_id)
+            return [int(rank) for rank in await pipe.execute()]
 
 
 _RANK_SCRIPT = """

@@ -79,6 +79,8 @@ class Settings:
     fetch_max_wait_ms: int = (
         100  # how long a consumer fetch may wait for data (Faust hard-codes 1500)
     )
+    batch_max: int = 200  # events or notifications an agent handles together, at most
+    batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it
     secret: str = field(default="dev-only-secret-change-me", repr=False)
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, repr=False
@@ -141,6 +143,8 @@ _ENV = {
     "LIFECYCLE_BLAST_CEILING": ("blast_ceiling", int),
     "LIFECYCLE_BLAST_MIN_RUNS": ("blast_min_runs", int),
     "LIFECYCLE_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
+    "LIFECYCLE_BATCH_MAX": ("batch_max", int),
+    "LIFECYCLE_BATCH_WAIT_MS": ("batch_wait_ms", int),
 }
 
 
@@ -181,6 +185,11 @@ def _check(settings: Settings) -> None:
     if settings.retry_attempts < 1 or settings.daily_cap < 0:
         raise ConfigError(
             "LIFECYCLE_RETRY_ATTEMPTS must be at least 1 and LIFECYCLE_DAILY_CAP not negative"
+        )
+    if settings.batch_max < 1 or settings.batch_wait_ms < 1:
+        raise ConfigError(
+            "LIFECYCLE_BATCH_MAX and LIFECYCLE_BATCH_WAIT_MS must be at least 1 (without a wait, "
+            "a batch that never fills would never be handled)"
         )
     from app.policy import parse_quiet_hours  # noqa: PLC0415 - policy imports settings' errors only
 

@@ -5,17 +5,24 @@ BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… python -m bench.bare_faust worker 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import faust
 
 from app.settings import load_settings
-from lifecycle.faust_app import faust_config
+from lifecycle import faust_drain
+from lifecycle.faust_app import faust_config, limit_fetch_wait
 
 settings = load_settings()
-app = faust.App("bench-bare", autodiscover=False, **{k: v for k, v in faust_config(settings).items() if k != "web_port"},
-                web_port=int(os.environ.get("BENCH_WEB_PORT", "6067")))  # fmt: skip
+config = {**faust_config(settings), "web_port": int(os.environ.get("BENCH_WEB_PORT", "6067")),
+          **json.loads(os.environ.get("BENCH_FAUST", "{}"))}  # fmt: skip
+app = faust.App("bench-bare", autodiscover=False, **config)
+limit_fetch_wait(settings.fetch_max_wait_ms)
+if os.environ.get("BENCH_TUNED") == "1":  # what a lifecycle worker runs with
+    faust_drain.install()
+BATCH = int(os.environ.get("BENCH_TAKE", "0"))
 topic = app.topic(os.environ["BENCH_TOPIC"], key_serializer="raw", value_serializer="raw")
 EXPECTED = int(os.environ["BENCH_COUNT"])
 state = {"count": 0, "first": 0.0}
@@ -23,13 +30,21 @@ state = {"count": 0, "first": 0.0}
 
 @app.agent(topic)
 async def count(stream):  # type: ignore[no-untyped-def]
-    async for _ in stream:
-        if state["count"] == 0:
-            state["first"] = time.time()
-        state["count"] += 1
-        if state["count"] == EXPECTED:
-            with open(os.environ["BENCH_OUT"], "w") as out:
-                out.write(f"{state['first']} {time.time()}\n")
+    if BATCH:
+        async for batch in stream.take_events(BATCH, within=0.01):
+            seen(len(batch))
+    else:
+        async for _ in stream:
+            seen(1)
+
+
+def seen(n: int) -> None:
+    if state["count"] == 0:
+        state["first"] = time.time()
+    state["count"] += n
+    if state["count"] == EXPECTED:
+        with open(os.environ["BENCH_OUT"], "w") as out:
+            out.write(f"{state['first']} {time.time()}\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Agents tested the Faust way, ``agent.test_context()``, with the app's producer connected to a
 real (embedded) broker: what an agent sends to other topics is read back from those topics."""
 
+import asyncio
 import json
 
 import pytest
@@ -82,13 +83,52 @@ async def test_valid_event_is_planned_onto_notifications(running, broker):
     assert (counters["received"], counters["planned"]) == (1, 2)
 
 
+async def test_a_batch_of_events_is_planned_each_on_its_own(running, broker):
+    from agents.plan_notifications import plan_notifications
+
+    for i in (3, 4):
+        await running["runtime"].profiles.upsert(
+            parse_profile(person(f"P-AGB{i}", mobile=f"1380013802{i}"))
+        )
+    docs = [json.dumps(graduate_event("E-AG3", "P-AGB3")).encode(), b"not json",
+            json.dumps(graduate_event("E-AG-NOONE", "P-NO-SUCH-PROFILE")).encode(),
+            json.dumps(graduate_event("E-AG4", "P-AGB4")).encode()]  # fmt: skip
+    async with plan_notifications.test_context() as agent:
+        puts = [await agent.put(doc, key=b"k", wait=False) for doc in docs]  # one batch
+        for _ in range(200):
+            if len(agent.results) == len(docs):
+                break
+            await asyncio.sleep(0.02)
+        assert [agent.results[p.message.offset] for p in puts] == [
+            "planned", "rejected", "planned", "planned"
+        ]  # fmt: skip
+    await flushed()
+    planned = [
+        Notification.from_json(r.value)
+        for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications")
+    ]
+    mine = sorted((n.event_id, n.address) for n in planned if n.event_id.startswith("E-AG"))
+    assert [(e, a) for e, a in mine if e in ("E-AG3", "E-AG4", "E-AG-NOONE")] == [
+        ("E-AG3", "+8613800138023"), ("E-AG4", "+8613800138024")
+    ]  # fmt: skip
+    state = running["runtime"].state
+    steps = [s["step"] for s in await state.steps("E-AG-NOONE")]
+    assert steps == ["received", "planned"]
+    [planned_step] = [s for s in await state.steps("E-AG-NOONE") if s["step"] == "planned"]
+    assert planned_step["skipped"] == [
+        "graduate-hukou-transfer: no profile for subject P-NO-SUCH-PROFILE"
+    ]
+
+
 async def test_notification_is_delivered_once_and_outcome_published(running, broker):
     from agents.deliver_notifications import deliver_notifications
 
     await running["runtime"].profiles.upsert(parse_profile(person("P-AG2", mobile="13800138012")))
     plan = await running["runtime"].planner.plan(validate_event(graduate_event("E-AG2", "P-AG2")))
     [sms] = plan.notifications
-    async with deliver_notifications.test_context() as agent:
+    # One actor: the test wrapper gives all actors one stream, and each actor's batching would see
+    # every event (a worker gives each actor a stream of its own; the scenarios cover that).
+    async with deliver_notifications.test_context(concurrency=1) as agent:
         first = await agent.put(sms.to_json(), key=sms.recipient.encode())
         second = await agent.put(sms.to_json(), key=sms.recipient.encode())
         assert [agent.results[first.message.offset], agent.results[second.message.offset]] == [

@@ -235,6 +235,61 @@ async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
     assert statuses(await deliverer.deliver(warning2)) == ["suppressed"]
 
 
+async def test_a_batch_decides_each_notification_as_alone_and_sends_each_once(
+    make_deliverer, smtp_server, redis_client, prefix, tmp_path
+):
+    config, server = smtp_server()
+    deliverer = make_deliverer(config, daily_cap=2)
+    await Preferences(redis_client, prefix).opt_out("+8613800138009", "*", "sms")
+    already = notification("sms", "+8613800138001", event_id="E0")
+    assert statuses(await deliverer.deliver(already)) == ["sending", "sent"]
+    mail = notification("email", "a@example.cn")
+    batch = [
+        mail,
+        notification("sms", "+8613800138002"),
+        mail,  # the same notification twice in one batch
+        already,  # sent before
+        notification("sms", "+8613800138009"),  # opted out
+        notification("email", "b@example.cn", error="template failed"),
+        *(
+            notification("sms", "+8613800138003", event_id=f"C{i}", profile_id="P-3")
+            for i in range(3)
+        ),
+        notification("sms", "+8613800138003", event_id="W", category="warning", profile_id="P-3"),
+    ]
+    outcomes = await deliverer.deliver_many(batch)
+    assert [statuses(o) for o in outcomes] == [
+        ["sending", "sent"], ["sending", "sent"], ["duplicate"], ["duplicate"], ["suppressed"],
+        ["failed"], ["sending", "sent"], ["sending", "sent"], ["suppressed"], ["sending", "sent"],
+    ]  # fmt: skip
+    assert outcomes[8][-1].error == "daily cap of 2 reached"
+    assert len(server.accepted) == 1
+    sms = [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")]
+    assert sorted(sms) == sorted(
+        {already.id, *(n.id for n in batch[6:8]), batch[1].id, batch[9].id}
+    )
+    for n in (mail, batch[1], batch[9]):
+        record = await deliverer.state.record(n.id)
+        assert (record["status"], record["attempts"]) == ("sent", "1")
+        assert [s["outcome"] for s in await deliverer.state.steps(n.id)] == ["sent"]
+    assert not await redis_client.keys(f"{prefix}claim:*"), "every claim is released"
+    assert await deliverer.state.counters("rules") == {
+        "r:sent": 6,
+        "r:suppressed": 2,
+        "r:failed": 1,
+    }
+
+
+async def test_in_a_batch_a_failed_send_does_not_hold_back_the_others(make_deliverer, smtp_server):
+    config, server = smtp_server("550 5.1.1 no such user", "451 4.3.0 busy")
+    deliverer = make_deliverer(config)
+    batch = [notification("email", f"{who}@example.cn") for who in ("gone", "busy", "fine")]
+    outcomes = await deliverer.deliver_many(batch)  # sent at once: which gets which reply varies
+    assert sorted(o[-1].status for o in outcomes) == ["deferred", "failed", "sent"]
+    assert [o.dead_letter for o in (o[-1] for o in outcomes) if o.status == "failed"] == [True]
+    assert len(server.accepted) == 1
+
+
 async def test_the_outbox_never_writes_a_notification_twice_even_across_processes(tmp_path):
     path = tmp_path / "sms.jsonl"
     sms = notification("sms", "+8613800138000")
