@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.errors import RenderError
@@ -64,6 +64,11 @@ class Renderer:
         loader = FileSystemLoader(str(templates_dir))
         self._text = _environment(loader, tz, autoescape=False)
         self._html = _environment(loader, tz, autoescape=True)
+        # Like the templates themselves (auto_reload off), read once per process:
+        self._has_language: dict[tuple[str, str], bool] = {}
+        self._providers: dict[
+            tuple[str, str], list[tuple[str, str, dict[str, Template]]] | RenderError | None
+        ] = {}
 
     def languages(self, name: str) -> list[str]:
         folder = self.templates_dir / name
@@ -76,9 +81,12 @@ class Renderer:
                 if not (folder / f).is_file()]  # fmt: skip
 
     def pick_language(self, name: str, wanted: str | None) -> str:
-        if wanted and (self.templates_dir / name / wanted).is_dir():
-            return wanted
-        return self.default_language
+        if not wanted:
+            return self.default_language
+        has = self._has_language.get((name, wanted))
+        if has is None:
+            has = self._has_language[name, wanted] = (self.templates_dir / name / wanted).is_dir()
+        return wanted if has else self.default_language
 
     def render(
         self, name: str, channel: str, language: str | None, context: dict[str, Any]
@@ -101,6 +109,29 @@ class Renderer:
 
     def _provider(self, name: str, lang: str, context: dict[str, Any]) -> dict[str, Any] | None:
         """``provider.yaml`` rendered: ``{provider: {"template_code": …, "params": {k: text}}}``."""
+        if (name, lang) not in self._providers:
+            try:
+                self._providers[name, lang] = self._load_provider(name, lang)
+            except RenderError as exc:
+                self._providers[name, lang] = exc
+        spec = self._providers[name, lang]
+        if isinstance(spec, RenderError):
+            raise spec
+        if spec is None:
+            return None
+        out: dict[str, Any] = {}
+        for provider, code, params in spec:
+            try:
+                rendered = {k: t.render(context).strip() for k, t in params.items()}
+            except TemplateError as exc:
+                where = f"{name}/{lang}/provider.yaml"
+                raise RenderError(f"{where}: {provider}.params: {exc.message or exc}") from exc
+            out[provider] = {"template_code": code, "params": rendered}
+        return out
+
+    def _load_provider(
+        self, name: str, lang: str
+    ) -> list[tuple[str, str, dict[str, Template]]] | None:
         path = self.templates_dir / name / lang / "provider.yaml"
         if not path.is_file():
             return None
@@ -111,19 +142,18 @@ class Renderer:
             raise RenderError(f"{where}: not valid YAML: {exc}") from exc
         if not isinstance(spec, dict):
             raise RenderError(f"{where}: a mapping of provider: {{template_code, params}}")
-        out: dict[str, Any] = {}
+        out = []
         for provider, entry in spec.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("template_code"), str):
                 raise RenderError(f"{where}: {provider}.template_code is required")
-            params = entry.get("params") or {}
             try:
-                rendered = {
-                    str(k): self._text.from_string(str(v)).render(context).strip()
-                    for k, v in params.items()
+                params = {
+                    str(k): self._text.from_string(str(v))
+                    for k, v in (entry.get("params") or {}).items()
                 }
             except TemplateError as exc:
                 raise RenderError(f"{where}: {provider}.params: {exc.message or exc}") from exc
-            out[str(provider)] = {"template_code": entry["template_code"], "params": rendered}
+            out.append((str(provider), entry["template_code"], params))
         return out
 
     def _render(

@@ -12,7 +12,6 @@ import time
 import faust
 
 from app.settings import load_settings
-from lifecycle import faust_drain
 from lifecycle.faust_app import faust_config, limit_fetch_wait
 
 settings = load_settings()
@@ -20,8 +19,6 @@ config = {**faust_config(settings), "web_port": int(os.environ.get("BENCH_WEB_PO
           **json.loads(os.environ.get("BENCH_FAUST", "{}"))}  # fmt: skip
 app = faust.App("bench-bare", autodiscover=False, **config)
 limit_fetch_wait(settings.fetch_max_wait_ms)
-if os.environ.get("BENCH_TUNED") == "1":  # what a lifecycle worker runs with
-    faust_drain.install()
 BATCH = int(os.environ.get("BENCH_TAKE", "0"))
 topic = app.topic(os.environ["BENCH_TOPIC"], key_serializer="raw", value_serializer="raw")
 EXPECTED = int(os.environ["BENCH_COUNT"])

@@ -57,8 +57,7 @@ class OutboxSmsGateway:
 
     def _append(self, notification_id: str, line: bytes) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = self._open()
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot open the SMS outbox: {exc.strerror}") from exc
         try:
@@ -73,6 +72,14 @@ class OutboxSmsGateway:
             raise TemporaryDeliveryError(f"cannot write the SMS outbox: {exc.strerror}") from exc
         finally:
             os.close(fd)
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+        try:
+            return os.open(self.path, flags, 0o640)
+        except FileNotFoundError:  # the folder does not exist (yet, or any more)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, flags, 0o640)
 
     def _catch_up(self, fd: int) -> None:
         """Learn the ids appended since this process last read the file."""
