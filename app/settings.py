@@ -77,7 +77,7 @@ class Settings:
     blast_ceiling: int = 500_000  # hold any send to more recipients than this
     blast_min_runs: int = 3  # runs of a rule before its median counts
     fetch_max_wait_ms: int = (
-        100  # how long a consumer fetch may wait for data (Faust hard-codes 1500)
+        20  # how long a consumer fetch may wait for data (Faust hard-codes 1500)
     )
     batch_max: int = 200  # events or notifications an agent handles together, at most
     batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it

@@ -2,8 +2,8 @@
 
 import sys
 
-from bench import crash_recovery, fanout
+from bench import crash_recovery, fanout, pipeline
 
-for module in (crash_recovery, fanout):
+for module in (pipeline, crash_recovery, fanout):
     sys.argv = [module.__name__]
     module.main()
