@@ -3,7 +3,8 @@
 Nothing may escape an agent body: Faust would ack the message and restart the actor, and the
 message would be lost. So each message is handled inside its own try, poison input goes to a
 dead-letter topic with its reason, and infrastructure trouble (Redis unreachable) pauses the
-agent — retrying the same message — until it is back.
+agent — retrying the same message — until it is back. Work done for a whole batch at once falls
+back to one message at a time when it hits a bug, so only the message at fault is set aside.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from faust.types import EventT, StreamT, TopicT
@@ -23,6 +25,7 @@ from topics import REASON_HEADER
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 PAUSE_MAX_SECONDS = 5.0
@@ -40,6 +43,28 @@ async def until_available(action: Callable[[], Awaitable[T]], what: str = "Redis
             )
             await asyncio.sleep(pause)
             pause = min(pause * 2, PAUSE_MAX_SECONDS)
+
+
+async def together_or_alone(
+    items: Sequence[T], handle: Callable[[list[T]], Awaitable[Sequence[R]]], what: str
+) -> list[R | Exception]:
+    """``handle`` all ``items`` at once (one result each, in order), waiting out an unreachable
+    Redis; should that raise anything else, ``handle`` each item alone, and put in the place of
+    one that still fails the exception it raised."""
+    if not items:
+        return []
+    try:
+        return list(await until_available(partial(handle, list(items))))
+    except Exception:
+        logger.exception("%s: a batch of %d failed; handling each alone", what, len(items))
+    results: list[R | Exception] = []
+    for item in items:
+        try:
+            results.extend(await until_available(partial(handle, [item])))
+        except Exception as exc:
+            logger.exception("%s failed", what)
+            results.append(exc)
+    return results
 
 
 async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
@@ -64,14 +89,9 @@ def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
     return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
 
 
-async def record_plan(plan: Plan, chunk_number: int | None = None) -> None:
-    """Remember what one chunk of a plan contains."""
-    await record_plans([plan], chunk_number)
-
-
-async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -> None:
+async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -> list[None]:
     """Remember what plans (or one chunk of a plan) contain: planned states, who is warned, trace
-    steps and counters — in one round trip, plus one per weather warning."""
+    steps and counters — in one round trip, plus one per weather warning. (None for each plan.)"""
     rt = runtime()
     for plan in plans:
         event = plan.event
@@ -101,6 +121,7 @@ async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -
                 )
             rt.state.add_note(pipe, plan.event.id, steps, counts)
         await pipe.execute()
+    return [None for _ in plans]
 
 
 async def publish_plan(plan: Plan) -> None:

@@ -7,12 +7,17 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from functools import partial
 
 from faust.types import EventT, StreamT
 
-from agents.common import batches, until_available
+from agents.common import (
+    batches,
+    dead_letter,
+    together_or_alone,
+    until_available,
+)
 from app.delivery import DeliveryOutcome
+from app.errors import internal_error
 from app.notifications import Notification
 from lifecycle.faust_app import app, runtime
 from topics import deliveries, notifications, notifications_dlq
@@ -30,8 +35,8 @@ async def deliver_notifications(stream: StreamT) -> AsyncIterator[str]:
 
 
 async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
-    """Deliver a batch; publish every status change; dead-letter what failed. Should delivering
-    the batch hit a bug, each notification is tried alone, so only the one at fault is kept aside."""
+    """Deliver a batch; publish every status change; dead-letter what failed. A notification that
+    does not decode goes to notifications-dlq as received, with the reason in a header."""
     deliverer = runtime().deliverer
     assert deliverer is not None, "the worker's runtime is built with delivery"
     statuses = ["undecodable"] * len(messages)
@@ -40,50 +45,30 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
         try:
             decoded.append((i, Notification.from_json(message.value)))
         except (ValueError, TypeError, KeyError) as exc:
-            origin = message.message
-            logger.error("undecodable notification at %s/%s/%s: %s",
-                         origin.topic, origin.partition, origin.offset, type(exc).__name__)  # fmt: skip
+            await dead_letter(
+                notifications_dlq, message, f"undecodable notification: {type(exc).__name__}: {exc}"
+            )
     batch = [n for _, n in decoded]
-    try:
-        results: list[list[DeliveryOutcome] | None] = list(
-            await until_available(partial(deliverer.deliver_many, batch))
-        )
-    except Exception:
-        logger.exception("delivering a batch of %d failed; delivering each alone", len(batch))
-        results = [await _deliver_alone(n) for n in batch]
+    results = await together_or_alone(batch, deliverer.deliver_many, "delivering")
     for (i, n), outcomes in zip(decoded, results, strict=True):
-        if outcomes is None:
+        if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
+            await notifications_dlq.send(key=n.id.encode(), value=_json({
+                "reason": internal_error(outcomes), "retriable": True,
+                "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
             statuses[i] = "error"
             continue
         for outcome in outcomes:
             await deliveries.send(key=n.id.encode(), value=_json(outcome.as_dict()))
             if outcome.dead_letter:
-                await dead_letter(n, outcome)
+                await dead_letter_failed(n, outcome)
         statuses[i] = outcomes[-1].status
-    if batch:
-        counts = Counter(statuses)
-        logger.info("delivered a batch of %d: %s", len(messages),
-                    ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))  # fmt: skip
+    counts = Counter(statuses)
+    logger.info("delivered a batch of %d: %s", len(messages),
+                ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))  # fmt: skip
     return statuses
 
 
-async def _deliver_alone(n: Notification) -> list[DeliveryOutcome] | None:
-    """Deliver one notification; on a bug, dead-letter it with the reason (None)."""
-    deliverer = runtime().deliverer
-    assert deliverer is not None
-    try:
-        return await until_available(partial(deliverer.deliver, n))
-    except (
-        Exception
-    ) as exc:  # a bug must not lose the notification: dead-letter it, with the reason
-        logger.exception("delivering %s failed", n.id)
-        await notifications_dlq.send(key=n.id.encode(), value=_json({
-            "reason": f"internal error: {type(exc).__name__}: {exc}", "retriable": True, "attempts": None,
-            "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
-        return None
-
-
-async def dead_letter(notification: Notification, outcome: DeliveryOutcome) -> None:
+async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcome) -> None:
     history = await until_available(lambda: runtime().state.steps(notification.id))
     value = {"reason": outcome.error, "retriable": outcome.retriable, "attempts": outcome.attempt,
              "notification": json.loads(notification.to_json()), "history": history}  # fmt: skip

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
-from agents.common import dead_letter, publish_plan, record_plan, until_available
-from app.errors import EventRejected
+from agents.common import dead_letter, publish_plan, record_plans, until_available
+from app.errors import EventRejected, internal_error
 from app.events import validate_event
 from app.fanout import read_command
 from app.planning import Plan
@@ -43,14 +43,14 @@ async def handle_chunk(message: EventT) -> str:
         warning = await rt.planner.warning_context(event)
         chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
         await rt.planner.plan_chunk(chunk, rule, list(command["ids"]), warning)
-        await record_plan(chunk, command.get("chunk"))
+        await record_plans([chunk], command.get("chunk"))
         return chunk
 
     try:
         chunk = await until_available(plan)
     except Exception as exc:  # a bug must not lose the chunk: keep it, with the reason
         logger.exception("planning chunk %s failed", message.key)
-        await dead_letter(life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}")
+        await dead_letter(life_events_dlq, message, internal_error(exc))
         return "error"
     await publish_plan(chunk)
     return f"planned {len(chunk.notifications)}"

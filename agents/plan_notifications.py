@@ -15,8 +15,15 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from agents.common import batches, dead_letter, publish_plan, record_plans, until_available
-from app.errors import EventRejected
+from agents.common import (
+    batches,
+    dead_letter,
+    publish_plan,
+    record_plans,
+    together_or_alone,
+    until_available,
+)
+from app.errors import EventRejected, internal_error
 from app.events import Event, parse_event
 from app.expressions import ExpressionError
 from app.fanout import chunk_commands
@@ -38,30 +45,38 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     """Plan a batch of events, each on its own (one that fails is dead-lettered, the others go
     on), with their subjects' profiles read and their plans recorded in one round trip each."""
     rt = runtime()
-    statuses: list[str] = []
-    events: list[tuple[int, EventT, Event]] = []
-    for message in messages:
+    statuses = ["planned"] * len(messages)
+    events: list[tuple[int, Event]] = []
+    for i, message in enumerate(messages):
         try:
-            events.append((len(statuses), message, parse_event(message.value)))
-            statuses.append("planned")
+            events.append((i, parse_event(message.value)))
         except EventRejected as exc:
             await dead_letter(life_events_dlq, message, exc.reason)
-            statuses.append("rejected")
+            statuses[i] = "rejected"
     if rejected := statuses.count("rejected"):
         await until_available(partial(rt.state.count, "events", "rejected", rejected))
-    subjects = await until_available(partial(subject_profiles, [e for _, _, e in events]))
-    planned: list[tuple[Plan, list[tuple[bytes, bytes]]]] = []
-    for i, message, event in events:
+    try:
+        subjects = await until_available(partial(subject_profiles, [e for _, e in events]))
+    except Exception:  # e.g. a stored profile that does not decode: each event reads its own
+        logger.exception("reading a batch's subject profiles failed")
+        subjects = None
+    planned: list[tuple[int, Plan, list[tuple[bytes, bytes]]]] = []
+    for i, event in events:
         try:
-            planned.append(await until_available(partial(plan_event, event, subjects)))
+            plan, commands = await until_available(partial(plan_event, event, subjects))
+            planned.append((i, plan, commands))
         except Exception as exc:  # a bug must not lose the event: keep it, with the reason
             logger.exception("planning failed for event %s", event.id)
-            await dead_letter(
-                life_events_dlq, message, f"internal error: {type(exc).__name__}: {exc}"
-            )
+            await dead_letter(life_events_dlq, messages[i], internal_error(exc))
             statuses[i] = "error"
-    await until_available(partial(record_plans, [plan for plan, _ in planned]))
-    for plan, commands in planned:
+    recorded = await together_or_alone(
+        [plan for _, plan, _ in planned], record_plans, "recording plans"
+    )
+    for (i, plan, commands), failure in zip(planned, recorded, strict=True):
+        if failure is not None:
+            await dead_letter(life_events_dlq, messages[i], internal_error(failure))
+            statuses[i] = "error"
+            continue
         for key, value in commands:
             await fanout.send(key=key, value=value)
         await publish_plan(plan)
@@ -69,9 +84,10 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
         logger.log(logging.INFO if commands else logging.DEBUG,
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    event.id, event.type, len(plan.matched), len(plan.notifications), len(commands))  # fmt: skip
-    if planned:
-        logger.info("planned %d event(s) into %d notification(s); %d rejected",
-                    len(planned), sum(len(p.notifications) for p, _ in planned), rejected)  # fmt: skip
+    if events:
+        logger.info("planned %d event(s) into %d notification(s); %d rejected, %d failed",
+                    statuses.count("planned"), sum(len(p.notifications) for _, p, _ in planned),
+                    rejected, statuses.count("error"))  # fmt: skip
     return statuses
 
 

@@ -43,7 +43,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.delivery_state import FINAL, DeliveryState
-from app.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
+from app.errors import (
+    ConfigError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    internal_error,
+)
 from app.masking import mask_address
 from app.notifications import Notification
 from app.policy import (
@@ -272,9 +277,7 @@ class Deliverer:
         self, n: Notification, attempt: int, exc: Exception
     ) -> DeliveryOutcome:
         if not isinstance(exc, (TemporaryDeliveryError, PermanentDeliveryError)):
-            return await self._fail(
-                n, attempt, f"internal error: {type(exc).__name__}: {exc}", retriable=True
-            )
+            return await self._fail(n, attempt, internal_error(exc), retriable=True)
         temporary = isinstance(exc, TemporaryDeliveryError)
         await self.state.trace(n.id, "attempt", attempt=attempt,
                                outcome="temporary" if temporary else "permanent", error=str(exc))  # fmt: skip

@@ -77,3 +77,8 @@ class TemporaryDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying will not help."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """What a dead letter says when a bug, not the input, stopped the work."""
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -83,6 +83,17 @@ async def test_valid_event_is_planned_onto_notifications(running, broker):
     assert (counters["received"], counters["planned"]) == (1, 2)
 
 
+async def planned_as_one_batch(agent_, docs):
+    """Put ``docs`` without waiting between them (so they form one batch); each one's result."""
+    async with agent_.test_context() as agent:
+        puts = [await agent.put(doc, key=b"k", wait=False) for doc in docs]
+        for _ in range(200):
+            if len(agent.results) == len(docs):
+                break
+            await asyncio.sleep(0.02)
+        return [agent.results.get(p.message.offset) for p in puts]
+
+
 async def test_a_batch_of_events_is_planned_each_on_its_own(running, broker):
     from agents.plan_notifications import plan_notifications
 
@@ -93,15 +104,8 @@ async def test_a_batch_of_events_is_planned_each_on_its_own(running, broker):
     docs = [json.dumps(graduate_event("E-AG3", "P-AGB3")).encode(), b"not json",
             json.dumps(graduate_event("E-AG-NOONE", "P-NO-SUCH-PROFILE")).encode(),
             json.dumps(graduate_event("E-AG4", "P-AGB4")).encode()]  # fmt: skip
-    async with plan_notifications.test_context() as agent:
-        puts = [await agent.put(doc, key=b"k", wait=False) for doc in docs]  # one batch
-        for _ in range(200):
-            if len(agent.results) == len(docs):
-                break
-            await asyncio.sleep(0.02)
-        assert [agent.results[p.message.offset] for p in puts] == [
-            "planned", "rejected", "planned", "planned"
-        ]  # fmt: skip
+    results = await planned_as_one_batch(plan_notifications, docs)
+    assert results == ["planned", "rejected", "planned", "planned"]
     await flushed()
     planned = [
         Notification.from_json(r.value)
@@ -118,6 +122,48 @@ async def test_a_batch_of_events_is_planned_each_on_its_own(running, broker):
     assert planned_step["skipped"] == [
         "graduate-hukou-transfer: no profile for subject P-NO-SUCH-PROFILE"
     ]
+
+
+async def test_a_profile_that_does_not_decode_sets_aside_only_its_own_event(running, broker):
+    from agents.plan_notifications import plan_notifications
+
+    profiles = running["runtime"].profiles
+    await profiles.upsert(parse_profile(person("P-AGOK", mobile="13800138031")))
+    await profiles.redis.set(profiles.key("P-AGBAD"), b"{not json")  # damaged in Redis
+    docs = [json.dumps(graduate_event("E-AGBAD", "P-AGBAD")).encode(),
+            json.dumps(graduate_event("E-AGOK", "P-AGOK")).encode()]  # fmt: skip
+    assert await planned_as_one_batch(plan_notifications, docs) == ["error", "planned"]
+    await flushed()
+    bootstrap = f"127.0.0.1:{broker.port}"
+    [kept] = [r for r in await read_topic(bootstrap, "life-events-dlq") if r.value == docs[0]]
+    assert (
+        dict(kept.headers)["x-lifecycle-reason"]
+        .decode()
+        .startswith("internal error: JSONDecodeError")
+    )
+    planned = [
+        Notification.from_json(r.value) for r in await read_topic(bootstrap, "notifications")
+    ]
+    assert [n.address for n in planned if n.event_id == "E-AGOK"] == ["+8613800138031"]
+    assert [n for n in planned if n.event_id == "E-AGBAD"] == []
+
+
+async def test_an_undecodable_notification_is_dead_lettered_as_received(running, broker):
+    from agents.deliver_notifications import deliver_notifications
+
+    async with deliver_notifications.test_context(concurrency=1) as agent:
+        put = await agent.put(b'{"id": "half a notification"}', key=b"k-undecodable")
+        assert agent.results[put.message.offset] == "undecodable"
+    await flushed()
+    [record] = [
+        r
+        for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications-dlq")
+        if r.key == b"k-undecodable"
+    ]
+    assert record.value == b'{"id": "half a notification"}'
+    assert (
+        dict(record.headers)["x-lifecycle-reason"].decode().startswith("undecodable notification")
+    )
 
 
 async def test_notification_is_delivered_once_and_outcome_published(running, broker):
