@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -105,6 +105,15 @@ class DeliveryOutcome:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+class Begun(NamedTuple):
+    """What one round trip before sending learns about a notification."""
+
+    claimed: bool
+    record: dict[str, str]  # its status record
+    opt_outs: set[str]  # of its address
+    profile: dict[str, Any]  # its recipient's profile ({} if gone)
+
+
 class Deliverer:
     def __init__(
         self,
@@ -139,22 +148,22 @@ class Deliverer:
         token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
         outcomes: list[list[DeliveryOutcome]] = [[] for _ in batch]
         begun = await self._begin(batch, token)
-        claimed = [n.id for n, (ok, *_) in zip(batch, begun, strict=True) if ok]
         contested: list[int] = []
-        ready: list[tuple[int, dict[str, str], set[str], dict[str, Any]]] = []
-        for i, (n, (ok, record, opt_outs, profile)) in enumerate(zip(batch, begun, strict=True)):
-            if record.get("status") in FINAL or self._scheduled_later(record):
-                outcomes[i] = [self._outcome(n, "duplicate", record)]
-            elif not ok:
+        ready: list[tuple[int, Begun]] = []
+        for i, (n, b) in enumerate(zip(batch, begun, strict=True)):
+            if self._settled(b.record):
+                outcomes[i] = [self._outcome(n, "duplicate", b.record)]
+            elif not b.claimed:
                 contested.append(i)
             else:
-                ready.append((i, record, opt_outs, profile))
+                ready.append((i, b))
         try:
             await self._handle(batch, ready, outcomes)
         finally:
+            claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
             await self._persist(lambda: self.state.release_many(claimed))
         for i in contested:  # another worker (or this batch) is on it: wait, then look again
-            outcomes[i] = await self._contested(batch[i], token, begun[i][1])
+            outcomes[i] = await self._contested(batch[i], token, begun[i].record)
         return outcomes
 
     async def _contested(self, n: Notification, token: str, record: dict[str, str]
@@ -162,18 +171,19 @@ class Deliverer:
         if not await self._claim(n, token):
             return [self._outcome(n, "duplicate", record)]
         try:
-            [(_, record, opt_outs, profile)] = await self._begin([n], token, claim=False)
-            if record.get("status") in FINAL or self._scheduled_later(record):
-                return [self._outcome(n, "duplicate", record)]
+            [b] = await self._begin([n], token, claim=False)
+            if self._settled(b.record):
+                return [self._outcome(n, "duplicate", b.record)]
             outcomes: list[list[DeliveryOutcome]] = [[]]
-            await self._handle([n], [(0, record, opt_outs, profile)], outcomes)
+            await self._handle([n], [(0, b)], outcomes)
             return outcomes[0]
         finally:
             await self._persist(lambda: self.state.release(n.id))
 
     async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True
-                     ) -> list[tuple[bool, dict[str, str], set[str], dict[str, Any]]]:  # fmt: skip
-        """One round trip: try each claim, read each status record, opt-outs and profile."""
+                     ) -> list[Begun]:  # fmt: skip
+        """One round trip: try each claim (or take it as held), read each status record, the
+        address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
         async with self.state.redis.pipeline(transaction=False) as pipe:
             for n in batch:
@@ -182,15 +192,18 @@ class Deliverer:
                 pipe.hgetall(self.state.key("n", n.id))
                 pipe.smembers(self.preferences.key(n.address))
                 pipe.get(self.profiles.key(n.profile_id))
-            results = await pipe.execute()
-        width = 4 if claim else 3
+            results = iter(await pipe.execute())
         begun = []
-        for start in range(0, len(results), width):
-            raw_record, members, raw_profile = results[start + width - 3 : start + width]
-            record = {_text(k): _text(v) for k, v in raw_record.items()}
-            begun.append((bool(results[start]) if claim else True, record, decode_set(members),
-                          json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
+        for _ in batch:
+            claimed = bool(next(results)) if claim else True
+            raw_record, members, raw_profile = next(results), next(results), next(results)
+            begun.append(Begun(claimed, {_text(k): _text(v) for k, v in raw_record.items()},
+                               decode_set(members), json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
         return begun
+
+    def _settled(self, record: dict[str, str]) -> bool:
+        """Nothing to do now: a final status, or deferred to a later time (the timer owns it)."""
+        return record.get("status") in FINAL or self._scheduled_later(record)
 
     def _scheduled_later(self, record: dict[str, str]) -> bool:
         due = record.get("next_attempt_at")
@@ -207,16 +220,15 @@ class Deliverer:
             await asyncio.sleep(min(max(ttl, 50), lease_ms) / 1000 / 4)
         return True
 
-    async def _handle(self, batch: list[Notification],
-                      ready: list[tuple[int, dict[str, str], set[str], dict[str, Any]]],
+    async def _handle(self, batch: list[Notification], ready: list[tuple[int, Begun]],
                       outcomes: list[list[DeliveryOutcome]]) -> None:  # fmt: skip
         """Policy, then one attempt for each claimed notification that may go now."""
         go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
         capped: list[tuple[int, int]] = []
         now = datetime.fromtimestamp(self.clock(), self.policy.tz)
-        for i, record, opt_outs, profile in ready:
-            n, attempt = batch[i], int(record.get("attempts") or 0)
-            held = await self._policy(n, attempt, opt_outs, profile, now)
+        for i, b in ready:
+            n, attempt = batch[i], int(b.record.get("attempts") or 0)
+            held = await self._policy(n, attempt, b.opt_outs, b.profile, now)
             if held is not None:
                 outcomes[i] = [held]
             elif n.category != WARNING and self.policy.daily_cap:
@@ -247,10 +259,8 @@ class Deliverer:
             *(self._attempt(n, a) for n, a in zip(sending, attempts, strict=True))
         )
         results = list(zip(go, sending, attempts, refs, strict=True))
-        sent = [(n, "sent", "attempt", {"attempts": attempt, "provider_ref": ref},
-                 {"attempt": attempt, "outcome": "sent", "ref": ref})
-                for _, n, attempt, ref in results if isinstance(ref, str)]  # fmt: skip
-        await self._persist(lambda: self.state.finish_many(sent))  # first: what went must stay sent
+        sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
+        await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
         for (i, _), n, attempt, ref in results:
             first = self._outcome(n, "sending", attempt=attempt)
             if isinstance(ref, str):

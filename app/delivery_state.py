@@ -86,15 +86,9 @@ class DeliveryState:
         raw = await self.redis.hgetall(self.key("n", notification_id))
         return {_text(k) or "": _text(v) or "" for k, v in raw.items()}
 
-    async def planned_many(self, notifications: list[Notification], batch: int = 1000) -> None:
-        """Remember planned notifications (a status already reached is never overwritten)."""
-        for start in range(0, len(notifications), batch):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                self.add_planned(pipe, notifications[start : start + batch])
-                await pipe.execute()
-
     def add_planned(self, pipe: Pipeline, notifications: list[Notification]) -> None:
-        """Queue on ``pipe`` what ``planned_many`` writes."""
+        """Queue on ``pipe``: remember planned notifications (a status already reached is never
+        overwritten) and which event they belong to."""
         for n in notifications:
             key = self.key("n", n.id)
             pipe.hsetnx(key, "status", "planned")
@@ -198,17 +192,9 @@ class DeliveryState:
             pipe.expire(key, TRACE_TTL_SECONDS)
             await pipe.execute()
 
-    async def note(
-        self, ident: str, steps: list[tuple[str, dict[str, Any]]], counts: dict[str, int]
-    ) -> None:
-        """Trace steps of ``ident`` and ``stats:events`` counters, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.add_note(pipe, ident, steps, counts)
-            await pipe.execute()
-
     def add_note(self, pipe: Pipeline, ident: str, steps: list[tuple[str, dict[str, Any]]],
                  counts: dict[str, int]) -> None:  # fmt: skip
-        """Queue on ``pipe`` what ``note`` writes."""
+        """Queue on ``pipe``: trace steps of ``ident`` and ``stats:events`` counters."""
         key = self.key("tr", ident)
         for step, details in steps:
             pipe.rpush(key, _step(step, details))
@@ -217,21 +203,18 @@ class DeliveryState:
             if amount:
                 pipe.hincrby(self.key("stats", "events"), field, amount)
 
-    async def finish(self, n: Notification, status: str, step: str, fields: dict[str, Any],
-                     details: dict[str, Any]) -> None:  # fmt: skip
-        """Record a status and its trace step in one round trip."""
-        await self.finish_many([(n, status, step, fields, details)])
-
-    async def finish_many(
-        self, items: list[tuple[Notification, str, str, dict[str, Any], dict[str, Any]]]
-    ) -> None:
-        """``finish`` for each (notification, status, step, fields, details), in one transaction."""
+    async def sent_many(self, items: list[tuple[Notification, int, str]]) -> None:
+        """Record each (notification, attempt, provider reference) as sent, with its trace step,
+        in one transaction."""
         if not items:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
-            for n, status, step, fields, details in items:
-                self._add_status(pipe, n, status, fields)
-                pipe.rpush(self.key("tr", n.id), _step(step, details))
+            for n, attempt, ref in items:
+                self._add_status(pipe, n, "sent", {"attempts": attempt, "provider_ref": ref})
+                pipe.rpush(
+                    self.key("tr", n.id),
+                    _step("attempt", {"attempt": attempt, "outcome": "sent", "ref": ref}),
+                )
                 pipe.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
             await pipe.execute()
 

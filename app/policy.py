@@ -92,16 +92,12 @@ class Preferences:
     async def opt_in(self, address: str, category: str, channel: str) -> None:
         await self.redis.srem(self.key(address), f"{category}:{channel}")
 
-    async def rank_today(self, recipient: str, notification_id: str, day: str) -> int:
-        """The notification's 1-based place among the recipient's notifications of the day.
+    async def rank_today_many(self, items: list[tuple[str, str]], day: str) -> list[int]:
+        """Each (recipient, notification id)'s 1-based place among the recipient's notifications
+        of the day, in one round trip.
 
         Scored by order of first sight (atomic in Redis): the same notification handled again (a
         retry, a redelivery) keeps its place, so a retry is never capped by later arrivals."""
-        [rank] = await self.rank_today_many([(recipient, notification_id)], day)
-        return rank
-
-    async def rank_today_many(self, items: list[tuple[str, str]], day: str) -> list[int]:
-        """``rank_today`` for each (recipient, notification id), in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for recipient, notification_id in items:
                 pipe.eval(_RANK_SCRIPT, 1, f"{self.prefix}cap:{recipient}:{day}", notification_id)
