@@ -23,6 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -197,13 +199,13 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def run(
-    count: int, loads: list[int], seconds: float, worker_counts: list[int], fetch_wait: int
-) -> dict[str, Any]:
+@asynccontextmanager
+async def stack(fetch_wait: int = Settings().fetch_max_wait_ms) -> AsyncIterator[Settings]:
+    """The embedded broker with the project's topics (and ``bench-raw``), a Redis of its own
+    holding PEOPLE residents, and an SMTP sink: the settings a worker needs to use them."""
     broker = Broker.start(LOGS)
     redis = RedisServer.start(LOGS)
     sink = SmtpSink.start()
-    run_id = time.strftime("%H%M%S")
     settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
                         partitions=8, quiet_hours="off", daily_cap=0, fetch_max_wait_ms=fetch_wait)  # fmt: skip
     try:
@@ -214,6 +216,18 @@ async def run(
             [parse_profile(p) for p in people(PEOPLE)]
         )
         await store_redis.aclose()
+        yield settings
+    finally:
+        sink.stop()
+        redis.stop()
+        broker.stop()
+
+
+async def run(
+    count: int, loads: list[int], seconds: float, worker_counts: list[int], fetch_wait: int
+) -> dict[str, Any]:
+    run_id = time.strftime("%H%M%S")
+    async with stack(fetch_wait) as settings:
         records = [event(i, "raw") for i in range(count)]
         await produce(settings.kafka_servers[0], "bench-raw", records)
         result: dict[str, Any] = {
@@ -249,10 +263,6 @@ async def run(
         print(f"pipeline / bare Faust: {result['ratio_pipeline_to_bare_faust']:.1%}; "
               f"bare Faust / aiokafka: {result['ratio_bare_faust_to_aiokafka']:.1%}")  # fmt: skip
         return result
-    finally:
-        sink.stop()
-        redis.stop()
-        broker.stop()
 
 
 def main() -> None:

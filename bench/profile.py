@@ -22,14 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import make_redis
-from app.settings import Settings
 from bench.harness import Workers, wait_until
-from bench.pipeline import LOGS, PEOPLE, event, outbox_times, people, produce
-from lifecycle.stack import Broker, RedisServer, SmtpSink, ensure_topics
-from topics import ALL as ALL_TOPICS
+from bench.pipeline import LOGS, event, outbox_times, produce, stack
 
 
 def cpu_seconds(pid: int) -> float:
@@ -62,18 +56,9 @@ async def run(count: int, rate: int, top: int) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy")
-    broker, redis, sink = Broker.start(LOGS), RedisServer.start(LOGS), SmtpSink.start()
-    settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="prof:", smtp_url=sink.url,
-                        partitions=8, quiet_hours="off", daily_cap=0)  # fmt: skip
     samples = LOGS / "profile.txt"
-    try:
-        ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL_TOPICS], 8)
-        store = make_redis(settings)
-        await ProfileStore(store, settings.redis_prefix).insert_new(
-            [parse_profile(p) for p in people(PEOPLE)]
-        )
-        await store.aclose()
-        outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    async with stack() as settings:
         settings = settings.with_(sms_url=f"file://{outbox}")
         workers = Workers(settings, LOGS / "profile")
         proc = workers.start()
@@ -91,10 +76,6 @@ async def run(count: int, rate: int, top: int) -> None:
             sampler.wait(60)
         finally:
             workers.stop_all()
-    finally:
-        sink.stop()
-        redis.stop()
-        broker.stop()
     times = sorted(outbox_times(outbox).values())
     print(f"{count:,} events, {count / (times[-1] - times[0]):,.0f} events/s while sampled "
           f"(sampling slows the worker), {used / count * 1000:.2f} ms of worker CPU per event\n")  # fmt: skip
