@@ -81,6 +81,7 @@ class Settings:
     )
     batch_max: int = 200  # events or notifications an agent handles together, at most
     batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it
+    event_loop: str = "uvloop"  # the worker's asyncio event loop: uvloop, or asyncio's own
     secret: str = field(default="dev-only-secret-change-me", repr=False)
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, repr=False
@@ -145,7 +146,11 @@ _ENV = {
     "LIFECYCLE_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
     "LIFECYCLE_BATCH_MAX": ("batch_max", int),
     "LIFECYCLE_BATCH_WAIT_MS": ("batch_wait_ms", int),
+    "LIFECYCLE_EVENT_LOOP": ("event_loop", str),
 }
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 def load_settings(
@@ -190,6 +195,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             "LIFECYCLE_BATCH_MAX and LIFECYCLE_BATCH_WAIT_MS must be at least 1 (without a wait, "
             "a batch that never fills would never be handled)"
+        )
+    if settings.event_loop not in EVENT_LOOPS:
+        raise ConfigError(
+            f"LIFECYCLE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {settings.event_loop!r}"
         )
     from app.policy import parse_quiet_hours  # noqa: PLC0415 - policy imports settings' errors only
 

@@ -1,29 +1,45 @@
-"""A bare Faust agent that only counts: the framework's ceiling as configured.
+"""A bare Faust agent that only counts: the framework's ceiling.
 
-BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… python -m bench.bare_faust worker -l warn
+BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… [BENCH_FAUST_MODE=default] python -m bench.bare_faust worker -l warn
 
-It runs with the worker's Faust settings and fetch wait. For experiments, ``BENCH_FAUST`` adds
-Faust settings as JSON (``'{"broker_max_poll_records": 5000}'``) and ``BENCH_TAKE=N`` counts in
-batches of ``stream.take_events(N, within=0.01)`` (the README reports what they changed: nothing
-measurable).
+``BENCH_FAUST_MODE`` says which Faust:
+
+- ``worker`` (the default): as ``lifecycle worker`` runs it — its Faust settings and fetch wait,
+  the batched drain loop and lean monitor of ``lifecycle.faust_app``, and its event loop
+  (``LIFECYCLE_EVENT_LOOP``);
+- ``default``: Faust out of the box — only the broker, the web port and reading from the
+  earliest offset are set.
+
+For experiments, ``BENCH_FAUST`` adds Faust settings as JSON (``'{"broker_max_poll_records":
+5000}'``) and ``BENCH_TAKE=N`` counts in batches of ``stream.take_events(N, within=0.01)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 
 import faust
+import uvloop
 
 from app.settings import load_settings
-from lifecycle.faust_app import faust_config, limit_fetch_wait
+from lifecycle.faust_app import drain_in_batches, faust_config, limit_fetch_wait
 
 settings = load_settings()
-config = {**faust_config(settings), "web_port": int(os.environ.get("BENCH_WEB_PORT", "6067")),
-          **json.loads(os.environ.get("BENCH_FAUST", "{}"))}  # fmt: skip
-app = faust.App("bench-bare", autodiscover=False, **config)
-limit_fetch_wait(settings.fetch_max_wait_ms)
+web_port = int(os.environ.get("BENCH_WEB_PORT", "6067"))
+if os.environ.get("BENCH_FAUST_MODE", "worker") == "worker":
+    config = {**faust_config(settings), "web_port": web_port}
+    limit_fetch_wait(settings.fetch_max_wait_ms)
+    drain_in_batches()
+    if settings.event_loop == "uvloop":
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+else:
+    config = {"broker": settings.kafka_url, "web_port": web_port,
+              "consumer_auto_offset_reset": "earliest"}  # fmt: skip
+config.update(json.loads(os.environ.get("BENCH_FAUST", "{}")))
+app = faust.App(os.environ.get("BENCH_APP", "bench-bare"), autodiscover=False, **config)
 BATCH = int(os.environ.get("BENCH_TAKE", "0"))
 topic = app.topic(os.environ["BENCH_TOPIC"], key_serializer="raw", value_serializer="raw")
 EXPECTED = int(os.environ["BENCH_COUNT"])

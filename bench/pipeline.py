@@ -1,7 +1,8 @@
 """Side by side on the same pre-generated events, on the embedded broker and a real Redis:
 
 - raw aiokafka consumption (the client's ceiling);
-- a bare Faust agent that only counts (the framework's ceiling as configured);
+- a bare Faust agent that only counts (the framework's ceiling), out of the box and as the worker
+  runs Faust;
 - the full pipeline (validate, join the profile, evaluate rules, render, deliver to the SMS
   outbox), saturated, with one worker and with two;
 - the full pipeline at fixed offered loads: latency from an event's publication to its SMS being
@@ -10,7 +11,8 @@
 
 Prints a table and writes bench/results/pipeline.json.
 
-    python -m bench.pipeline [--events 10000] [--loads 100,1000,5000] [--seconds 10]
+    python -m bench.pipeline [--events 10000] [--bare-events 100000] [--loads 100,1000,5000]
+                             [--seconds 10] [--fetch-wait 20] [--event-loop uvloop]
 """
 
 from __future__ import annotations
@@ -103,18 +105,20 @@ async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def bare_faust(settings: Settings, topic: str, count: int) -> float:
+async def bare_faust(settings: Settings, topic: str, count: int, mode: str = "worker") -> float:
+    """Events/s of a bare counting agent; ``mode`` is ``worker`` (Faust as the worker runs it) or
+    ``default`` (Faust out of the box); see bench/bare_faust.py."""
     out = Path(tempfile.mkdtemp()) / "bare.txt"
     env = {**os.environ, **to_environ(settings), "BENCH_TOPIC": topic, "BENCH_COUNT": str(count), "BENCH_OUT": str(out),
-           "BENCH_WEB_PORT": str(free_port())}  # fmt: skip
-    proc = spawn([sys.executable, "-m", "bench.bare_faust", "worker", "-l", "warn"], LOGS / "bare-faust.log",
+           "BENCH_WEB_PORT": str(free_port()), "BENCH_FAUST_MODE": mode, "BENCH_APP": f"bench-bare-{mode}-{out.parent.name}"}  # fmt: skip
+    proc = spawn([sys.executable, "-m", "bench.bare_faust", "worker", "-l", "warn"], LOGS / f"bare-faust-{mode}.log",
                  env=env, cwd=PROJECT_ROOT)  # fmt: skip
     try:
         finished = await wait_until(
             lambda: out.exists() or proc.poll() is not None, timeout=300, every=0.2
         )
         assert finished and out.exists(), (
-            f"the bare agent did not finish; see {LOGS / 'bare-faust.log'}"
+            f"the bare agent did not finish; see {LOGS / f'bare-faust-{mode}.log'}"
         )
         first, last = (float(x) for x in out.read_text().split())
         return count / (last - first)
@@ -200,14 +204,16 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 @asynccontextmanager
-async def stack(fetch_wait: int = Settings().fetch_max_wait_ms) -> AsyncIterator[Settings]:
+async def stack(
+    fetch_wait: int = Settings().fetch_max_wait_ms, event_loop: str = Settings().event_loop
+) -> AsyncIterator[Settings]:
     """The embedded broker with the project's topics (and ``bench-raw``), a Redis of its own
     holding PEOPLE residents, and an SMTP sink: the settings a worker needs to use them."""
     broker = Broker.start(LOGS)
     redis = RedisServer.start(LOGS)
     sink = SmtpSink.start()
     settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
-                        partitions=8, quiet_hours="off", daily_cap=0, fetch_max_wait_ms=fetch_wait)  # fmt: skip
+                        partitions=8, quiet_hours="off", daily_cap=0, fetch_max_wait_ms=fetch_wait, event_loop=event_loop)  # fmt: skip
     try:
         names = [t.get_topic_name() for t in ALL_TOPICS] + ["bench-raw"]
         ensure_topics(settings.kafka_servers, names, settings.partitions)
@@ -224,23 +230,39 @@ async def stack(fetch_wait: int = Settings().fetch_max_wait_ms) -> AsyncIterator
 
 
 async def run(
-    count: int, loads: list[int], seconds: float, worker_counts: list[int], fetch_wait: int
+    count: int,
+    bare_count: int,
+    loads: list[int],
+    seconds: float,
+    worker_counts: list[int],
+    fetch_wait: int,
+    event_loop: str,
 ) -> dict[str, Any]:
     run_id = time.strftime("%H%M%S")
-    async with stack(fetch_wait) as settings:
-        records = [event(i, "raw") for i in range(count)]
+    async with stack(fetch_wait, event_loop) as settings:
+        records = [event(i, "raw") for i in range(bare_count)]
         await produce(settings.kafka_servers[0], "bench-raw", records)
         result: dict[str, Any] = {
             "events": count,
+            "events_read_bare": bare_count,
             "machine": f"{os.cpu_count()} cores",
             "fetch_max_wait_ms": fetch_wait,
+            "event_loop": settings.event_loop,
         }
         result["aiokafka_per_s"] = round(
-            await raw_aiokafka(settings.kafka_servers[0], "bench-raw", count)
+            await raw_aiokafka(settings.kafka_servers[0], "bench-raw", bare_count)
         )
         print(f"raw aiokafka: {result['aiokafka_per_s']:,} events/s")
-        result["bare_faust_per_s"] = round(await bare_faust(settings, "bench-raw", count))
-        print(f"bare Faust agent: {result['bare_faust_per_s']:,} events/s")
+        result["bare_faust_default_per_s"] = round(
+            await bare_faust(settings, "bench-raw", bare_count, "default")
+        )
+        print(
+            f"bare Faust agent, Faust out of the box: {result['bare_faust_default_per_s']:,} events/s"
+        )
+        result["bare_faust_per_s"] = round(await bare_faust(settings, "bench-raw", bare_count))
+        print(
+            f"bare Faust agent, as the worker runs Faust: {result['bare_faust_per_s']:,} events/s"
+        )
         result["pipeline"] = [
             await saturated(settings, n, count, f"{run_id}s{n}") for n in worker_counts
         ]
@@ -269,7 +291,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=10_000, help="events through the pipeline")
+    parser.add_argument(
+        "--bare-events", type=int, default=100_000, help="events read by aiokafka and bare Faust"
+    )
     parser.add_argument("--loads", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", default="1,2", help="worker counts for the saturated runs")
@@ -280,15 +305,22 @@ def main() -> None:
         default=Settings().fetch_max_wait_ms,
         help="LIFECYCLE_FETCH_MAX_WAIT_MS",
     )
+    parser.add_argument(
+        "--event-loop",
+        default=Settings().event_loop,
+        help="LIFECYCLE_EVENT_LOOP: uvloop or asyncio",
+    )
     args = parser.parse_args()
     loads = [int(x) for x in args.loads.split(",") if x]
     result = asyncio.run(
         run(
             args.events,
+            args.bare_events,
             loads,
             args.seconds,
             [int(x) for x in args.workers.split(",")],
             args.fetch_wait,
+            args.event_loop,
         )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)

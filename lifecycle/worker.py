@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
+import uvloop
 
 from app.runtime import Runtime
 from app.settings import Settings
@@ -18,6 +21,9 @@ def run_worker(settings: Settings) -> int:
     from topics import ALL
 
     ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL], settings.partitions)
+    if settings.event_loop == "uvloop":
+        # Before the worker creates its loops (its own and the Kafka consumer's thread).
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     worker = faust.Worker(app, loglevel="INFO")
     worker.execute_from_commandline()
     return 0

@@ -83,6 +83,16 @@ def test_worker_refuses_to_start_without_a_broker(settings):
     assert "LIFECYCLE_KAFKA_URL is not set" in done.stderr
 
 
+def test_worker_refuses_an_unknown_event_loop(settings):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
+        "LIFECYCLE_REDIS_URL": settings.redis_url, "LIFECYCLE_KAFKA_URL": "kafka://127.0.0.1:9",
+        "LIFECYCLE_EVENT_LOOP": "trio"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "lifecycle", "worker"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "LIFECYCLE_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'" in done.stderr
+
+
 async def test_dev_once_replays_the_demo_and_delivers_everything(
     redis_url, prefix, tmp_path, capsys
 ):
