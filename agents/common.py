@@ -19,6 +19,7 @@ from faust.types import EventT, StreamT, TopicT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.delivery_state import Writes
 from app.planning import Plan
 from lifecycle.faust_app import runtime
 from topics import REASON_HEADER
@@ -105,22 +106,22 @@ async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -
             await rt.planner.warned.record(
                 plan.warning_root, event.data["warning_id"], event.data["level"], warned
             )
-    async with rt.state.redis.pipeline(transaction=False) as pipe:
-        for plan in plans:
-            rt.state.add_planned(pipe, plan.notifications)
-            details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
-                       "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
-            steps: list[tuple[str, dict[str, Any]]]
-            if chunk_number is None:  # the whole event
-                steps = [("received", {"type": plan.event.type}), ("planned", details)]
-                counts = {"received": 1, "planned": len(plan.notifications)}
-            else:
-                steps, counts = (
-                    [(f"chunk {chunk_number}", details)],
-                    {"planned": len(plan.notifications)},
-                )
-            rt.state.add_note(pipe, plan.event.id, steps, counts)
-        await pipe.execute()
+    writes = Writes()
+    for plan in plans:
+        rt.state.add_planned(writes, plan.notifications)
+        details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
+                   "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
+        steps: list[tuple[str, dict[str, Any]]]
+        if chunk_number is None:  # the whole event
+            steps = [("received", {"type": plan.event.type}), ("planned", details)]
+            counts = {"received": 1, "planned": len(plan.notifications)}
+        else:
+            steps, counts = (
+                [(f"chunk {chunk_number}", details)],
+                {"planned": len(plan.notifications)},
+            )
+        rt.state.add_note(writes, plan.event.id, steps, counts)
+    await rt.state.apply(writes)
     return [None for _ in plans]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -42,7 +42,8 @@ class Notification:
     error: str | None = None  # set when the text could not be rendered: a permanent failure
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, raw: bytes | str | dict[str, Any]) -> Notification:
