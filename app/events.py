@@ -4,6 +4,11 @@ The JSON Schemas in ``app/schemas/events/`` are the catalogue: one file per even
 its ``data`` (``x-subject`` says whether the event is about a person, an enterprise or an area),
 and ``envelope.json`` for the fields every event has. ``parse_event`` turns the bytes received
 into an ``Event`` or raises ``EventRejected`` with a reason a sender can act on.
+
+Each schema is compiled twice: by jsonschema-rs, which checks an event in about a microsecond,
+and by jsonschema, a hundred times slower, which only runs on an event the first one refused, to
+give the reason senders have always been given (tests check that the compiled validator passes
+nothing the reference one refuses).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from app.errors import EventRejected
@@ -61,6 +67,7 @@ class EventType:
     subject: str | None  # "person", "enterprise" or None for area-wide events
     description: str
     validator: Draft202012Validator
+    fast: jsonschema_rs.Validator
     examples: tuple[dict[str, Any], ...]
 
 
@@ -80,15 +87,26 @@ def catalogue() -> dict[str, EventType]:
             subject=schema.get("x-subject"),
             description=schema.get("description", ""),
             validator=Draft202012Validator(schema),
+            fast=jsonschema_rs.Draft202012Validator(schema),
             examples=tuple(schema.get("examples", ())),
         )
     return types
 
 
 @cache
-def _envelope() -> Draft202012Validator:
+def _envelope_schema() -> dict[str, Any]:
     entry = resources.files("app") / "schemas" / "events" / "envelope.json"
-    return Draft202012Validator(json.loads(entry.read_text(encoding="utf-8")))
+    return dict(json.loads(entry.read_text(encoding="utf-8")))
+
+
+@cache
+def _envelope() -> Draft202012Validator:
+    return Draft202012Validator(_envelope_schema())
+
+
+@cache
+def _fast_envelope() -> jsonschema_rs.Validator:
+    return jsonschema_rs.Draft202012Validator(_envelope_schema())
 
 
 def parse_event(raw: bytes | str) -> Event:
@@ -114,11 +132,13 @@ def validate_event(doc: Any) -> Event:
     """Validate an already decoded event document."""
     if not isinstance(doc, dict):
         raise EventRejected(f"an event is a JSON object, not {type(doc).__name__}")
-    _raise_first_error(_envelope(), doc, "")
+    if not _fast_envelope().is_valid(doc):
+        _raise_first_error(_envelope(), _fast_envelope(), doc, "")
     event_type = catalogue().get(doc["type"])
     if event_type is None:
         raise EventRejected(f"unknown event type {doc['type']!r}")
-    _raise_first_error(event_type.validator, doc, f"{event_type.name}: ")
+    if not event_type.fast.is_valid(doc):
+        _raise_first_error(event_type.validator, event_type.fast, doc, f"{event_type.name}: ")
     subject = doc.get("subject")
     _check_subject(event_type, subject)
     return Event(
@@ -146,10 +166,16 @@ def _check_subject(event_type: EventType, subject: dict[str, Any] | None) -> Non
         )
 
 
-def _raise_first_error(validator: Draft202012Validator, doc: Any, prefix: str) -> None:
+def _raise_first_error(validator: Draft202012Validator, fast: jsonschema_rs.Validator, doc: Any,
+                       prefix: str) -> None:  # fmt: skip
+    """Raise the reference validator's first error; where only the compiled one finds a fault
+    (patterns: in Python's regular expressions ``$`` also matches before a final newline, in
+    JSON Schema's it does not), raise that one."""
     error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.path))), None)
     if error is None:
-        return
+        fault = next(iter(fast.iter_errors(doc)))
+        where = ".".join(str(p) for p in fault.instance_path) or "event"
+        raise EventRejected(f"{prefix}{where}: {fault.message}")
     where = ".".join(str(p) for p in error.absolute_path) or "event"
     message = (
         error.schema.get("x-message", error.message)
