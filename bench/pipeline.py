@@ -12,7 +12,8 @@
 Prints a table and writes bench/results/pipeline.json.
 
     python -m bench.pipeline [--events 10000] [--bare-events 100000] [--loads 100,1000,5000]
-                             [--seconds 10] [--fetch-wait 20] [--event-loop uvloop]
+                             [--seconds 10] [--workers 1,2] [--offered-workers 1,2]
+                             [--fetch-wait 20] [--event-loop uvloop]
 """
 
 from __future__ import annotations
@@ -162,13 +163,16 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
         workers.stop_all()
 
 
-async def offered(settings: Settings, rate: int, seconds: float, run: str) -> dict[str, Any]:
+async def offered(
+    settings: Settings, rate: int, seconds: float, run: str, workers_count: int = 1
+) -> dict[str, Any]:
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     settings = settings.with_(sms_url=f"file://{outbox}")
-    workers = Workers(settings, LOGS / f"offered-{run}-{rate}")
+    workers = Workers(settings, LOGS / f"offered-{run}-{rate}-{workers_count}w")
     try:
-        proc = workers.start()
-        assert await workers.ready(proc, 120)
+        procs = [workers.start() for _ in range(workers_count)]
+        for proc in procs:
+            assert await workers.ready(proc, 120)
         await asyncio.sleep(3)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers[0], linger_ms=1)
         await producer.start()
@@ -189,9 +193,9 @@ async def offered(settings: Settings, rate: int, seconds: float, run: str) -> di
         sent = outbox_times(outbox)
         latencies = sorted((sent[e] - t) * 1000 for e, t in published.items())
         q = statistics.quantiles(latencies, n=100)
-        return {"offered_per_s": rate, "achieved_offer_per_s": round(achieved), "events": total,
-                "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
-                "peak_rss_mb": _peak_rss_mb(proc.pid)}  # fmt: skip
+        return {"offered_per_s": rate, "workers": workers_count, "achieved_offer_per_s": round(achieved),
+                "events": total, "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
+                "peak_rss_mb": max(_peak_rss_mb(p.pid) for p in procs)}  # fmt: skip
     finally:
         workers.stop_all()
 
@@ -237,6 +241,7 @@ async def run(
     worker_counts: list[int],
     fetch_wait: int,
     event_loop: str,
+    offered_workers: list[int],
 ) -> dict[str, Any]:
     run_id = time.strftime("%H%M%S")
     async with stack(fetch_wait, event_loop) as settings:
@@ -271,11 +276,14 @@ async def run(
                 f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, peak RSS {p['peak_rss_mb']} MB"
             )
         result["offered"] = [
-            await offered(settings, rate, seconds, f"{run_id}o{rate}") for rate in loads
+            await offered(settings, rate, seconds, f"{run_id}o{rate}w{n}", n)
+            for n in offered_workers
+            for rate in loads
         ]
         for o in result["offered"]:
             print(
-                f"offered {o['offered_per_s']:,}/s: p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms"
+                f"offered {o['offered_per_s']:,}/s to {o['workers']} worker(s): "
+                f"p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms"
             )
         one = result["pipeline"][0]["events_per_s"]
         result["ratio_pipeline_to_bare_faust"] = round(one / result["bare_faust_per_s"], 3)
@@ -298,6 +306,9 @@ def main() -> None:
     parser.add_argument("--loads", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", default="1,2", help="worker counts for the saturated runs")
+    parser.add_argument(
+        "--offered-workers", default="1,2", help="worker counts for the offered loads"
+    )
     parser.add_argument("--out", default="pipeline.json", help="file name under bench/results/")
     parser.add_argument(
         "--fetch-wait",
@@ -321,6 +332,7 @@ def main() -> None:
             [int(x) for x in args.workers.split(",")],
             args.fetch_wait,
             args.event_loop,
+            [int(x) for x in args.offered_workers.split(",")],
         )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
