@@ -264,3 +264,21 @@ def weather_event_doc(event_id):
     from tests.helpers import weather_event
 
     return weather_event(event_id, ["440308"])
+
+
+async def test_faust_runs_with_the_batched_drain_loop_and_the_lean_monitor(running):
+    """What configure() sets up for every worker (README, Performance): the drain loop that hands a
+    fetched batch over at once, and a monitor that keeps only what Faust's stall detector reads."""
+    from faust.transport.consumer import Consumer  # noqa: PLC0415
+
+    from lifecycle.faust_app import LeanMonitor  # noqa: PLC0415
+
+    assert getattr(Consumer._drain_messages, "batched", False)
+    monitor = app.monitor
+    assert isinstance(monitor, LeanMonitor)
+    tp = app.topic("life-events").get_topic_name(), 0
+    monitor.on_message_in(tp, 7, None)
+    assert monitor.stream_inbound_time.get(tp) is None
+    monitor.on_stream_event_in(tp, 7, None, None)
+    assert monitor.stream_inbound_time[tp] > 0
+    assert monitor.messages_received_total == 0 and monitor.events_total == 0
