@@ -139,15 +139,21 @@ def outbox_times(outbox: Path) -> dict[str, float]:
     return times
 
 
+async def start_workers(workers: Workers, count: int) -> list[Any]:
+    """Start ``count`` workers; return once each is consuming and the group has settled."""
+    procs = [workers.start() for _ in range(count)]
+    for proc in procs:
+        assert await workers.ready(proc, 120), f"worker not ready; see {workers.log(proc)}"
+    await asyncio.sleep(3)
+    return procs
+
+
 async def saturated(settings: Settings, workers_count: int, count: int, run: str) -> dict[str, Any]:
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     settings = settings.with_(sms_url=f"file://{outbox}")
     workers = Workers(settings, LOGS / f"pipeline-{run}-{workers_count}w")
     try:
-        procs = [workers.start() for _ in range(workers_count)]
-        for proc in procs:
-            assert await workers.ready(proc, 120)
-        await asyncio.sleep(3)
+        procs = await start_workers(workers, workers_count)
         await produce(
             settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
         )
@@ -170,10 +176,7 @@ async def offered(
     settings = settings.with_(sms_url=f"file://{outbox}")
     workers = Workers(settings, LOGS / f"offered-{run}-{rate}-{workers_count}w")
     try:
-        procs = [workers.start() for _ in range(workers_count)]
-        for proc in procs:
-            assert await workers.ready(proc, 120)
-        await asyncio.sleep(3)
+        procs = await start_workers(workers, workers_count)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers[0], linger_ms=1)
         await producer.start()
         published: dict[str, float] = {}
