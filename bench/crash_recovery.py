@@ -21,10 +21,7 @@ from app.settings import PROJECT_ROOT, Settings
 from bench.harness import (
     Delivered,
     Workers,
-    burst_events,
-    burst_profiles,
-    expected_ids,
-    load_profiles,
+    prepare_burst,
     tally,  # fmt: skip
     wait_until,
 )
@@ -50,10 +47,7 @@ async def run(events_count: int, kills: int, seed: int) -> dict[str, object]:
     workers = Workers(settings, logs / prefix.rstrip(":"))
     seen = Delivered(outbox, sink)
     try:
-        await load_profiles(settings, burst_profiles(events_count))
-        events = burst_events(events_count, prefix)
-        expected = await expected_ids(settings, events)
-        total = len(expected["sms"]) + len(expected["email"])
+        events, expected, total = await prepare_burst(settings, events_count, prefix)
         kill_points = sorted(rng.uniform(0.05, 0.95) for _ in range(kills))
         print(
             f"{events_count} events → {total} notifications; SIGKILL at {[f'{p:.0%}' for p in kill_points]}"

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.events import Event, validate_event
 from app.profile_store import ProfileStore
@@ -60,6 +60,21 @@ async def expected_ids(settings: Settings, events: list[Event]) -> dict[str, set
     finally:
         await runtime.close()
     return out
+
+
+class Burst(NamedTuple):
+    events: list[Event]
+    expected: dict[str, set[str]]  # notification ids by channel
+    total: int  # notifications in all
+
+
+async def prepare_burst(settings: Settings, count: int, run: str) -> Burst:
+    """Profiles stored for ``count`` graduate events of ``run``; the events, and what they must
+    deliver."""
+    await load_profiles(settings, burst_profiles(count))
+    events = burst_events(count, run)
+    expected = await expected_ids(settings, events)
+    return Burst(events, expected, sum(len(ids) for ids in expected.values()))
 
 
 @dataclass

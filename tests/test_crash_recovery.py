@@ -10,10 +10,7 @@ from app.settings import Settings
 from bench.harness import (
     Delivered,
     Workers,
-    burst_events,
-    burst_profiles,
-    expected_ids,
-    load_profiles,  # fmt: skip
+    prepare_burst,
     tally,
     wait_until,
 )
@@ -36,10 +33,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, r
     workers = Workers(settings, LOGS / prefix.rstrip(":"))
     seen = Delivered(outbox, sink)
     try:
-        await load_profiles(settings, burst_profiles(BURST))
-        events = burst_events(BURST, prefix)
-        expected = await expected_ids(settings, events)
-        total = len(expected["sms"]) + len(expected["email"])
+        events, expected, total = await prepare_burst(settings, BURST, prefix)
         worker = workers.start()
         await asyncio.to_thread(publish, settings.kafka_servers, events)
         for share in (0.25, 0.6):  # kill it twice, at a quarter and at three fifths of the burst

@@ -10,10 +10,7 @@ from app.settings import Settings
 from bench.harness import (
     Delivered,
     Workers,
-    burst_events,
-    burst_profiles,
-    expected_ids,
-    load_profiles,  # fmt: skip
+    prepare_burst,
     tally,
     wait_until,
 )
@@ -60,10 +57,7 @@ async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing
     workers = Workers(settings, LOGS / prefix.rstrip(":"))
     seen = Delivered(outbox, sink)
     try:
-        await load_profiles(settings, burst_profiles(BURST))
-        events = burst_events(BURST, prefix)
-        expected = await expected_ids(settings, events)
-        total = len(expected["sms"]) + len(expected["email"])
+        events, expected, total = await prepare_burst(settings, BURST, prefix)
         worker = workers.start()
         await asyncio.to_thread(publish, settings.kafka_servers, events)
         assert await wait_until(lambda: seen.refresh().total >= total * 0.3, timeout=120)
