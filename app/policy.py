@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from app.errors import ConfigError
+from app.unsubscribe import address_key
 
 WARNING = "warning"
 _QUIET = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
@@ -74,20 +75,32 @@ def opted_out(entries: set[str], category: str, channel: str) -> bool:
 
 
 class Preferences:
-    """Opt-outs and daily counts in Redis."""
+    """Opt-outs and daily counts in Redis.
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    Opt-outs are kept under a keyed hash of the address (``optout:{address_key}``), never the
+    address itself: a key listing shows no phone number or e-mail address. They have no expiry:
+    an opt-out holds until the person opts in again."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, secret: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.secret = secret
 
     def key(self, address: str) -> str:
-        return f"{self.prefix}optout:{address}"
+        return self.key_of(address_key(self.secret, address))
+
+    def key_of(self, hashed: str) -> str:
+        return f"{self.prefix}optout:{hashed}"
 
     async def opt_outs(self, address: str) -> set[str]:
         return decode_set(await self.redis.smembers(self.key(address)))
 
     async def opt_out(self, address: str, category: str, channel: str) -> None:
         await self.redis.sadd(self.key(address), f"{category}:{channel}")
+
+    async def opt_out_key(self, hashed: str, category: str, channel: str) -> None:
+        """An opt-out asked for by an unsubscribe link, which carries only the address's key."""
+        await self.redis.sadd(self.key_of(hashed), f"{category}:{channel}")
 
     async def opt_in(self, address: str, category: str, channel: str) -> None:
         await self.redis.srem(self.key(address), f"{category}:{channel}")

@@ -11,7 +11,7 @@ from app.runtime import Runtime
 
 
 async def release_held(
-    rt: Runtime, hold_id: str
+    rt: Runtime, hold_id: str, *, by: str
 ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]] | None:
     """The held record and the chunk commands to publish on `fanout`; None if nothing is held so."""
     record = await rt.guard.take(hold_id)
@@ -24,5 +24,6 @@ async def release_held(
     warning = await rt.planner.warning_context(event)
     ids = await rt.planner.audience(rule, event, warning)
     await rt.guard.record_run(rule.id, len(ids))
-    await rt.state.trace(event.id, "released", rule=rule.id, hold=hold_id, recipients=len(ids))
+    await rt.state.trace(event.id, "released", rule=rule.id, hold=hold_id, recipients=len(ids),
+                         by=by)  # fmt: skip
     return record, chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk)

@@ -6,6 +6,7 @@ Rules are loaded and checked here, so a worker with a broken rule refuses to sta
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -23,7 +24,8 @@ from app.profile_store import ProfileStore
 from app.rate_limit import RateLimiter
 from app.rendering import Renderer
 from app.rules import RuleSet, load_rules
-from app.settings import Settings
+from app.settings import Settings, require_real_secret
+from app.tokens import TokenStore
 from app.unsubscribe import UnsubscribeLinks
 
 
@@ -66,6 +68,7 @@ class Runtime:
     planner: Planner
     deliverer: Deliverer | None
     guard: BlastGuard
+    tokens: TokenStore
 
     @classmethod
     def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:
@@ -78,12 +81,18 @@ class Runtime:
         redis = make_redis(settings)
         profiles = ProfileStore(redis, settings.redis_prefix)
         state = DeliveryState(redis, settings.redis_prefix, make_sync_redis(settings))
-        preferences = Preferences(redis, settings.redis_prefix)
+        # A command that never sends may run without the secret; it then reads no opt-outs.
+        secret = (
+            require_real_secret(settings, "a worker that delivers")
+            if deliver
+            else settings.secret or secrets.token_urlsafe(32)
+        )
+        preferences = Preferences(redis, settings.redis_prefix, secret)
         deliverer = None
         if deliver:
             gateways: dict[str, Gateway] = {
                 "email": SmtpGateway(settings.smtp, mail_from=settings.mail_from,
-                                     unsubscribe=UnsubscribeLinks(settings.web_url, settings.secret)),
+                                     unsubscribe=UnsubscribeLinks(settings.web_url, secret)),
                 "sms": sms_gateway_from_url(settings.sms_url),
             }  # fmt: skip
             limiter = RateLimiter(
@@ -108,6 +117,7 @@ class Runtime:
             planner,
             deliverer,
             guard,
+            TokenStore(redis, settings.redis_prefix),
         )
 
     async def close(self) -> None:

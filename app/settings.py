@@ -59,6 +59,7 @@ class Settings:
     templates_dir: Path = PROJECT_ROOT / "templates"
     timezone: str = "Asia/Shanghai"
     web_port: int = 6066
+    web_bind: str = "127.0.0.1"  # the worker's web server listens here only
     partitions: int = 8
     default_language: str = "zh-CN"
     quiet_hours: str = "22:00-08:00"
@@ -82,7 +83,9 @@ class Settings:
     batch_max: int = 200  # events or notifications an agent handles together, at most
     batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it
     event_loop: str = "uvloop"  # the worker's asyncio event loop: uvloop, or asyncio's own
-    secret: str = field(default="dev-only-secret-change-me", repr=False)
+    secret: str | None = field(default=None, repr=False)  # `lifecycle dev` makes one
+    sms_inbound_secret: str | None = field(default=None, repr=False)  # signs inbound-SMS hooks
+    max_event_age_days: float = 30.0  # older events are not acted on (suppressed with the reason)
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, repr=False
     )  # variables set
@@ -128,6 +131,7 @@ _ENV = {
     "LIFECYCLE_TEMPLATES_DIR": ("templates_dir", Path),
     "LIFECYCLE_TIMEZONE": ("timezone", str),
     "LIFECYCLE_WEB_PORT": ("web_port", int),
+    "LIFECYCLE_WEB_BIND": ("web_bind", str),
     "LIFECYCLE_PARTITIONS": ("partitions", int),
     "LIFECYCLE_QUIET_HOURS": ("quiet_hours", str),
     "LIFECYCLE_DAILY_CAP": ("daily_cap", int),
@@ -137,6 +141,8 @@ _ENV = {
     "LIFECYCLE_CLAIM_LEASE_SECONDS": ("claim_lease_seconds", float),
     "LIFECYCLE_PUBLIC_URL": ("public_url", str),
     "LIFECYCLE_SECRET": ("secret", str),
+    "LIFECYCLE_SMS_INBOUND_SECRET": ("sms_inbound_secret", str),
+    "LIFECYCLE_MAX_EVENT_AGE_DAYS": ("max_event_age_days", float),
     "LIFECYCLE_SMS_RATE": ("sms_rate", float),
     "LIFECYCLE_EMAIL_RATE": ("email_rate", float),
     "LIFECYCLE_FANOUT_CHUNK": ("fanout_chunk", int),
@@ -203,6 +209,29 @@ def _check(settings: Settings) -> None:
     from app.policy import parse_quiet_hours  # noqa: PLC0415 - policy imports settings' errors only
 
     parse_quiet_hours(settings.quiet_hours, "LIFECYCLE_QUIET_HOURS")
+
+
+# Secrets that were ever shipped or documented as examples: never accepted by a real worker.
+KNOWN_DEV_SECRETS = frozenset({"dev-only-secret-change-me", "change-me", "secret", "changeme"})
+MIN_SECRET_CHARS = 32
+
+
+def require_real_secret(settings: Settings, command: str = "lifecycle worker") -> str:
+    """The signing secret, or ConfigError saying which variable to set: ``command`` refuses to
+    start with none, a short one or one that was ever published (``lifecycle dev`` makes its own)."""
+    secret = settings.secret
+    if not secret:
+        raise ConfigError(
+            f"{command} needs LIFECYCLE_SECRET (at least {MIN_SECRET_CHARS} random characters, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); it signs "
+            "unsubscribe links. `lifecycle dev` makes its own."
+        )
+    if secret in KNOWN_DEV_SECRETS or len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"{command} refuses this LIFECYCLE_SECRET: it is a published development value or "
+            f"shorter than {MIN_SECRET_CHARS} characters; set a random one"
+        )
+    return secret
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 import tempfile
 import time
 import uuid
@@ -41,7 +42,7 @@ async def run(events_count: int, kills: int, seed: int) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="crash-bench-"))
     outbox = folder / "sms.jsonl"
     prefix = f"bench-crash-{uuid.uuid4().hex[:6]}:"
-    settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix=prefix, smtp_url=sink.url,
+    settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis.url, redis_prefix=prefix, smtp_url=sink.url,
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=8, quiet_hours="off",
                         daily_cap=0, claim_lease_seconds=5, retry_base_seconds=0.5, retry_max_seconds=2)  # fmt: skip
     workers = Workers(settings, logs / prefix.rstrip(":"))

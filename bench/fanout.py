@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -109,7 +110,7 @@ async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, 
         per_profile = await load(redis_url, "b:", count, matching)
         runs = []
         for n in worker_counts:
-            settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
+            settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
                                 quiet_hours="off", daily_cap=0, blast_ceiling=10 * count)  # fmt: skip
             result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs)
             print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -219,7 +220,7 @@ async def stack(
     broker = Broker.start(LOGS)
     redis = RedisServer.start(LOGS)
     sink = SmtpSink.start()
-    settings = Settings(kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
+    settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis.url, redis_prefix="pl:", smtp_url=sink.url,
                         partitions=8, quiet_hours="off", daily_cap=0, fetch_max_wait_ms=fetch_wait, event_loop=event_loop)  # fmt: skip
     try:
         names = [t.get_topic_name() for t in ALL_TOPICS] + ["bench-raw"]

@@ -6,6 +6,7 @@ import sys
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.cap import CapRejected, parse_cap, to_events
 from app.errors import EventRejected
@@ -17,17 +18,37 @@ MAX_BYTES = 2 * 1024 * 1024
 
 
 def read_source(source: str) -> bytes:
+    """At most MAX_BYTES + 1 bytes of ``source`` (a larger document is refused by the parser, and
+    /dev/zero or an endless URL are not read without bound)."""
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=30) as response:  # noqa: S310 - http(s) only
-            return bytes(response.read(MAX_BYTES + 1))
+            return _read_bounded(response)
     if source == "-":
-        return sys.stdin.buffer.read(MAX_BYTES + 1)
-    return Path(source).read_bytes()
+        return _read_bounded(sys.stdin.buffer)
+    with Path(source).open("rb") as stream:
+        return _read_bounded(stream)
 
 
-def cap_events(raw: bytes, now: datetime | None = None) -> list[Event]:
-    """The validated weather events of one CAP document; CapRejected with the reason otherwise."""
+def _read_bounded(stream: Any) -> bytes:
+    chunks, size = [], 0
+    while size <= MAX_BYTES:
+        chunk = stream.read(min(65536, MAX_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def cap_events(
+    raw: bytes, now: datetime | None = None, *, senders: frozenset[str] | None = None
+) -> list[Event]:
+    """The validated weather events of one CAP document; CapRejected with the reason otherwise.
+    ``senders``: the CAP ``<sender>`` values the caller may speak for (None: the command line,
+    run by someone who already holds the service's credentials)."""
     alert = parse_cap(raw)
+    if senders is not None and alert.sender not in senders:
+        raise CapRejected(f"sender {alert.sender[:100]!r} is not one this token may speak for")
     events = []
     for doc in to_events(alert, now=now or datetime.now(UTC)):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ from app.errors import ConfigError, EventRejected
 from app.events import parse_event
 from app.profile_import import import_profiles
 from app.rules import load_rules
-from app.runtime import Runtime, make_renderer
-from app.settings import Settings, load_settings
+from app.runtime import Runtime, make_redis, make_renderer
+from app.settings import Settings, load_settings, require_real_secret
+from app.tokens import SCOPES, TokenStore
 from lifecycle.publish import publish, read_events
 
 
@@ -84,6 +86,23 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("hold_id")
     release.set_defaults(run=_held_release)
 
+    tokens = sub.add_parser("tokens", help="bearer tokens for machine callers").add_subparsers(
+        dest="action", required=True
+    )
+    add = tokens.add_parser("add", help="make a token (shown once); replaces one of that name")
+    add.add_argument("name")
+    add.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                     help="what it may do: " + ", ".join(SCOPES))  # fmt: skip
+    add.add_argument("--cap-sender", action="append", default=[], metavar="SENDER",
+                     help="with cap:publish: a CAP <sender> it may speak for (repeatable)")  # fmt: skip
+    add.set_defaults(run=_tokens_add)
+    tokens.add_parser("list", help="tokens, their scopes and senders").set_defaults(
+        run=_tokens_list
+    )
+    revoke = tokens.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    revoke.set_defaults(run=_tokens_revoke)
+
     trace = sub.add_parser("trace", help="what happened to an event or a notification")
     trace.add_argument("id")
     trace.set_defaults(run=_trace)
@@ -104,6 +123,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from lifecycle.worker import run_worker
 
     settings.kafka_servers  # noqa: B018 - refuses to start without a broker, with a clear message
+    require_real_secret(settings)
     return run_worker(settings)
 
 
@@ -185,7 +205,7 @@ def _held_release(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         rt = Runtime.build(settings, deliver=False)
         try:
-            released = await release_held(rt, args.hold_id)
+            released = await release_held(rt, args.hold_id, by=f"cli:{getpass.getuser()}")
         finally:
             await rt.close()
         if released is None:
@@ -199,6 +219,42 @@ def _held_release(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _with_tokens(settings: Settings, action: Any) -> Any:
+    async def run() -> Any:
+        redis = make_redis(settings)
+        try:
+            return await action(TokenStore(redis, settings.redis_prefix))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+def _tokens_add(args: argparse.Namespace, settings: Settings) -> int:
+    token = _with_tokens(settings, lambda s: s.add(args.name, args.scope, args.cap_sender))
+    print(f"token {args.name} ({', '.join(sorted(set(args.scope)))}); shown only this once:")
+    print(token)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    callers = _with_tokens(settings, lambda s: s.list())
+    if not callers:
+        print("no tokens")
+    for c in callers:
+        senders = f"; CAP senders {', '.join(sorted(c.cap_senders))}" if c.cap_senders else ""
+        print(f"{c.name}: {', '.join(sorted(c.scopes))}{senders} (made {c.created_at})")
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if _with_tokens(settings, lambda s: s.revoke(args.name)):
+        print(f"revoked {args.name}")
+        return 0
+    print(f"no token named {args.name}", file=sys.stderr)
+    return 1
 
 
 def _trace(args: argparse.Namespace, settings: Settings) -> int:

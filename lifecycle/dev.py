@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import time
@@ -21,7 +22,7 @@ from app.events import validate_event
 from app.masking import mask_address, mask_name
 from app.notifications import Notification
 from app.runtime import Runtime
-from app.settings import PROJECT_ROOT, Settings, to_environ
+from app.settings import MIN_SECRET_CHARS, PROJECT_ROOT, Settings, to_environ
 from lifecycle import demo
 from lifecycle.publish import publish
 from lifecycle.stack import (
@@ -69,6 +70,8 @@ async def run_dev(
 
 
 def _start_services(settings: Settings, var: Path, logs: Path, stack: ExitStack) -> Settings:
+    if not settings.secret:
+        settings = settings.with_(secret=dev_secret(var))
     if not settings.kafka_url:
         broker = Broker.start(logs)
         stack.callback(broker.stop)
@@ -94,6 +97,20 @@ def _start_services(settings: Settings, var: Path, logs: Path, stack: ExitStack)
             "quiet hours are off for the demo (set LIFECYCLE_QUIET_HOURS to see reminders deferred)"
         )
     return settings
+
+
+def dev_secret(var: Path) -> str:
+    """A random signing secret for this checkout's development stack, kept in var/secret (mode
+    0600) so that unsubscribe links stay valid across runs; never a published value."""
+    path = var / "secret"
+    if path.is_file() and len(known := path.read_text().strip()) >= MIN_SECRET_CHARS:
+        return known
+    var.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
 
 
 def _port_free(port: int) -> bool:

@@ -33,6 +33,7 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,
         "web_port": settings.web_port,
+        "web_bind": settings.web_bind,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         # A lost worker is noticed within 10 s; a join waits at most 6 s for stragglers.

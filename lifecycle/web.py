@@ -1,28 +1,50 @@
-"""The worker's web pages (Faust's web server, LIFECYCLE_WEB_PORT).
+"""The worker's web server (Faust's, on LIFECYCLE_WEB_BIND:LIFECYCLE_WEB_PORT, loopback by default).
 
-GET  /stats/          counters: events received, rejected, planned; per rule and outcome;
-                      notifications waiting in the deferred queue
-GET  /health/         200 while Redis answers, 503 otherwise
+Public — what recipients and anyone may reach:
+
+GET  /health/         200 while Redis answers, 503 otherwise (no detail beyond that)
 GET  /unsubscribe/    ?t=TOKEN: a confirmation page (a GET never unsubscribes: mail scanners
                       follow links)
-POST /unsubscribe/    ?t=TOKEN: records the opt-out (RFC 8058 one-click, or the page's button)
+POST /unsubscribe/    ?t=TOKEN: records the opt-out (RFC 8058 one-click, or the page's button);
+                      the signed, expiring token is the authority
+
+Provider callbacks — signed by the provider:
+
 POST /sms/inbound/    the SMS gateway's inbound hook: {"from": "+86…", "text": "TD"}; a reply
-                      of TD (退订, T, N, STOP) opts the number out of every non-warning SMS
+                      of TD (退订, T, N, STOP) opts the number out of every non-warning SMS.
+                      Signed with LIFECYCLE_SMS_INBOUND_SECRET (see ``inbound_signature``);
+                      anything unsigned, stale, replayed or forged is refused (401)
+
+Bearer token (``Authorization: Bearer lct_…``, made with ``lifecycle tokens add``) with a scope:
+
+POST /cap/                 cap:publish: a CAP 1.2 document from one of the token's CAP senders
+GET  /held/                held:read
+POST /held/{id}/release/   held:release
+GET  /stats/               stats:read
+
+A browser cannot be made to send any of the token-guarded calls: a cross-site page cannot set an
+Authorization header without a CORS preflight, which this server never grants. Every POST is rate
+limited per client address (and per token), and bodies are read only up to a bound.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import logging
+import time
+from collections import deque
 from typing import Any
 
 from faust.web import View
 from redis.exceptions import RedisError
 
 from app.cap import CapRejected
-from app.masking import mask_address
+from app.errors import InvalidInput
 from app.phones import normalise_mobile
+from app.tokens import Caller
 from app.unsubscribe import UnsubscribeLinks
 from lifecycle.cap_ingest import MAX_BYTES as MAX_CAP_BYTES
 from lifecycle.cap_ingest import cap_events
@@ -32,22 +54,120 @@ logger = logging.getLogger(__name__)
 
 STOP_WORDS = {"TD", "T", "N", "STOP", "退订", "UNSUBSCRIBE"}
 CATEGORY_NAMES = {"warning": "安全预警", "reminder": "办事提醒", "notice": "通知"}
+MAX_SMALL_BODY = 16 * 1024  # an inbound SMS, an unsubscribe form
+SIGNATURE_WINDOW_SECONDS = 300
+
+
+class TooMany:
+    """At most ``limit`` calls per ``per`` seconds for each client, in this process."""
+
+    def __init__(self, limit: int, per: float) -> None:
+        self.limit, self.per = limit, per
+        self._calls: dict[str, deque[float]] = {}
+
+    def full(self, client: str) -> bool:
+        """Whether ``client`` has used up its calls (without counting this as one)."""
+        calls = self._calls.get(client)
+        now = time.monotonic()
+        while calls and calls[0] <= now - self.per:
+            calls.popleft()
+        return bool(calls) and len(calls) >= self.limit  # type: ignore[arg-type]
+
+    def allow(self, client: str) -> bool:
+        if self.full(client):
+            return False
+        now = time.monotonic()
+        self._calls.setdefault(client, deque()).append(now)
+        if len(self._calls) > 10_000:  # forget idle clients rather than grow without bound
+            for name in [n for n, c in self._calls.items() if not c or c[-1] <= now - self.per]:
+                del self._calls[name]
+        return True
+
+
+LIMITS = {
+    "unsubscribe": TooMany(20, 60.0),
+    "sms-inbound": TooMany(600, 60.0),
+    "token": TooMany(120, 60.0),
+    "bad-token": TooMany(10, 60.0),
+}
+
+
+def _client(request: Any) -> str:
+    return str(getattr(request, "remote", None) or "unknown")
 
 
 def _links() -> UnsubscribeLinks:
     settings = runtime().settings
+    assert settings.secret, "the worker refuses to start without LIFECYCLE_SECRET"
     return UnsubscribeLinks(settings.web_url, settings.secret)
 
 
+async def read_body(request: Any, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than ``limit`` (a single ``read(n)`` may return
+    only the first chunk of a large body)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+
+
+def _json_error(view: Any, status: int, message: str, **headers: str) -> Any:
+    response = view.json({"error": message}, status=status)
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+async def authorise(view: Any, request: Any, scope: str) -> Caller | Any:
+    """The caller of a valid token with ``scope``, or the response refusing the call (401 without
+    a valid token, 403 without the scope, 429 when throttled)."""
+    client = _client(request)
+    if LIMITS["bad-token"].full(client):  # a client guessing tokens is slowed to 10 a minute
+        return _json_error(view, 429, "too many refused calls; wait a minute", Retry_After="60")
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    caller = None
+    if scheme.lower() == "bearer" and token.strip():
+        caller = await runtime().tokens.caller(token.strip())
+    if caller is None:
+        LIMITS["bad-token"].allow(client)
+        logger.warning(
+            "refused %s %s from %s: no valid token", request.method, request.path, client
+        )
+        return _json_error(view, 401, "a bearer token is required (lifecycle tokens add)",
+                           WWW_Authenticate='Bearer realm="lifecycle"')  # fmt: skip
+    if not caller.may(scope):
+        logger.warning("refused %s %s to token %s: no scope %s", request.method, request.path,
+                       caller.name, scope)  # fmt: skip
+        return _json_error(view, 403, f"this token lacks the scope {scope}")
+    if request.method != "GET" and not LIMITS["token"].allow(caller.name):
+        return _json_error(view, 429, "too many calls for this token; wait a minute",
+                           Retry_After="60")  # fmt: skip
+    return caller
+
+
 @app.page("/stats/")
-async def stats(self: Any, request: Any) -> Any:
-    state = runtime().state
-    rules: dict[str, dict[str, int]] = {}
-    for key, value in (await state.counters("rules")).items():
-        rule, _, outcome = key.rpartition(":")
-        rules.setdefault(rule, {})[outcome] = value
-    return self.json({"events": await state.counters("events"), "rules": rules,
-                      "deferred": await state.deferred_count()})  # fmt: skip
+class Stats(View):
+    async def get(self, request: Any) -> Any:
+        caller = await authorise(self, request, "stats:read")
+        if not isinstance(caller, Caller):
+            return caller
+        state = runtime().state
+        rules: dict[str, dict[str, int]] = {}
+        for key, value in (await state.counters("rules")).items():
+            rule, _, outcome = key.rpartition(":")
+            rules.setdefault(rule, {})[outcome] = value
+        return self.json({"events": await state.counters("events"), "rules": rules,
+                          "deferred": await state.deferred_count()})  # fmt: skip
 
 
 @app.page("/health/")
@@ -64,25 +184,27 @@ class Unsubscribe(View):
     async def get(self, request: Any) -> Any:
         target = _links().verify(request.query.get("t", ""))
         if target is None:
-            return self.html(_page("链接无效", "这个退订链接无效或已损坏。"), status=400)
-        address, category, channel = target
+            return self.html(_page("链接无效", "这个退订链接无效、已损坏或已过期。"), status=400)
         token = html.escape(request.query["t"], quote=True)
-        body = (f"<p>不再向 {html.escape(mask_address(channel, address))} 发送"
-                f"“{CATEGORY_NAMES.get(category, category)}”类{'邮件' if channel == 'email' else '短信'}？</p>"
+        kind = "邮件" if target.channel == "email" else "短信"
+        body = (f"<p>不再向 {html.escape(target.masked)} 发送"
+                f"“{html.escape(CATEGORY_NAMES.get(target.category, target.category))}”类{kind}？</p>"
                 f'<form method="post" action="?t={token}"><button type="submit">确认退订</button></form>')  # fmt: skip
         return self.html(_page("退订确认", body))
 
     async def post(self, request: Any) -> Any:
+        if not LIMITS["unsubscribe"].allow(_client(request)):
+            return self.html(_page("请稍后再试", "请求过于频繁。"), status=429)
+        if await read_body(request, MAX_SMALL_BODY) is None:
+            return self.html(_page("请求过大", "请求过大。"), status=413)
         target = _links().verify(request.query.get("t", ""))
         if target is None:
-            return self.html(_page("链接无效", "这个退订链接无效或已损坏。"), status=400)
-        address, category, channel = target
-        await runtime().preferences.opt_out(address, category, channel)
-        await runtime().state.count("optouts", f"{category}:{channel}")
-        logger.info("opt-out of %s by %s for %s", category, channel, mask_address(channel, address))
-        return self.html(
-            _page("已退订", f"已退订“{CATEGORY_NAMES.get(category, category)}”类消息。")
-        )
+            return self.html(_page("链接无效", "这个退订链接无效、已损坏或已过期。"), status=400)
+        await runtime().preferences.opt_out_key(target.address_key, target.category, target.channel)
+        await runtime().state.count("optouts", f"{target.category}:{target.channel}")
+        logger.info("opt-out of %s by %s for %s", target.category, target.channel, target.masked)
+        name = html.escape(CATEGORY_NAMES.get(target.category, target.category))
+        return self.html(_page("已退订", f"已退订“{name}”类消息。"))
 
 
 @app.page("/cap/")
@@ -92,21 +214,31 @@ class CapIngest(View):
     async def post(self, request: Any) -> Any:
         from topics import life_events
 
-        raw = await request.content.read(MAX_CAP_BYTES + 1)
+        caller = await authorise(self, request, "cap:publish")
+        if not isinstance(caller, Caller):
+            return caller
+        raw = await read_body(request, MAX_CAP_BYTES)
+        if raw is None:
+            return _json_error(self, 413, f"a CAP document is at most {MAX_CAP_BYTES} bytes")
         try:
-            events = cap_events(raw)
+            events = cap_events(raw, senders=caller.cap_senders)
         except CapRejected as exc:
-            logger.warning("CAP document refused: %s", exc.reason)
+            logger.warning("CAP document from token %s refused: %s", caller.name, exc.reason)
             return self.json({"refused": exc.reason}, status=400)
         for event in events:
             value = json.dumps(event.as_dict(), ensure_ascii=False).encode("utf-8")
             await life_events.send(key=event.key.encode(), value=value)
+        logger.info("CAP document from token %s: %d event(s)", caller.name, len(events))
         return self.json({"published": [e.id for e in events]}, status=202)
 
 
 @app.page("/held/")
-async def held(self: Any, request: Any) -> Any:
-    return self.json({"held": await runtime().guard.held()})
+class Held(View):
+    async def get(self, request: Any) -> Any:
+        caller = await authorise(self, request, "held:read")
+        if not isinstance(caller, Caller):
+            return caller
+        return self.json({"held": await runtime().guard.held()})
 
 
 @app.page("/held/{hold_id}/release/")
@@ -115,36 +247,87 @@ class ReleaseHeld(View):
         from app.release import release_held
         from topics import fanout
 
-        released = await release_held(runtime(), hold_id)
+        caller = await authorise(self, request, "held:release")
+        if not isinstance(caller, Caller):
+            return caller
+        released = await release_held(runtime(), hold_id, by=f"token:{caller.name}")
         if released is None:
-            return self.json({"error": f"nothing is held as {hold_id}"}, status=404)
+            return _json_error(self, 404, f"nothing is held as {hold_id[:80]}")
         record, commands = released
         for key, value in commands:
             await fanout.send(key=key, value=value)
-        logger.warning("released %s (%d chunk(s))", record["id"], len(commands))
+        logger.warning("released %s (%d chunk(s)) by token %s", record["id"], len(commands),
+                       caller.name)  # fmt: skip
         return self.json({"released": record["id"], "chunks": len(commands)})
+
+
+def inbound_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The outbox gateway's inbound-hook signature: ``v1=`` + hex HMAC-SHA256 over
+    ``timestamp + "." + body`` under LIFECYCLE_SMS_INBOUND_SECRET, sent as
+    ``X-Lifecycle-Signature`` with the Unix ``X-Lifecycle-Timestamp`` it covers."""
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
 
 
 @app.page("/sms/inbound/")
 class SmsInbound(View):
     async def post(self, request: Any) -> Any:
+        if not LIMITS["sms-inbound"].allow(_client(request)):
+            return _json_error(self, 429, "too many calls; wait a minute", Retry_After="60")
+        body = await read_body(request, MAX_SMALL_BODY)
+        if body is None:
+            return _json_error(self, 413, f"an inbound SMS is at most {MAX_SMALL_BODY} bytes")
+        refused = await self._verify(request, body)
+        if refused:
+            logger.warning("inbound SMS from %s refused: %s", _client(request), refused)
+            return _json_error(self, 401, refused)
         try:
-            body = (
-                await request.json()
-                if request.content_type == "application/json"
-                else dict(await request.post())
-            )
-            sender, text = normalise_mobile(str(body["from"])), str(body.get("text", ""))
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            return self.json(
-                {"error": f"expected {{'from': number, 'text': reply}}: {exc}"}, status=400
-            )
+            doc = _decode_form(request.content_type, body)
+            sender, text = normalise_mobile(doc["from"]), doc.get("text", "")
+        except (KeyError, ValueError, TypeError, RecursionError, InvalidInput):
+            return _json_error(self, 400, "expected {'from': a mobile number, 'text': the reply}")
         if text.strip().upper() not in STOP_WORDS:
             return self.json({"action": "none"})
         await runtime().preferences.opt_out(sender, "*", "sms")
         await runtime().state.count("optouts", "*:sms")
-        logger.info("SMS opt-out (TD) from %s", mask_address("sms", sender))
+        logger.info("SMS opt-out (TD) from a number ending %s", sender[-4:])
         return self.json({"action": "opted_out", "scope": "all non-warning SMS"})
+
+    async def _verify(self, request: Any, body: bytes) -> str | None:
+        secret = runtime().settings.sms_inbound_secret
+        if not secret:
+            return "inbound SMS is off: LIFECYCLE_SMS_INBOUND_SECRET is not set"
+        timestamp = request.headers.get("X-Lifecycle-Timestamp", "")
+        signature = request.headers.get("X-Lifecycle-Signature", "")
+        if not timestamp.isascii() or not timestamp.isdigit() or not signature:
+            return "unsigned (X-Lifecycle-Timestamp and X-Lifecycle-Signature are required)"
+        if abs(time.time() - int(timestamp[:12])) > SIGNATURE_WINDOW_SECONDS:
+            return "stale signature timestamp"
+        if not hmac.compare_digest(
+            signature.encode(), inbound_signature(secret, timestamp, body).encode()
+        ):
+            return "bad signature"
+        key = f"{runtime().settings.redis_prefix}sms-inbound:{signature[3:35]}"
+        if not await runtime().redis.set(key, b"1", nx=True, ex=2 * SIGNATURE_WINDOW_SECONDS):
+            return "replayed"
+        return None
+
+
+def _decode_form(content_type: str, body: bytes) -> dict[str, str]:
+    """``{"from": str, "text": str}`` from JSON or a form; ValueError/TypeError otherwise."""
+    from urllib.parse import parse_qs
+
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if content_type == "application/json":
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise TypeError("not an object")
+    else:
+        doc = {k: v[0] for k, v in parse_qs(text, max_num_fields=10).items()}
+    out = {k: doc[k] for k in ("from", "text") if k in doc}
+    if not all(isinstance(v, str) for v in out.values()):
+        raise TypeError("from and text are strings")
+    return out
 
 
 def _page(title: str, body: str) -> str:

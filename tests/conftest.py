@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from app.settings import PROJECT_ROOT, Settings
 from lifecycle.stack import Broker, RedisServer, SmtpSink
+from tests.helpers import TEST_SECRET
 
 LOGS = PROJECT_ROOT / "var" / "test-logs"
 
@@ -105,5 +106,5 @@ def smtp_server():
 
 @pytest.fixture
 def settings(redis_url: str, prefix: str, tmp_path: Path) -> Settings:
-    return Settings(redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}", quiet_hours="off",
+    return Settings(secret=TEST_SECRET, redis_url=redis_url, redis_prefix=prefix, sms_url=f"file://{tmp_path / 'sms.jsonl'}", quiet_hours="off",
                     smtp_url="smtp://127.0.0.1:1")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 T = TypeVar("T")
+
+# A real secret for the workers the tests start (a worker refuses to run without one).
+TEST_SECRET = secrets.token_urlsafe(32)
 
 
 async def eventually(

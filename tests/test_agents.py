@@ -15,7 +15,7 @@ from app.settings import Settings
 from lifecycle.faust_app import app, configure
 from lifecycle.stack import SmtpSink, ensure_topics
 from tests.conftest import delete_prefix
-from tests.helpers import graduate_event, outbox_lines, person, read_topic
+from tests.helpers import TEST_SECRET, graduate_event, outbox_lines, person, read_topic
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -26,7 +26,7 @@ async def running(broker, redis_url, tmp_path_factory):
     sink = SmtpSink.start()
     prefix = "test-agents:"
     await delete_prefix(redis_url, prefix)
-    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, quiet_hours="off",
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, quiet_hours="off",
                         smtp_url=sink.url, sms_url=f"file://{outbox}", partitions=2)  # fmt: skip
     runtime = Runtime.build(settings)
     configure(settings, runtime)

@@ -13,7 +13,7 @@ from lifecycle.cli import main
 from lifecycle.publish import publish
 from lifecycle.stack import SmtpSink, free_port
 from tests.conftest import LOGS, delete_prefix
-from tests.helpers import outbox_lines, weather_event
+from tests.helpers import TEST_SECRET, outbox_lines, weather_event
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def stack(broker, redis_url, tmp_path_factory):
     prefix = f"test-broadcast-{uuid.uuid4().hex[:6]}:"
     sink = SmtpSink.start()
     outbox = tmp_path_factory.mktemp("broadcast") / "sms.jsonl"
-    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=4, quiet_hours="off",
                         fanout_chunk=200, blast_factor=1.5, blast_min_runs=1)  # fmt: skip
     asyncio.run(load_profiles(settings, enterprises()))

@@ -18,7 +18,7 @@ from lifecycle import demo
 from lifecycle.cli import main
 from lifecycle.dev import run_dev
 from lifecycle.stack import free_port
-from tests.helpers import contact, enterprise, outbox_lines, weather_event
+from tests.helpers import TEST_SECRET, contact, enterprise, outbox_lines, weather_event
 
 
 @pytest.fixture
@@ -93,10 +93,41 @@ def test_worker_refuses_an_unknown_event_loop(settings):
     assert "LIFECYCLE_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        (None, "lifecycle worker needs LIFECYCLE_SECRET"),
+        ("dev-only-secret-change-me", "published development value"),
+        ("short-secret", "shorter than 32 characters"),
+    ],
+)
+def test_worker_refuses_a_development_secret_or_none(settings, secret, says):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
+        "LIFECYCLE_REDIS_URL": settings.redis_url, "LIFECYCLE_KAFKA_URL": "kafka://127.0.0.1:9"}  # fmt: skip
+    if secret:
+        env["LIFECYCLE_SECRET"] = secret
+    done = subprocess.run([sys.executable, "-m", "lifecycle", "worker"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_dev_makes_its_own_secret_and_keeps_it(tmp_path):
+    from lifecycle.dev import dev_secret
+
+    first = dev_secret(tmp_path)
+    assert len(first) >= 32 and dev_secret(tmp_path) == first
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+    assert dev_secret(tmp_path / "other") != first
+
+
 async def test_dev_once_replays_the_demo_and_delivers_everything(
     redis_url, prefix, tmp_path, capsys
 ):
-    settings = Settings(redis_url=redis_url, redis_prefix=prefix, web_port=free_port())
+    settings = Settings(
+        secret=TEST_SECRET, redis_url=redis_url, redis_prefix=prefix, web_port=free_port()
+    )
     assert await run_dev(settings, once=True, timeout=120, var=tmp_path) == 0
     out = capsys.readouterr().out
     counted = re.search(r"(\d+) of (\d+) notification\(s\) sent", out)

@@ -17,6 +17,7 @@ from bench.harness import (
 from lifecycle.publish import publish
 from lifecycle.stack import SmtpSink, free_port
 from tests.conftest import LOGS, delete_prefix
+from tests.helpers import TEST_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, r
     prefix = f"test-crash-{uuid.uuid4().hex[:8]}:"
     sink = SmtpSink.start()
     outbox = tmp_path / "sms.jsonl"
-    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url,
                         sms_url=f"file://{outbox}", web_port=free_port(), partitions=4, quiet_hours="off",
                         claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1)  # fmt: skip
     workers = Workers(settings, LOGS / prefix.rstrip(":"))

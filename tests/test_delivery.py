@@ -13,7 +13,7 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.settings import SmtpConfig
 from lifecycle.stack import free_port
-from tests.helpers import outbox_lines, person
+from tests.helpers import TEST_SECRET, outbox_lines, person
 from tests.test_email import FROM
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -52,7 +52,7 @@ async def make_deliverer(redis_client, prefix, tmp_path):
         }
         settings = {"tz": SHANGHAI, "quiet_hours": parse_quiet_hours("22:00-08:00"), "backoff_base": 10.0,
                     "backoff_max": 60.0, "attempts": 4} | policy  # fmt: skip
-        return Deliverer(DeliveryState(redis_client, prefix), Preferences(redis_client, prefix),
+        return Deliverer(DeliveryState(redis_client, prefix), Preferences(redis_client, prefix, TEST_SECRET),
                          ProfileStore(redis_client, prefix), gateways, DeliveryPolicy(**settings),
                          clock=Clock(now))  # fmt: skip
 
@@ -222,7 +222,7 @@ async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
 ):
     config, _ = smtp_server()
     deliverer = make_deliverer(config)
-    await Preferences(redis_client, prefix).opt_out(
+    await Preferences(redis_client, prefix, TEST_SECRET).opt_out(
         "+8613800138000", "*", "sms"
     )  # an SMS reply of TD
     assert statuses(await deliverer.deliver(notification("sms", "+8613800138000"))) == [
@@ -230,7 +230,7 @@ async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
     ]
     warning = notification("sms", "+8613800138000", event_id="W1", category="warning")
     assert statuses(await deliverer.deliver(warning)) == ["sending", "sent"]
-    await Preferences(redis_client, prefix).opt_out("+8613800138000", "warning", "sms")
+    await Preferences(redis_client, prefix, TEST_SECRET).opt_out("+8613800138000", "warning", "sms")
     warning2 = notification("sms", "+8613800138000", event_id="W2", category="warning")
     assert statuses(await deliverer.deliver(warning2)) == ["suppressed"]
 
@@ -240,7 +240,7 @@ async def test_a_batch_decides_each_notification_as_alone_and_sends_each_once(
 ):
     config, server = smtp_server()
     deliverer = make_deliverer(config, daily_cap=2)
-    await Preferences(redis_client, prefix).opt_out("+8613800138009", "*", "sms")
+    await Preferences(redis_client, prefix, TEST_SECRET).opt_out("+8613800138009", "*", "sms")
     already = notification("sms", "+8613800138001", event_id="E0")
     assert statuses(await deliverer.deliver(already)) == ["sending", "sent"]
     mail = notification("email", "a@example.cn")

@@ -17,6 +17,7 @@ from bench.harness import (
 from lifecycle.publish import publish
 from lifecycle.stack import RedisServer, SmtpSink, free_port
 from tests.conftest import LOGS
+from tests.helpers import TEST_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing
     sink = SmtpSink.start()
     outbox = tmp_path / "sms.jsonl"
     prefix = f"test-outage-{uuid.uuid4().hex[:6]}:"
-    settings = Settings(kafka_url=broker.url, redis_url=f"redis://127.0.0.1:{redis.port}/0", redis_prefix=prefix,
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=f"redis://127.0.0.1:{redis.port}/0", redis_prefix=prefix,
                         smtp_url=sink.url, sms_url=f"file://{outbox}", web_port=free_port(), partitions=4,
                         quiet_hours="off", claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1,
                         batch_max=4)  # fmt: skip

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
 
 import pytest
@@ -17,11 +18,13 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.runtime import make_redis
 from app.settings import PROJECT_ROOT, Settings, to_environ
+from app.tokens import TokenStore
 from lifecycle.cli import main
 from lifecycle.publish import publish
 from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
 from tests.conftest import LOGS, delete_prefix
 from tests.helpers import (
+    TEST_SECRET,
     business_event,
     contact,
     enterprise,
@@ -58,14 +61,39 @@ PROFILES = [
 ]  # fmt: skip
 
 
+INBOUND_SECRET = "inbound-" + uuid.uuid4().hex
+
+
+def signed(body: bytes, secret: str = INBOUND_SECRET, at: float | None = None) -> dict[str, str]:
+    """The headers the SMS provider (here: a test) sends with an inbound message."""
+    from lifecycle.web import inbound_signature
+
+    stamp = str(int(time.time() if at is None else at))
+    return {"X-Lifecycle-Timestamp": stamp,
+            "X-Lifecycle-Signature": inbound_signature(secret, stamp, body)}  # fmt: skip
+
+
+async def cap_token(
+    settings: Settings, *senders: str, scopes: tuple[str, ...] = ("cap:publish",)
+) -> str:
+    redis = make_redis(settings)
+    try:
+        return await TokenStore(redis, settings.redis_prefix).add(
+            f"t-{uuid.uuid4().hex[:8]}", list(scopes), list(senders)
+        )
+    finally:
+        await redis.aclose()
+
+
 @pytest.fixture(scope="module")
 def stack(broker, redis_url, tmp_path_factory):
     prefix = f"test-e2e-{uuid.uuid4().hex[:8]}:"
     sink = SmtpSink.start()
     outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
-    settings = Settings(kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url, quiet_hours="off",
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, smtp_url=sink.url, quiet_hours="off",
                         retry_base_seconds=0.3, retry_max_seconds=1.0, retry_attempts=4, claim_lease_seconds=5,
-                        sms_url=f"file://{outbox}", web_port=free_port(), partitions=4)  # fmt: skip
+                        sms_url=f"file://{outbox}", web_port=free_port(), partitions=4,
+                        sms_inbound_secret=INBOUND_SECRET)  # fmt: skip
 
     async def load() -> None:
         redis = make_redis(settings)
@@ -321,11 +349,9 @@ async def test_the_unsubscribe_link_suppresses_the_next_reminder_of_that_categor
 
 
 async def test_an_sms_reply_of_td_stops_reminders_but_not_safety_warnings(stack, state):
+    reply = json.dumps({"from": "13900000015", "text": "TD"}).encode()
     status, body = await asyncio.to_thread(
-        http,
-        stack["settings"].web_url + "/sms/inbound/",
-        json.dumps({"from": "13900000015", "text": "TD"}).encode(),
-        "application/json",
+        http, stack["settings"].web_url + "/sms/inbound/", reply, "application/json", signed(reply)
     )
     assert status == 200 and json.loads(body)["action"] == "opted_out"
     publish(
@@ -342,14 +368,16 @@ async def test_an_sms_reply_of_td_stops_reminders_but_not_safety_warnings(stack,
 
 
 def http(
-    url: str, data: bytes | None = None, content_type: str = "application/x-www-form-urlencoded"
+    url: str,
+    data: bytes | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": content_type} if data is not None else {}
-    )
+    sent = {"Content-Type": content_type} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers={**sent, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
             return response.status, response.read().decode("utf-8")
@@ -392,8 +420,10 @@ async def test_the_worker_refuses_a_hostile_cap_document_with_its_reason(stack):
         b'<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
         b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&xxe;</identifier></alert>'
     )
+    token = await cap_token(stack["settings"], "shenzhen_meteorological_observatory")
     status, body = await asyncio.to_thread(
-        http, stack["settings"].web_url + "/cap/", hostile, "application/xml"
-    )
+        http, stack["settings"].web_url + "/cap/", hostile, "application/xml",
+        {"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
     assert status == 400 and "DOCTYPE" in json.loads(body)["refused"]
     assert stack["worker"].poll() is None

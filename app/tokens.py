@@ -1,0 +1,145 @@
+"""Bearer tokens for machine callers: a CAP feed, the SMS provider, an operator's script.
+
+A token is shown once, when it is made, and stored only as its SHA-256 (``{prefix}token:{hash}``,
+a hash of name, scopes, CAP senders and creation time; ``{prefix}tokens`` maps names to hashes).
+A token is 32 random bytes, so a plain hash is enough: there is nothing to guess, and a keyed or
+slow hash would add nothing but cost per request.
+
+Scopes say what a caller may do:
+
+| scope          | allows                                                        |
+|----------------|---------------------------------------------------------------|
+| `cap:publish`  | `POST /cap/`, only for the CAP `<sender>` values the token names |
+| `held:read`    | `GET /held/`                                                  |
+| `held:release` | `POST /held/{id}/release/`                                    |
+| `stats:read`   | `GET /stats/`                                                 |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from app.errors import ConfigError
+
+SCOPES = {
+    "cap:publish": "publish CAP alerts (only for the CAP senders named with --cap-sender)",
+    "held:read": "list sends held by the blast-radius guard",
+    "held:release": "release a held send",
+    "stats:read": "read the worker's counters",
+}
+TOKEN_PREFIX = "lct_"  # noqa: S105 - the visible prefix of every token, not a secret
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid token belongs to, and what it may do."""
+
+    name: str
+    scopes: frozenset[str]
+    cap_senders: frozenset[str]
+    created_at: str
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}token:{digest}"
+
+    async def add(self, name: str, scopes: list[str], cap_senders: list[str] | None = None) -> str:
+        """Make a token (replacing one of the same name); return it: it is never shown again."""
+        check_token_request(name, scopes, cap_senders or [])
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        record: dict[str | bytes, str] = {
+            "name": name,
+            "scopes": json.dumps(sorted(set(scopes))),
+            "cap_senders": json.dumps(sorted(set(cap_senders or []))),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        old = await self.redis.hget(f"{self.prefix}tokens", name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if old:
+                pipe.delete(self._key(_str(old)))
+            pipe.hset(self._key(digest), mapping=record)  # type: ignore[arg-type]
+            pipe.hset(f"{self.prefix}tokens", name, digest)
+            await pipe.execute()
+        return token
+
+    async def revoke(self, name: str) -> bool:
+        digest = await self.redis.hget(f"{self.prefix}tokens", name)
+        if not digest:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(_str(digest)))
+            pipe.hdel(f"{self.prefix}tokens", name)
+            await pipe.execute()
+        return True
+
+    async def list(self) -> list[Caller]:
+        names = await self.redis.hgetall(f"{self.prefix}tokens")
+        out = []
+        for digest in sorted(_str(d) for d in names.values()):
+            caller = await self._load(digest)
+            if caller:
+                out.append(caller)
+        return sorted(out, key=lambda c: c.name)
+
+    async def caller(self, token: str) -> Caller | None:
+        """The caller a presented token belongs to; None for anything not issued here."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        return await self._load(token_hash(token))
+
+    async def _load(self, digest: str) -> Caller | None:
+        raw = await self.redis.hgetall(self._key(digest))
+        if not raw:
+            return None
+        record = {_str(k): _str(v) for k, v in raw.items()}
+        # the stored name must still point at this hash (a replaced token is dead)
+        current = await self.redis.hget(f"{self.prefix}tokens", record["name"])
+        if current is None or not hmac.compare_digest(_str(current), digest):
+            return None
+        return Caller(
+            name=record["name"],
+            scopes=frozenset(json.loads(record["scopes"])),
+            cap_senders=frozenset(json.loads(record["cap_senders"])),
+            created_at=record["created_at"],
+        )
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_token_request(name: str, scopes: list[str], cap_senders: list[str]) -> None:
+    if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
+        raise ConfigError(f"a token name is 1-64 of A-Z a-z 0-9 - _ ., not {name!r}")
+    if not scopes:
+        raise ConfigError(f"a token needs at least one --scope: {', '.join(SCOPES)}")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ConfigError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+    if "cap:publish" in scopes and not cap_senders:
+        raise ConfigError(
+            "a cap:publish token must name the CAP senders it speaks for (--cap-sender)"
+        )
+    if cap_senders and "cap:publish" not in scopes:
+        raise ConfigError("--cap-sender goes with --scope cap:publish")
