@@ -25,11 +25,13 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
 
+from app.bounded import BoundedEnvironment, render_bounded
 from app.errors import RenderError
 from app.sms import SmsLength, sms_length, with_signature
 from app.yaml12 import load_yaml
+
+MAX_SMS_CHARS = 500  # what Chinese SMS gateways accept in one (long, concatenated) message
 
 CHANNEL_FILES = {
     "sms": ("sms.txt",),
@@ -96,6 +98,9 @@ class Renderer:
             text = with_signature(
                 self._render(self._text, name, lang, "sms.txt", context), self.signature
             )
+            if len(text) > MAX_SMS_CHARS:
+                raise RenderError(f"{name}/{lang}/sms.txt: the SMS is {len(text)} characters with "
+                                  f"its signature; gateways take at most {MAX_SMS_CHARS}")  # fmt: skip
             provider = self._provider(name, lang, context)
             return SmsContent(text=text, length=sms_length(text), provider=provider)
         if channel == "email":
@@ -122,7 +127,7 @@ class Renderer:
         out: dict[str, Any] = {}
         for provider, code, params in spec:
             try:
-                rendered = {k: t.render(context).strip() for k, t in params.items()}
+                rendered = {k: render_bounded(t, context).strip() for k, t in params.items()}
             except TemplateError as exc:
                 where = f"{name}/{lang}/provider.yaml"
                 raise RenderError(f"{where}: {provider}.params: {exc.message or exc}") from exc
@@ -157,25 +162,25 @@ class Renderer:
         return out
 
     def _render(
-        self, env: SandboxedEnvironment, name: str, lang: str, file: str, context: dict[str, Any]
+        self, env: BoundedEnvironment, name: str, lang: str, file: str, context: dict[str, Any]
     ) -> str:
         path = f"{name}/{lang}/{file}"
         try:
-            return env.get_template(path).render(context).strip()
+            return render_bounded(env.get_template(path), context).strip()
         except TemplateNotFound as exc:
             raise RenderError(f"{path}: template file not found") from exc
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
             where = f"{path}:{line}" if line else path
             raise RenderError(f"{where}: {exc.message or exc}") from exc
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise RenderError(f"{path}: {exc}") from exc
+        except (TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
+            raise RenderError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
 def _environment(
     loader: FileSystemLoader, tz: ZoneInfo, *, autoescape: bool
-) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+) -> BoundedEnvironment:
+    env = BoundedEnvironment(
         loader=loader,
         undefined=StrictUndefined,
         autoescape=autoescape,

@@ -1,0 +1,160 @@
+"""Templates written by staff run bounded in time and memory.
+
+``BoundedEnvironment`` is Jinja2's ImmutableSandboxedEnvironment (no ``data.update(…)`` changing
+what another rule's template sees) with limits on what one expression may build:
+
+- ``*`` of a string or list by a number: at most MAX_BUILT_CHARS characters or items;
+- ``**``: an exponent of at most 64 and a result of at most 4,096 bits (``9**(9**9)`` is refused
+  before Python starts on it: a single C call cannot be interrupted);
+- ``%`` and ``|format``: no field width or precision above MAX_FORMAT_WIDTH;
+- ``range``: at most MAX_RANGE items; str's ``ljust``, ``center``, ``zfill``, ``format``, … and the
+  filters ``center`` and ``indent`` are not offered (each is a width waiting to be 10**9);
+- loops nested deeper than MAX_LOOP_DEPTH are refused when the template is compiled.
+
+A render as a whole is bounded too (``render_bounded``): its output to MAX_OUTPUT_CHARS, and its
+time to a budget, enforced in the main thread by an interval timer whose signal interrupts the
+template's Python code between any two bytecodes — loops that print nothing included. (Off the
+main thread, where Python delivers no signals, the limits on each expression still hold.)
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from jinja2 import Template, nodes
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_BUILT_CHARS = 20_000
+MAX_RANGE = 1_000
+MAX_FORMAT_WIDTH = 200
+MAX_POW_EXPONENT = 64
+MAX_POW_BITS = 4096
+MAX_LOOP_DEPTH = 2
+MAX_OUTPUT_CHARS = 100_000
+RENDER_BUDGET_SECONDS = 0.25
+
+UNSAFE_STR_METHODS = frozenset(
+    {"format", "format_map", "ljust", "rjust", "center", "zfill", "expandtabs"}
+)
+_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+class RenderBudgetExceeded(SecurityError):
+    """A render took longer than its budget or produced more than its output limit."""
+
+
+def _too_wide(fmt: str) -> bool:
+    for match in _WIDTH.finditer(fmt):
+        for group in match.groups():
+            if group == "*" or (group and int(group) > MAX_FORMAT_WIDTH):
+                return True
+    return False
+
+
+def _size(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | list | tuple | bytes) else None
+
+
+def bounded_range(*args: int) -> range:
+    items = range(*args)
+    if len(items) > MAX_RANGE:
+        raise SecurityError(f"range of {len(items)} items; at most {MAX_RANGE}")
+    return items
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["range"] = bounded_range
+        for name in ("center", "indent", "wordwrap", "filesizeformat"):
+            self.filters.pop(name, None)
+        self.filters["format"] = self._format_filter
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                size = _size(seq)
+                if size is not None and isinstance(times, int) and size * times > MAX_BUILT_CHARS:
+                    raise SecurityError(f"* would build {size * times} items; at most {MAX_BUILT_CHARS}")
+        elif operator == "**":
+            if isinstance(left, int | float) and isinstance(right, int | float):
+                if abs(right) > MAX_POW_EXPONENT:
+                    raise SecurityError(f"an exponent of at most {MAX_POW_EXPONENT}")
+                if isinstance(left, int) and abs(left).bit_length() * abs(right) > MAX_POW_BITS:
+                    raise SecurityError(f"** would build a number of more than {MAX_POW_BITS} bits")
+        elif operator == "%" and isinstance(left, str) and _too_wide(left):
+            raise SecurityError(f"a format width or precision of at most {MAX_FORMAT_WIDTH}")
+        elif operator == "+":
+            sizes = (_size(left), _size(right))
+            if None not in sizes and sum(sizes) > MAX_OUTPUT_CHARS:  # type: ignore[arg-type]
+                raise SecurityError(f"+ would build more than {MAX_OUTPUT_CHARS} items")
+        return super().call_binop(context, operator, left, right)
+
+    def _format_filter(self, value: Any, *args: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise SecurityError("format applies to text")
+        if _too_wide(value):
+            raise SecurityError(f"a format width or precision of at most {MAX_FORMAT_WIDTH}")
+        if args and kwargs:
+            raise SecurityError("format takes positional or keyword arguments, not both")
+        return value % (kwargs or args)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in UNSAFE_STR_METHODS:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        _check_loops(tree, name)
+        return tree
+
+
+def _check_loops(node: nodes.Node, name: str | None, depth: int = 0) -> None:
+    for child in node.iter_child_nodes():
+        inner = depth + 1 if isinstance(child, nodes.For) else depth
+        if inner > MAX_LOOP_DEPTH:
+            raise TemplateSyntaxError(
+                f"loops nested {inner} deep; at most {MAX_LOOP_DEPTH}", child.lineno, name
+            )
+        _check_loops(child, name, inner)
+
+
+@contextmanager
+def time_budget(seconds: float = RENDER_BUDGET_SECONDS) -> Iterator[None]:
+    """Raise RenderBudgetExceeded in the code under way once ``seconds`` have passed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise RenderBudgetExceeded(f"rendering took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def render_bounded(template: Template, context: dict[str, Any]) -> str:
+    """``template`` rendered within the time budget and the output limit."""
+    parts: list[str] = []
+    size = 0
+    with time_budget():
+        for part in template.generate(context):
+            size += len(part)
+            if size > MAX_OUTPUT_CHARS:
+                raise RenderBudgetExceeded(f"more than {MAX_OUTPUT_CHARS} characters of output")
+            parts.append(part)
+    return "".join(parts)

@@ -1,0 +1,109 @@
+"""Templates written by staff run bounded in time and memory: each bomb found by the attack on
+the running stack is refused by `lifecycle rules check` within a second or two, naming file,
+rule and field, with no traceback; and at run time a render that blows its budget fails that
+one notification, not the worker."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.errors import RenderError
+from app.rendering import Renderer
+from app.settings import PROJECT_ROOT
+
+RULE = """\
+id: bomb
+on: graduate.reception.approved
+category: reminder
+recipients:
+  subject: true
+channels:
+  sms: bomb
+"""
+
+BOMBS = {
+    "string multiplication": "{{ 'x' * 10**8 }}",
+    "list multiplication": "{{ ([1] * 10**8) | length }}",
+    "a huge power": "{{ 9**(9**9) }}",
+    "a long range": "{% for i in range(10**7) %}{% endfor %}",
+    "loops nested three deep": "{% for a in range(9) %}{% for b in range(9) %}{% for c in range(9) %}"
+    "{% endfor %}{% endfor %}{% endfor %}",
+    "a %-format width": "{{ '%0999999999d' % 1 }}",
+    "a format filter width": "{{ '%999999999s' | format('x') }}",
+    "str.ljust": "{{ 'x'.ljust(10**9) }}",
+    "str.format": "{{ '{:>999999999}'.format('x') }}",
+    "the center filter": "{{ 'x' | center(999999999) }}",
+    "changing shared data": "{{ data.update({'school': 'forged'}) }}",
+    "output of many megabytes": "{% for a in range(1000) %}{{ 'x' * 19000 }}{% endfor %}",
+    "a silent loop of a million steps": "{% for a in range(1000) %}{% for b in range(1000) %}"
+    "{% set c = a * b %}{% endfor %}{% endfor %}",
+    "an SMS longer than gateways take": "{{ '长' * 600 }}",
+}
+
+
+def bomb_folder(tmp_path: Path, text: str) -> tuple[Path, Path]:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bomb.yaml").write_text(RULE, encoding="utf-8")
+    folder = tmp_path / "templates" / "bomb" / "zh-CN"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt").write_text(text, encoding="utf-8")
+    return rules, tmp_path / "templates"
+
+
+@pytest.mark.parametrize("name", list(BOMBS))
+def test_rules_check_refuses_each_template_bomb_quickly_and_clearly(tmp_path, name):
+    rules, templates = bomb_folder(tmp_path, BOMBS[name])
+    env = {**os.environ, "LIFECYCLE_TEMPLATES_DIR": str(templates)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "lifecycle", "rules", "check", str(rules)],
+                          env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "bomb.yaml: rule bomb: channels.sms:" in done.stderr
+    assert "bomb/zh-CN/sms.txt" in done.stderr
+    assert "Traceback" not in done.stderr
+    print(f"{name}: refused in {took:.2f} s (interpreter start included)")
+
+
+def renderer(templates: Path) -> Renderer:
+    return Renderer(templates, signature="【测试】", tz=ZoneInfo("Asia/Shanghai"))
+
+
+def test_a_template_cannot_change_what_another_template_sees(tmp_path):
+    _, templates = bomb_folder(tmp_path, "{{ data.update({'school': 'forged'}) }}")
+    good = templates / "good" / "zh-CN"
+    good.mkdir(parents=True)
+    (good / "sms.txt").write_text("{{ data.school }}", encoding="utf-8")
+    r = renderer(templates)
+    context = {"data": {"school": "深圳大学"}}
+    with pytest.raises(RenderError):
+        r.render("bomb", "sms", "zh-CN", context)
+    assert r.render("good", "sms", "zh-CN", context).text == "【测试】深圳大学"
+
+
+def test_a_loop_in_an_untaken_branch_is_stopped_by_the_budget_when_taken(tmp_path):
+    text = ("{% if data.school == 'x' %}{% for a in range(1000) %}{% for b in range(1000) %}"
+            "{% set c = a * b %}{% endfor %}{% endfor %}{% endif %}ok")  # fmt: skip
+    _, templates = bomb_folder(tmp_path, text)
+    r = renderer(templates)
+    assert r.render("bomb", "sms", "zh-CN", {"data": {"school": "y"}}).text == "【测试】ok"
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="longer than"):
+        r.render("bomb", "sms", "zh-CN", {"data": {"school": "x"}})
+    assert time.monotonic() - started < 5  # the budget is 0.25 s; generous for a loaded machine
+
+
+def test_ordinary_templates_still_render(tmp_path):
+    text = textwrap.dedent("""\
+        {% for i in range(3) %}{{ i }}{% endfor %} {{ '%05.1f' % 3.14159 }} {{ 'ab' * 3 }}
+        {{ '%s-%s' | format('a', 'b') }} {{ 2 ** 10 }} {{ data.school | upper }}""")
+    _, templates = bomb_folder(tmp_path, text)
+    rendered = renderer(templates).render("bomb", "sms", "zh-CN", {"data": {"school": "szu"}})
+    assert rendered.text == "【测试】012 003.1 ababab\na-b 1024 SZU"
