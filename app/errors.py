@@ -81,4 +81,6 @@ class PermanentDeliveryError(DeliveryError):
 
 def internal_error(exc: BaseException) -> str:
     """What a dead letter says when a bug, not the input, stopped the work."""
-    return f"internal error: {type(exc).__name__}: {exc}"
+    from app.masking import scrub  # noqa: PLC0415 - masking imports nothing of ours
+
+    return scrub(f"internal error: {type(exc).__name__}: {exc}")

@@ -14,8 +14,8 @@ import unicodedata
 from app.errors import InvalidPhoneNumber
 
 _SEPARATORS = re.compile(r"[\s\-().]")
-_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
-_E164 = re.compile(r"\+[1-9]\d{7,14}")
+_CN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 
 
 def normalise_mobile(raw: str) -> str:
@@ -38,8 +38,8 @@ def normalise_mobile(raw: str) -> str:
 
 
 def _china_national(digits: str) -> str:
-    if not digits.isdigit():
-        raise InvalidPhoneNumber("a mobile number has digits only")
+    if not (digits.isascii() and digits.isdigit()):  # "١٣٨…" (Arabic-Indic) is a digit to Python
+        raise InvalidPhoneNumber("a mobile number has digits only (0-9)")
     if len(digits) == 13 and digits.startswith("14"):
         raise InvalidPhoneNumber("13-digit IoT numbers cannot receive SMS")
     if len(digits) != 11:

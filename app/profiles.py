@@ -7,6 +7,7 @@ Mobile numbers become E.164; enterprise contacts keep their role.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,7 +18,14 @@ from app.phones import normalise_mobile
 KINDS = ("person", "enterprise")
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _DISTRICT = re.compile(r"\d{6}")
-_EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+# RFC 5321 Mailbox with a dot-atom local part (no quoted strings, no lists: "a,b@x" is refused) and
+# a domain of LDH labels (an internationalised domain is turned into its xn-- form first).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*", re.ASCII)
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
+MAX_TEXT_CHARS = 200  # a name, an industry: longer is an error, not a name
+MAX_LIST_ITEMS = 50  # tags, permits, contacts
+MAX_PREFERENCES_BYTES = 2048
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
@@ -43,6 +51,8 @@ def parse_profile(doc: Any) -> dict[str, Any]:
     if "location" in doc and doc["location"] is not None:
         out["location"] = _location(doc["location"])
     if isinstance(doc.get("preferences"), dict):
+        if len(json.dumps(doc["preferences"], ensure_ascii=False)) > MAX_PREFERENCES_BYTES:
+            raise ProfileRejected(f"preferences: larger than {MAX_PREFERENCES_BYTES} bytes")
         out["preferences"] = doc["preferences"]
     return out
 
@@ -61,6 +71,8 @@ def _enterprise_fields(doc: dict[str, Any]) -> dict[str, Any]:
     contacts = doc.get("contacts", [])
     if not isinstance(contacts, list):
         raise ProfileRejected("contacts: must be a list")
+    if len(contacts) > MAX_LIST_ITEMS:
+        raise ProfileRejected(f"contacts: {len(contacts)}; at most {MAX_LIST_ITEMS}")
     out["contacts"] = [_contact(c, i) for i, c in enumerate(contacts)]
     return {k: v for k, v in out.items() if v is not None}
 
@@ -70,8 +82,8 @@ def _contact(doc: Any, index: int) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ProfileRejected(f"{where}: must be an object")
     role = doc.get("role")
-    if not isinstance(role, str) or not role.strip():
-        raise ProfileRejected(f"{where}.role: required")
+    if not isinstance(role, str) or not role.strip() or len(role) > 64:
+        raise ProfileRejected(f"{where}.role: required, at most 64 characters")
     out: dict[str, Any] = {
         "role": role.strip(),
         "name": _text(doc, "name", required=False, where=where),
@@ -90,10 +102,35 @@ def _contact_fields(doc: dict[str, Any], *, prefix: str) -> dict[str, Any]:
             raise ProfileRejected(f"{prefix}mobile: {exc}") from exc
     email = doc.get("email")
     if email not in (None, ""):
-        if not isinstance(email, str) or not _EMAIL.fullmatch(email.strip()):
-            raise ProfileRejected(f"{prefix}email: not an e-mail address")
-        out["email"] = email.strip()
+        try:
+            out["email"] = normalise_email(email)
+        except ValueError as exc:
+            raise ProfileRejected(f"{prefix}email: {exc}") from exc
     return out
+
+
+def normalise_email(raw: Any) -> str:
+    """An address SMTP can deliver to (RFC 5321: local part at most 64 octets, path at most 254),
+    its domain lower-cased and, if internationalised, in IDNA (xn--) form; ValueError otherwise.
+    A local part in other than ASCII is refused: delivering it needs SMTPUTF8 end to end."""
+    if not isinstance(raw, str):
+        raise ValueError("not an e-mail address")
+    address = raw.strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("not an e-mail address (local@domain)")
+    if not _LOCAL.fullmatch(local):
+        raise ValueError("not an e-mail address: the part before @ has characters SMTP refuses")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError("not an e-mail address: the domain is not a valid domain name") from exc
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("not an e-mail address: the domain is not a valid domain name")
+    if len(local) > 64 or len(local) + 1 + len(ascii_domain) > 254:
+        raise ValueError("not an e-mail address: longer than SMTP allows")
+    return f"{local}@{ascii_domain}"
 
 
 def _text(doc: dict[str, Any], field: str, *, required: bool, where: str = "") -> str | None:
@@ -105,6 +142,8 @@ def _text(doc: dict[str, Any], field: str, *, required: bool, where: str = "") -
         return None
     if not isinstance(value, str):
         raise ProfileRejected(f"{label}: must be text")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ProfileRejected(f"{label}: {len(value)} characters; at most {MAX_TEXT_CHARS}")
     return value.strip()
 
 
@@ -126,6 +165,10 @@ def _strings(doc: dict[str, Any], field: str) -> list[str]:
         value = [v for v in value.split(";") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ProfileRejected(f"{field}: must be a list of text")
+    if len(value) > MAX_LIST_ITEMS or any(len(v) > MAX_TEXT_CHARS for v in value):
+        raise ProfileRejected(
+            f"{field}: at most {MAX_LIST_ITEMS} entries of at most {MAX_TEXT_CHARS} characters"
+        )
     return sorted({v.strip() for v in value if v.strip()})
 
 

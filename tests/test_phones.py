@@ -29,3 +29,14 @@ def test_foreign_numbers_keep_their_country_code():
 def test_invalid_numbers_are_refused_with_a_reason(raw, why):
     with pytest.raises(InvalidPhoneNumber, match=why):
         normalise_mobile(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["١٣٨٠٠١٣٨٠٠٠", "+86١٣٨٠٠١٣٨٠٠٠", "+٤٤٢٠٧٩٤٦٠٩٥٨", "۱۳۸۰۰۱۳۸۰۰۰", "१३८००१३८०००"],
+)
+def test_digits_of_other_scripts_are_refused_not_stored(raw):
+    # Python's isdigit() and \\d accept Arabic-Indic, Persian and Devanagari digits; a gateway
+    # does not, so such a number was "sent" to nobody.
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_mobile(raw)
