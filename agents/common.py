@@ -10,6 +10,7 @@ back to one message at a time when it hits a bug, so only the message at fault i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
@@ -20,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.delivery_state import Writes
+from app.masking import mask_address, scrub
 from app.planning import Plan
 from lifecycle.faust_app import runtime
 from topics import REASON_HEADER
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+MAX_DEAD_LETTER_BYTES = 256 * 1024  # well below a Kafka topic's default 1 MB message limit
+MAX_KEY_BYTES = 1024
+MAX_NOTIFICATION_BYTES = 256 * 1024  # a planned notification; an SMS or e-mail is far smaller
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 PAUSE_MAX_SECONDS = 5.0
 
@@ -69,16 +74,40 @@ async def together_or_alone(
 
 
 async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
-    """Put the bytes as received on ``topic``, with the reason and their origin in headers."""
+    """Put the bytes as received on ``topic``, with the reason and their origin in headers.
+
+    A value larger than MAX_DEAD_LETTER_BYTES (it may be too large for the topic: that is often
+    why it is here) goes as a bounded copy, its first bytes, with its size and SHA-256 in headers.
+    The reason is scrubbed of personal data. Should even that send fail, the failure is logged
+    and the agent goes on: the message's neighbours are never held hostage by it."""
     origin = message.message
+    value = message.value if isinstance(message.value, bytes | None) else bytes(message.value)
+    key = message.key if isinstance(message.key, bytes | None) else str(message.key).encode()
     headers: dict[str, Any] = {
-        REASON_HEADER: reason.encode("utf-8"),
+        REASON_HEADER: scrub(reason).encode("utf-8"),
         "x-lifecycle-source": f"{origin.topic}/{origin.partition}/{origin.offset}".encode(),
     }
-    await topic.send(key=message.key, value=message.value, headers=headers)
-    logger.warning(
-        "dead-lettered %s/%s/%s: %s", origin.topic, origin.partition, origin.offset, reason
-    )
+    if value is not None and len(value) > MAX_DEAD_LETTER_BYTES:
+        headers["x-lifecycle-truncated"] = b"1"
+        headers["x-lifecycle-size"] = str(len(value)).encode()
+        headers["x-lifecycle-sha256"] = hashlib.sha256(value).hexdigest().encode()
+        value = value[:MAX_DEAD_LETTER_BYTES]
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        key = key[:MAX_KEY_BYTES]
+    try:
+        await topic.send(key=key, value=value, headers=headers)
+    except Exception:  # the broker refused even the bounded copy: keep the record of it
+        logger.exception("could not dead-letter %s/%s/%s (%s); a headers-only record instead",
+                         origin.topic, origin.partition, origin.offset, scrub(reason))  # fmt: skip
+        try:
+            await topic.send(
+                key=None, value=b"", headers={**headers, "x-lifecycle-truncated": b"1"}
+            )
+        except Exception:
+            logger.exception("the dead-letter topic %s refused a headers-only record", topic)
+            return
+    logger.warning("dead-lettered %s/%s/%s: %s", origin.topic, origin.partition, origin.offset,
+                   scrub(reason))  # fmt: skip
 
 
 def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
@@ -125,8 +154,28 @@ async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -
     return [None for _ in plans]
 
 
-async def publish_plan(plan: Plan) -> None:
+def refuse_oversized(plan: Plan) -> dict[str, bytes]:
+    """Each planned notification's JSON; one larger than MAX_NOTIFICATION_BYTES (a profile's
+    text or a template gone wrong) is taken out of the plan, with the rule and the recipient
+    (masked) in its reasons: it could not travel on the topic, and no message needs that size."""
+    encoded: dict[str, bytes] = {}
+    kept = []
+    for n in plan.notifications:
+        value = n.to_json()
+        if len(value) > MAX_NOTIFICATION_BYTES:
+            plan.skipped.append((n.rule_id, f"the {n.channel} notification to "
+                                 f"{mask_address(n.channel, n.address)} is {len(value)} bytes; "
+                                 f"at most {MAX_NOTIFICATION_BYTES}"))  # fmt: skip
+            continue
+        encoded[n.id] = value
+        kept.append(n)
+    plan.notifications[:] = kept
+    return encoded
+
+
+async def publish_plan(plan: Plan, encoded: dict[str, bytes] | None = None) -> None:
     from topics import lane
 
     for n in plan.notifications:
-        await lane(n.category).send(key=n.recipient.encode(), value=n.to_json())
+        value = encoded.get(n.id) if encoded else None
+        await lane(n.category).send(key=n.recipient.encode(), value=value or n.to_json())

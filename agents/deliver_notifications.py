@@ -44,7 +44,7 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     for i, message in enumerate(messages):
         try:
             decoded.append((i, Notification.from_json(message.value)))
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             await dead_letter(
                 notifications_dlq, message, f"undecodable notification: {type(exc).__name__}: {exc}"
             )

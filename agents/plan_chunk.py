@@ -7,7 +7,13 @@ from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
-from agents.common import dead_letter, publish_plan, record_plans, until_available
+from agents.common import (
+    dead_letter,
+    publish_plan,
+    record_plans,
+    refuse_oversized,
+    until_available,
+)
 from app.errors import EventRejected, internal_error
 from app.events import validate_event
 from app.fanout import read_command
@@ -29,7 +35,7 @@ async def handle_chunk(message: EventT) -> str:
     try:
         command = read_command(message.value)
         event = validate_event(command["event"])
-    except (ValueError, EventRejected) as exc:
+    except (ValueError, EventRejected, KeyError, TypeError, RecursionError) as exc:
         await dead_letter(life_events_dlq, message, f"unreadable chunk command: {exc}")
         return "unreadable"
     rule = rt.rules.get(command["rule_id"])
@@ -43,14 +49,16 @@ async def handle_chunk(message: EventT) -> str:
         warning = await rt.planner.warning_context(event)
         chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
         await rt.planner.plan_chunk(chunk, rule, list(command["ids"]), warning)
+        encoded.update(refuse_oversized(chunk))
         await record_plans([chunk], command.get("chunk"))
         return chunk
 
+    encoded: dict[str, bytes] = {}
     try:
         chunk = await until_available(plan)
     except Exception as exc:  # a bug must not lose the chunk: keep it, with the reason
         logger.exception("planning chunk %s failed", message.key)
         await dead_letter(life_events_dlq, message, internal_error(exc))
         return "error"
-    await publish_plan(chunk)
+    await publish_plan(chunk, encoded)
     return f"planned {len(chunk.notifications)}"

@@ -20,6 +20,7 @@ from agents.common import (
     dead_letter,
     publish_plan,
     record_plans,
+    refuse_oversized,
     together_or_alone,
     until_available,
 )
@@ -53,6 +54,10 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
         except EventRejected as exc:
             await dead_letter(life_events_dlq, message, exc.reason)
             statuses[i] = "rejected"
+        except Exception as exc:  # whatever the bytes hold, the batch goes on without them
+            logger.exception("reading an event failed")
+            await dead_letter(life_events_dlq, message, internal_error(exc))
+            statuses[i] = "rejected"
     if rejected := statuses.count("rejected"):
         await until_available(partial(rt.state.count, "events", "rejected", rejected))
     try:
@@ -60,33 +65,34 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     except Exception:  # e.g. a stored profile that does not decode: each event reads its own
         logger.exception("reading a batch's subject profiles failed")
         subjects = None
-    planned: list[tuple[int, Plan, list[tuple[bytes, bytes]]]] = []
+    planned: list[tuple[int, Plan, list[tuple[bytes, bytes]], dict[str, bytes]]] = []
     for i, event in events:
         try:
             plan, commands = await until_available(partial(plan_event, event, subjects))
-            planned.append((i, plan, commands))
+            encoded = refuse_oversized(plan)
+            planned.append((i, plan, commands, encoded))
         except Exception as exc:  # a bug must not lose the event: keep it, with the reason
             logger.exception("planning failed for event %s", event.id)
             await dead_letter(life_events_dlq, messages[i], internal_error(exc))
             statuses[i] = "error"
     recorded = await together_or_alone(
-        [plan for _, plan, _ in planned], record_plans, "recording plans"
+        [plan for _, plan, _, _ in planned], record_plans, "recording plans"
     )
-    for (i, plan, commands), failure in zip(planned, recorded, strict=True):
+    for (i, plan, commands, encoded), failure in zip(planned, recorded, strict=True):
         if failure is not None:
             await dead_letter(life_events_dlq, messages[i], internal_error(failure))
             statuses[i] = "error"
             continue
         for key, value in commands:
             await fanout.send(key=key, value=value)
-        await publish_plan(plan)
+        await publish_plan(plan, encoded)
         event = plan.event
         logger.log(logging.INFO if commands else logging.DEBUG,
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    event.id, event.type, len(plan.matched), len(plan.notifications), len(commands))  # fmt: skip
     if events:
         logger.info("planned %d event(s) into %d notification(s); %d rejected, %d failed",
-                    statuses.count("planned"), sum(len(p.notifications) for _, p, _ in planned),
+                    statuses.count("planned"), sum(len(p.notifications) for _, p, _, _ in planned),
                     rejected, statuses.count("error"))  # fmt: skip
     return statuses
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
 from agents.common import dead_letter, until_available
-from app.errors import ProfileRejected
+from app.errors import EventRejected, ProfileRejected, internal_error
+from app.events import decode_json
 from app.profiles import parse_profile
 from lifecycle.faust_app import app, runtime
 from topics import profiles, profiles_dlq
+
+MAX_PROFILE_DEPTH = 16  # a profile nests 4 deep (contacts, preferences)
 
 
 @app.agent(profiles)
@@ -32,17 +34,20 @@ async def handle_profile(message: EventT) -> str:
         await until_available(lambda: store.delete(key))
         return "deleted"
     try:
-        profile = parse_profile(json.loads(message.value))
+        profile = parse_profile(decode_json(message.value, "profile", MAX_PROFILE_DEPTH))
         if key and key != profile["id"]:
             raise ProfileRejected(f"key {key!r} differs from the profile id {profile['id']!r}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        await dead_letter(profiles_dlq, message, f"invalid JSON: {exc}")
-        return "rejected"
     except ProfileRejected as exc:
         await dead_letter(profiles_dlq, message, exc.reason)
+        return "rejected"
+    except EventRejected as exc:  # not UTF-8, not JSON, too deep, an integer too long
+        await dead_letter(profiles_dlq, message, exc.reason)
+        return "rejected"
+    except Exception as exc:  # whatever the bytes hold, the agent goes on without them
+        await dead_letter(profiles_dlq, message, internal_error(exc))
         return "rejected"
     try:
         return await until_available(lambda: store.upsert(profile))
     except Exception as exc:  # e.g. the profile kept changing under us: keep it, with the reason
-        await dead_letter(profiles_dlq, message, f"not stored: {type(exc).__name__}: {exc}")
+        await dead_letter(profiles_dlq, message, internal_error(exc))
         return "error"

@@ -27,6 +27,7 @@ from app.errors import EventRejected
 from app.timestamps import aware
 
 MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENT_DEPTH = 32  # nesting of objects and arrays; the catalogue's deepest is 5
 
 
 @dataclass(frozen=True)
@@ -117,15 +118,51 @@ def parse_event(raw: bytes | str) -> Event:
         raise EventRejected("empty message")
     if len(raw) > MAX_EVENT_BYTES:
         raise EventRejected(f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+    doc = decode_json(raw, "event", MAX_EVENT_DEPTH)
+    return validate_event(doc)
+
+
+def decode_json(raw: bytes, what: str, max_depth: int) -> Any:
+    """JSON from bytes, or EventRejected with the reason: not UTF-8, not JSON, nested deeper than
+    ``max_depth`` (checked before parsing: Python's parser would raise RecursionError), or an
+    integer of more digits than Python converts (ValueError)."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventRejected(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    # counting is C-fast; the scan runs only when there are brackets enough to be too deep
+    if text.count("[") + text.count("{") > max_depth and (depth := nesting_depth(text)) > max_depth:
+        raise EventRejected(f"invalid {what}: nested {depth} deep; the limit is {max_depth}")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventRejected(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
-    return validate_event(doc)
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+        raise EventRejected(f"invalid {what}: {str(exc)[:120]}") from exc
+
+
+def nesting_depth(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in JSON text, strings skipped; linear, no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def validate_event(doc: Any) -> Event:
