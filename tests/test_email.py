@@ -85,3 +85,19 @@ def test_a_long_chinese_subject_is_folded_into_short_encoded_words():
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == subject
     assert parsed["To"].addresses[0].display_name == "张三, 李四"
+
+
+def test_list_unsubscribe_goes_out_as_a_plain_ascii_url_in_angle_brackets():
+    from app.unsubscribe import UnsubscribeLinks
+
+    links = UnsubscribeLinks("https://notify.yantian.gov.example", "s" * 40)
+    raw = build_message(mail(), mail_from=FROM, unsubscribe=links).as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    [line] = [h for h in head if h.startswith(b"List-Unsubscribe:")]
+    assert line.startswith(b"List-Unsubscribe: <https://notify.yantian.gov.example/unsubscribe/?t=")
+    assert line.endswith(b">") and b"=?" not in line and len(line) <= 998
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+    assert b"Content-Language: zh-CN" in head
+    # what a mail client reads back is the same URL
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["List-Unsubscribe"] == line.split(b": ", 1)[1].decode()

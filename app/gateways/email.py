@@ -26,11 +26,33 @@ TIMEOUT_SECONDS = 30
 IDLE_CHECK_SECONDS = 10
 
 
+class _MailPolicy(email.policy.EmailPolicy):
+    """The SMTP policy, except that ``List-Unsubscribe`` (an ASCII ``<URL>`` longer than a line)
+    is written as it is: the standard folding turns a long unbreakable value into RFC 2047
+    encoded words, and mail clients then find no ``<URL>`` to offer one-click unsubscribe
+    (RFC 2369 and 8058 want the angle-bracketed URL itself, up to RFC 5322's 998 octets)."""
+
+    VERBATIM = frozenset({"list-unsubscribe"})
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in self.VERBATIM and str(value).isascii() and len(str(value)) < 990:
+            return f"{name}: {value}{self.linesep}"
+        return str(super().fold(name, value))
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in self.VERBATIM and str(value).isascii() and len(str(value)) < 990:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return bytes(super().fold_binary(name, value))
+
+
+POLICY = _MailPolicy(linesep="\r\n")
+
+
 def build_message(
     notification: Notification, *, mail_from: str, unsubscribe: UnsubscribeLinks | None = None
 ) -> EmailMessage:
     content = notification.content
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     sender_name, sender_address = email.utils.parseaddr(mail_from)
     msg["From"] = email.utils.formataddr((sender_name, sender_address), charset="utf-8")
     msg["To"] = email.utils.formataddr(
@@ -42,7 +64,6 @@ def build_message(
     msg["X-Lifecycle-Notification"] = notification.id
     msg["X-Lifecycle-Rule"] = notification.rule_id
     msg["X-Lifecycle-Event"] = notification.event_id
-    msg["Content-Language"] = notification.language
     if unsubscribe is not None:  # RFC 2369 and RFC 8058 one-click
         link = unsubscribe.url(notification.address, notification.category, "email")
         msg["List-Unsubscribe"] = f"<{link}>"
@@ -50,6 +71,8 @@ def build_message(
     # base64 always: 7-bit clean on the wire, whatever a relay's 8BITMIME support
     msg.set_content(content["text"] + "\n", cte="base64")
     msg.add_alternative(content["html"] + "\n", subtype="html", cte="base64")
+    # after the parts: making the message multipart moves Content-* headers into its first part
+    msg["Content-Language"] = notification.language
     return msg
 
 
