@@ -86,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("hold_id")
     release.set_defaults(run=_held_release)
 
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, replay").add_subparsers(
+        dest="action", required=True
+    )
+    for action, text in (("list", "dead letters with their reasons"),
+                         ("show", "dead letters in full, masked"),
+                         ("replay", "send again (a failed notification) or re-plan (an event); never twice")):  # fmt: skip
+        cmd = dlq.add_parser(action, help=text)
+        cmd.add_argument("names", nargs="*", metavar="TOPIC:PARTITION:OFFSET")
+        cmd.add_argument("--topic", choices=("life-events-dlq", "notifications-dlq"))
+        cmd.add_argument("--reason", help="only those whose reason contains this text")
+        cmd.add_argument("--json", action="store_true", help="one JSON object a line (list)")
+        cmd.set_defaults(run=_dlq)
+
     tokens = sub.add_parser("tokens", help="bearer tokens for machine callers").add_subparsers(
         dest="action", required=True
     )
@@ -219,6 +232,13 @@ def _held_release(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.dlq import run
+
+    return asyncio.run(run(settings, args.action, args.names, topic=args.topic, reason=args.reason,
+                           as_json=args.json))  # fmt: skip
 
 
 def _with_tokens(settings: Settings, action: Any) -> Any:

@@ -323,6 +323,59 @@ async def test_smtp_550_fails_at_once_into_the_dlq_and_other_recipients_are_unaf
     assert [step["step"] for step in letter["history"]] == ["attempt", "failed"]
 
 
+async def test_a_failed_notification_replayed_from_the_dlq_is_sent_once_however_often_replayed(
+    stack, state, monkeypatch, capsys
+):
+    for name, value in to_environ(stack["settings"]).items():
+        monkeypatch.setenv(name, value)
+    stack["sink"].replies["gone@example.cn"] = ["550 5.1.1 mailbox unavailable"]
+    publish(
+        stack["settings"].kafka_servers, [validate_event(business_event("E-REPLAY", "E-MIXED"))]
+    )
+    records = await delivered(state, "E-REPLAY", 4)
+    [failed] = [r for r in records if r["status"] == "failed"]
+    assert failed["recipient"] == "g***@example.cn"
+    capsys.readouterr()
+
+    async def listed():
+        assert (
+            await asyncio.to_thread(main, ["dlq", "list", "--json", "--topic", "notifications-dlq"])
+            == 0
+        )
+        rows = [
+            json.loads(line)
+            for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{")
+        ]
+        return [r for r in rows if r.get("event") == "E-REPLAY"]
+
+    [row] = await eventually(listed, timeout=30)
+    assert row["to"] == "g***@example.cn" and "gone@example.cn" not in json.dumps(row)
+    assert row["reason"].startswith("SMTP 550")
+    # the mailbox exists again: replay it (the sink's scripted 550 was used up)
+    assert await asyncio.to_thread(main, ["dlq", "replay", row["name"]]) == 0
+    assert "replayed onto notifications" in capsys.readouterr().out
+
+    async def resent():
+        record = await state.record(row["notification"])
+        return record if record.get("status") == "sent" else None
+
+    record = await eventually(resent, timeout=60)
+    assert record["replays"] == "1"
+    steps = [s["step"] for s in await state.steps(row["notification"])]
+    assert steps[:2] == ["attempt", "failed"] and "replayed" in steps  # the history is kept
+    for _ in range(2):  # replaying again sends nothing
+        assert await asyncio.to_thread(main, ["dlq", "replay", row["name"]]) == 1
+        assert "not replayed" in capsys.readouterr().out
+    await asyncio.sleep(2)
+    to_gone = [
+        m
+        for m in mail_for(stack, "E-REPLAY")
+        if m["To"].addresses[0].addr_spec == "gone@example.cn"
+    ]
+    assert len(to_gone) == 1
+
+
 async def test_the_unsubscribe_link_suppresses_the_next_reminder_of_that_category(stack, state):
     publish(
         stack["settings"].kafka_servers, [validate_event(graduate_event("E-UNSUB-1", "P-UNSUB"))]
