@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -25,7 +26,7 @@ from agents.common import (
     until_available,
 )
 from app.errors import EventRejected, internal_error
-from app.events import Event, parse_event
+from app.events import Event, parse_event, why_not_act
 from app.expressions import ExpressionError
 from app.fanout import chunk_commands
 from app.planning import Plan
@@ -33,6 +34,7 @@ from lifecycle.faust_app import app, runtime
 from topics import fanout, life_events, life_events_dlq
 
 logger = logging.getLogger(__name__)
+GUARD_SAMPLE = 100  # profiles of a large audience planned to estimate its messages
 
 
 @app.agent(life_events)
@@ -111,6 +113,12 @@ async def plan_event(
 ) -> tuple[Plan, list[tuple[bytes, bytes]]]:
     rt = runtime()
     planner, guard = rt.planner, rt.guard
+    stale = why_not_act(event, datetime.now(UTC), rt.settings.max_event_age_days)
+    if stale:
+        plan = Plan(event, skipped=[("*", f"suppressed: {stale}")])
+        await rt.state.count("events", "suppressed")
+        logger.info("event %s (%s) suppressed: %s", event.id, event.type, stale)
+        return plan, []
     warning = await planner.warning_context(event)
     plan = Plan(event, warning_root=warning.root if warning else None)
     commands: list[tuple[bytes, bytes]] = []
@@ -121,17 +129,28 @@ async def plan_event(
         except ExpressionError as exc:
             plan.skipped.append((rule.id, f"audience: {exc}"))
             continue
-        reason = None if rule.subject else await guard.reason_to_hold(rule.id, len(ids))
+        if rule.subject:  # one person or enterprise is never a blast
+            await planner.plan_chunk(plan, rule, ids, warning, known=subjects)
+            continue
+        # Count messages, not profiles: plan a small audience whole, a large one's first profiles
+        inline = len(ids) <= rt.settings.fanout_chunk
+        scratch = Plan(event, warning_root=plan.warning_root)
+        sample = ids if inline else ids[:GUARD_SAMPLE]
+        await planner.plan_chunk(scratch, rule, sample, warning, known=subjects)
+        messages = len(scratch.notifications)
+        if not inline and sample:
+            messages = round(messages * len(ids) / len(sample))
+        reason = await guard.reason_to_hold(rule.id, messages, rule.version)
         if reason:
-            hold_id = await guard.hold(event.as_dict(), rule.id, len(ids), reason)
+            hold_id = await guard.hold(event.as_dict(), rule.id, messages, reason)
             await rt.state.trace(event.id, "held", rule=rule.id, hold=hold_id, reason=reason)
             await rt.state.count("events", "held")
             logger.warning("held %s: %s", hold_id, reason)
             continue
-        if not rule.subject:  # one person or enterprise is never a blast
-            await guard.record_run(rule.id, len(ids))
-        if len(ids) <= rt.settings.fanout_chunk:
-            await planner.plan_chunk(plan, rule, ids, warning, known=subjects)
+        await guard.record_run(rule.id, messages)
+        if inline:
+            plan.notifications.extend(scratch.notifications)
+            plan.skipped.extend(scratch.skipped)
         else:
             commands.extend(chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk))
             await rt.state.trace(event.id, "fanned out", rule=rule.id, recipients=len(ids))

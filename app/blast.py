@@ -1,12 +1,17 @@
 """The blast-radius guard: a rule that suddenly reaches far more recipients than usual is held for
 an operator instead of sent.
 
-A send is held when its audience exceeds ``LIFECYCLE_BLAST_CEILING``, or when the rule has at
-least ``LIFECYCLE_BLAST_MIN_RUNS`` recent runs and the audience is more than
-``LIFECYCLE_BLAST_FACTOR`` times their median. The operator sees why (``lifecycle held list``,
+What is counted is messages (an enterprise with five contacts and two channels is up to ten), not
+profiles. A send is held when it exceeds ``LIFECYCLE_BLAST_CEILING`` messages; when a rule's
+version has never had a run approved and it exceeds ``LIFECYCLE_BLAST_FIRST_RUN`` messages (a new
+or changed rule starts small until someone releases its first large run); or when the rule has at
+least ``LIFECYCLE_BLAST_MIN_RUNS`` recent runs and it is more than ``LIFECYCLE_BLAST_FACTOR`` times
+their median. Runs that reached nobody do not count: a stream of empty sends (forged or not)
+cannot drag the median to zero and so hold the next real one. The operator sees why (``lifecycle held list``,
 ``GET /held/``) and releases it (``lifecycle held release ID``, ``POST /held/ID/release/``).
 
-    runs:{rule}    list: audience sizes of the rule's last 20 runs
+    runs:{rule}    list: message counts of the rule's last 20 runs that reached anyone
+    approved:{rule}:{version}   set once a held run of that version was released
     held:{id}      JSON: the event, the rule, the audience size, the reason, when
     held           set of held ids
 """
@@ -29,6 +34,7 @@ class BlastPolicy:
     factor: float = 10.0
     ceiling: int = 500_000
     min_runs: int = 3
+    first_run: int = 100  # 0: a new rule version is not held for its first run
 
 
 class BlastGuard:
@@ -37,9 +43,21 @@ class BlastGuard:
         self.prefix = prefix
         self.policy = policy
 
-    async def reason_to_hold(self, rule_id: str, audience: int) -> str | None:
+    async def reason_to_hold(
+        self, rule_id: str, audience: int, version: int | None = None
+    ) -> str | None:
+        """Why a send of ``audience`` messages by the rule should wait for a person; None: go."""
         if audience > self.policy.ceiling:
-            return f"{audience} recipients is over the ceiling of {self.policy.ceiling}"
+            return f"{audience} messages is over the ceiling of {self.policy.ceiling}"
+        first = self.policy.first_run
+        if (
+            first
+            and version is not None
+            and audience > first
+            and not await self.approved(rule_id, version)
+        ):
+            return (f"{audience} messages is over {first} for version {version} of the rule, "
+                    "whose first large run nobody has released yet")  # fmt: skip
         runs = [
             int(r)
             for r in await self.redis.lrange(f"{self.prefix}runs:{rule_id}", 0, RUNS_KEPT - 1)
@@ -48,11 +66,20 @@ class BlastGuard:
             return None
         median = statistics.median(runs)
         if audience > self.policy.factor * max(median, 1):
-            return (f"{audience} recipients is {audience / max(median, 1):.0f}× the median of {median:g} "
+            return (f"{audience} messages is {audience / max(median, 1):.0f}× the median of {median:g} "
                     f"over the rule's last {len(runs)} runs (limit {self.policy.factor:g}×)")  # fmt: skip
         return None
 
+    async def approved(self, rule_id: str, version: int) -> bool:
+        return bool(await self.redis.exists(f"{self.prefix}approved:{rule_id}:{version}"))
+
+    async def approve(self, rule_id: str, version: int, by: str) -> None:
+        """A person released a run of this rule version: its later runs go by the median."""
+        await self.redis.set(f"{self.prefix}approved:{rule_id}:{version}", by)
+
     async def record_run(self, rule_id: str, audience: int) -> None:
+        if audience <= 0:  # reached nobody: says nothing of the rule's usual size
+            return
         key = f"{self.prefix}runs:{rule_id}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, audience)

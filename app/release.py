@@ -23,7 +23,8 @@ async def release_held(
         return record, []
     warning = await rt.planner.warning_context(event)
     ids = await rt.planner.audience(rule, event, warning)
-    await rt.guard.record_run(rule.id, len(ids))
+    await rt.guard.approve(rule.id, rule.version, by)
+    await rt.guard.record_run(rule.id, record.get("audience", len(ids)))
     await rt.state.trace(event.id, "released", rule=rule.id, hold=hold_id, recipients=len(ids),
                          by=by)  # fmt: skip
     return record, chunk_commands(event, rule.id, ids, rt.settings.fanout_chunk)

@@ -104,7 +104,8 @@ class Runtime:
                 state, preferences, profiles, gateways, delivery_policy(settings), limiter=limiter
             )
         planner = Planner(rules, profiles, renderer)
-        policy = BlastPolicy(settings.blast_factor, settings.blast_ceiling, settings.blast_min_runs)
+        policy = BlastPolicy(settings.blast_factor, settings.blast_ceiling, settings.blast_min_runs,
+                             settings.blast_first_run)  # fmt: skip
         guard = BlastGuard(redis, settings.redis_prefix, policy)
         return cls(
             settings,

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.settings import PROJECT_ROOT, Settings
+from app.timestamps import local_iso
 from bench.harness import Delivered, Workers
 from lifecycle.cap_ingest import cap_events
 from lifecycle.publish import publish
@@ -47,7 +48,7 @@ def enterprise(i: int, matching: int) -> dict[str, Any]:
 
 def cap_document(identifier: str) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">'
-            f"<identifier>{identifier}</identifier><sender>sz_meteo</sender><sent>2026-08-12T14:00:00+08:00</sent>"
+            f"<identifier>{identifier}</identifier><sender>sz_meteo</sender><sent>{local_iso(-60)}</sent>"
             "<status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><language>zh-CN</language>"
             "<category>Met</category><event>台风</event><urgency>Immediate</urgency><severity>Extreme</severity>"
             "<certainty>Observed</certainty><expires>2099-01-01T00:00:00+08:00</expires>"
@@ -111,7 +112,8 @@ async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, 
         runs = []
         for n in worker_counts:
             settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
-                                quiet_hours="off", daily_cap=0, blast_ceiling=10 * count)  # fmt: skip
+                                quiet_hours="off", daily_cap=0, blast_ceiling=10 * count,
+                                blast_first_run=0)  # fmt: skip
             result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs)
             print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "
                   f"last after {result['last_s']} s ({result['per_second']}/s)")  # fmt: skip
