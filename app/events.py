@@ -227,3 +227,27 @@ def _parse_time(value: str, field: str) -> datetime:
         return aware(value)
     except ValueError as exc:
         raise EventRejected(f"{field}: {exc}") from exc
+
+
+FUTURE_TOLERANCE_SECONDS = 24 * 3600  # clocks differ; an event a day ahead is a wrong date
+
+
+def why_not_act(event: Event, now: datetime, max_age_days: float) -> str | None:
+    """Why an otherwise valid event is not acted on — too old, dated in the future, or a weather
+    warning past its ``expires_at`` — or None. Such an event is suppressed with this reason
+    (traced and counted), not sent: an all-clear a week late, or a gale warning that expired
+    overnight, only confuses its readers."""
+    age = (now - event.occurred_at).total_seconds()
+    if max_age_days > 0 and age > max_age_days * 86400:
+        return f"occurred {age / 86400:.0f} days ago; events older than {max_age_days:g} days are not acted on"
+    if age < -FUTURE_TOLERANCE_SECONDS:
+        return f"occurred_at {event.occurred_at.isoformat()} is in the future"
+    expires = event.data.get("expires_at") if event.type.startswith("weather.warning.") else None
+    if isinstance(expires, str):
+        try:
+            expiry = aware(expires)
+        except ValueError:
+            return None
+        if expiry <= now:
+            return f"the warning expired at {expiry.isoformat()}"
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 
 def aware(value: str) -> datetime:
@@ -14,3 +14,11 @@ def aware(value: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset")
     return moment
+
+
+def local_iso(seconds_from_now: float = 0.0, offset_hours: int = 8) -> str:
+    """Now (plus ``seconds_from_now``) as ISO 8601 at a fixed UTC offset, to the second: the
+    timestamps the demo, the tests and the benchmarks give their events, which must be recent to
+    be acted on (``why_not_act``)."""
+    zone = timezone(timedelta(hours=offset_hours))
+    return (datetime.now(zone) + timedelta(seconds=seconds_from_now)).isoformat(timespec="seconds")

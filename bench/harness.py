@@ -19,6 +19,7 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.runtime import Runtime
 from app.settings import PROJECT_ROOT, Settings, to_environ
+from app.timestamps import local_iso
 from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
 
 
@@ -31,7 +32,7 @@ def burst_profiles(count: int) -> list[dict[str, Any]]:
 def burst_events(count: int, run: str) -> list[Event]:
     return [validate_event({
         "id": f"BURST-{run}-{i:06d}", "type": "graduate.reception.approved",
-        "occurred_at": "2026-07-01T09:30:00+08:00", "source": "bench",
+        "occurred_at": local_iso(-3600), "source": "bench",
         "subject": {"kind": "person", "id": f"P-B{i:06d}"}, "district": "440308",
         "data": {"approval_no": f"B{i:06d}", "school": "深圳大学", "receiving_unit": "盐田港集团",
                  "approved_on": "2026-07-01"}}) for i in range(count)]  # fmt: skip

@@ -39,6 +39,7 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.runtime import make_redis
 from app.settings import PROJECT_ROOT, Settings, to_environ
+from app.timestamps import local_iso
 from bench.harness import Workers, wait_until
 from lifecycle.stack import (
     Broker,
@@ -65,7 +66,7 @@ PEOPLE = 20_000
 
 
 def event(i: int, run: str) -> tuple[bytes, bytes]:
-    doc = {"id": f"PL-{run}-{i:07d}", "type": "graduate.reception.approved", "occurred_at": "2026-07-01T09:30:00+08:00",
+    doc = {"id": f"PL-{run}-{i:07d}", "type": "graduate.reception.approved", "occurred_at": local_iso(-3600),
            "source": "bench", "subject": {"kind": "person", "id": f"P-PL{i % PEOPLE:07d}"}, "district": "440308",
            "data": {"approval_no": f"A{i}", "school": "深圳大学", "receiving_unit": "盐田港集团", "approved_on": "2026-07-01"}}  # fmt: skip
     return doc["subject"]["id"].encode(), json.dumps(doc, ensure_ascii=False).encode()

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from app.identifiers import uscc_problem
+from app.timestamps import local_iso
 
 YANTIAN, LUOHU, FUTIAN = "440308", "440303", "440304"
 GRADUATE_ID = "P-000123"
@@ -93,21 +94,21 @@ def scenario_events(run: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("毕业生接收 → 户籍迁入", {
             "id": f"DEMO-{run}-GR", "type": "graduate.reception.approved",
-            "occurred_at": "2026-07-01T09:30:00+08:00", "source": "gd-zwfw",
+            "occurred_at": local_iso(-3600), "source": "gd-zwfw",
             "subject": {"kind": "person", "id": GRADUATE_ID}, "district": YANTIAN,
             "data": {"approval_no": "SZJS2026070100123", "school": "华南理工大学",
                      "receiving_unit": "深圳市盐田港集团有限公司", "approved_on": "2026-07-01"}}),
         ("企业设立登记 → 后续事项", {
             "id": f"DEMO-{run}-BR", "type": "business.registered",
-            "occurred_at": "2026-07-02T11:00:00+08:00", "source": "sz-amr",
+            "occurred_at": local_iso(-1800), "source": "sz-amr",
             "subject": {"kind": "enterprise", "id": new}, "district": YANTIAN,
             "data": {"name": "深圳市盐田新开办科技有限公司", "enterprise_type": "有限责任公司",
                      "industry": "technology", "registered_on": "2026-07-02"}}),
         ("大风预警 → 户外广告企业", {
             "id": f"DEMO-{run}-WX", "type": "weather.warning.issued",
-            "occurred_at": "2026-08-12T14:00:00+08:00", "source": "sz-meteo", "district": YANTIAN,
+            "occurred_at": local_iso(-600), "source": "sz-meteo", "district": YANTIAN,
             "data": {"warning_id": f"44030841600000_{run}", "kind": "gale", "level": "yellow",
                      "areas": [YANTIAN], "headline": "盐田区大风黄色预警",
                      "instruction": "预计未来24小时内盐田区将出现8级以上大风。",
-                     "expires_at": "2026-08-13T14:00:00+08:00"}}),
+                     "expires_at": local_iso(86400)}}),
     ]  # fmt: skip

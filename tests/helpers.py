@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.timestamps import local_iso
+
 T = TypeVar("T")
 
 # A real secret for the workers the tests start (a worker refuses to run without one).
@@ -99,21 +101,21 @@ def contact(
 
 
 def weather_event(event_id: str, areas: list[str], *, level: str = "yellow") -> dict[str, Any]:
-    return {"id": event_id, "type": "weather.warning.issued", "occurred_at": "2026-08-12T14:00:00+08:00",
+    return {"id": event_id, "type": "weather.warning.issued", "occurred_at": local_iso(-3600),
             "source": "test", "data": {"warning_id": f"W-{event_id}", "kind": "gale", "level": level,
                                        "areas": areas, "headline": "盐田区大风黄色预警",
-                                       "instruction": "请注意防风。", "expires_at": "2026-08-13T14:00:00+08:00"}}  # fmt: skip
+                                       "instruction": "请注意防风。", "expires_at": local_iso(86400)}}  # fmt: skip
 
 
 def graduate_event(event_id: str, subject: str) -> dict[str, Any]:
-    return {"id": event_id, "type": "graduate.reception.approved", "occurred_at": "2026-07-01T09:30:00+08:00",
+    return {"id": event_id, "type": "graduate.reception.approved", "occurred_at": local_iso(-3600),
             "source": "test", "subject": {"kind": "person", "id": subject}, "district": "440308",
             "data": {"approval_no": "SZJS-TEST-0001", "school": "深圳大学", "receiving_unit": "盐田港集团",
                      "approved_on": "2026-07-01"}}  # fmt: skip
 
 
 def business_event(event_id: str, subject: str, name: str = "测试企业有限公司") -> dict[str, Any]:
-    return {"id": event_id, "type": "business.registered", "occurred_at": "2026-07-02T11:00:00+08:00",
+    return {"id": event_id, "type": "business.registered", "occurred_at": local_iso(-3600),
             "source": "test", "subject": {"kind": "enterprise", "id": subject}, "district": "440308",
             "data": {"name": name, "enterprise_type": "有限责任公司", "industry": "advertising",
                      "registered_on": "2026-07-02"}}  # fmt: skip

@@ -12,12 +12,12 @@ NOW = datetime(2026, 8, 12, 7, 0, tzinfo=UTC)
 
 def cap(*, identifier="44030841600000_20260812140000", msg_type="Alert", status="Actual", references="",
         infos=None, sender="shenzhen_meteorological_observatory", namespace="urn:oasis:names:tc:emergency:cap:1.2",
-        header_extra="") -> str:  # fmt: skip
+        header_extra="", sent="2026-08-12T14:00:00+08:00") -> str:  # fmt: skip
     if infos is None:
         infos = [info()]
     refs = f"<references>{references}</references>" if references else ""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<alert xmlns="{namespace}"><identifier>{identifier}</identifier>'
-            f"<sender>{sender}</sender><sent>2026-08-12T14:00:00+08:00</sent><status>{status}</status>"
+            f"<sender>{sender}</sender><sent>{sent}</sent><status>{status}</status>"
             f"<msgType>{msg_type}</msgType><scope>Public</scope>{refs}{header_extra}{''.join(infos)}</alert>")  # fmt: skip
 
 

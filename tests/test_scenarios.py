@@ -18,6 +18,7 @@ from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 from app.runtime import make_redis
 from app.settings import PROJECT_ROOT, Settings, to_environ
+from app.timestamps import local_iso
 from app.tokens import TokenStore
 from lifecycle.cli import main
 from lifecycle.publish import publish
@@ -446,7 +447,7 @@ async def test_a_cap_warning_and_its_cancel_reach_exactly_the_permit_holders(
     for name, value in to_environ(stack["settings"]).items():
         monkeypatch.setenv(name, value)
     issued = tmp_path / "gale.xml"
-    issued.write_text(cap(identifier="44030841600000_20261122090000",
+    issued.write_text(cap(identifier="44030841600000_20261122090000", sent=local_iso(-120),
                           infos=[info(expires="2099-01-01T00:00:00+08:00")]), encoding="utf-8")  # fmt: skip
     assert await asyncio.to_thread(main, ["cap", "ingest", str(issued)]) == 0
     assert (
@@ -458,7 +459,7 @@ async def test_a_cap_warning_and_its_cancel_reach_exactly_the_permit_holders(
     assert warned == ["+8613900000001", "+8613900000003", "+8613900000004"]
 
     cancel = tmp_path / "cancel.xml"
-    cancel.write_text(cap(identifier="44030841600000_20261122120000", msg_type="Cancel", infos=[],
+    cancel.write_text(cap(identifier="44030841600000_20261122120000", sent=local_iso(-60), msg_type="Cancel", infos=[],
                           references="shenzhen_meteorological_observatory,44030841600000_20261122090000,"
                                      "2026-11-22T09:00:00+08:00"), encoding="utf-8")  # fmt: skip
     assert await asyncio.to_thread(main, ["cap", "ingest", str(cancel)]) == 0
