@@ -259,7 +259,7 @@ def to_events(
 
 def _event(alert: CapAlert, info: CapInfo | None, others: list[CapInfo], number: int, now: datetime,
            default_ttl: timedelta) -> dict[str, Any]:  # fmt: skip
-    suffix = f"#{number}" if number else ""
+    suffix = f".{number}" if number else ""  # "#" is no character of an event id
     codes = sorted({c for a in (info.areas if info else []) for c in a.codes})
     expires = info.expires if info and info.expires else alert.sent + default_ttl
     data: dict[str, Any] = {

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import ProfileRejected
+from app.errors import EventRejected, ProfileRejected
+from app.events import decode_json
 from app.profile_store import ProfileStore
 from app.profiles import parse_profile
 
@@ -42,23 +43,27 @@ class ImportReport:
         )
 
 
+MAX_PROFILE_DEPTH = 16  # a profile nests 4 deep (contacts, preferences)
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, decoded row or an exception) for every row of a .jsonl/.json or .csv file."""
-    text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
-        yield from _csv_rows(text)
+        yield from _csv_rows(path.read_bytes().decode("utf-8-sig", "replace"))
     else:
-        yield from _jsonl_rows(text)
+        yield from _jsonl_rows(path.read_bytes())
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
+    """Each line on its own: one that is not UTF-8, not JSON or nested too deep is reported with
+    its number and the reason, and the lines after it are read all the same."""
+    for number, line in enumerate(data.removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, ProfileRejected(f"invalid JSON: {exc.msg} at column {exc.colno}")
+            yield number, decode_json(line, "profile", MAX_PROFILE_DEPTH)
+        except EventRejected as exc:
+            yield number, ProfileRejected(exc.reason)
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:

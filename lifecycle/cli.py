@@ -141,7 +141,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events_publish(args: argparse.Namespace, settings: Settings) -> int:
-    result = read_events(_read(args.file))
+    result = read_events(
+        sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    )
     for where, reason in result.invalid:
         print(f"{args.file}: {where}: {reason}", file=sys.stderr)
     if result.events:
@@ -204,7 +206,7 @@ def _held_list(args: argparse.Namespace, settings: Settings) -> int:
         if not held:
             print("nothing is held")
         for record in held:
-            print(f"{record['id']}\n  rule {record['rule_id']}, {record['audience']} recipients, held at "
+            print(f"{record['id']}\n  rule {record['rule_id']}, {record['audience']} messages, held at "
                   f"{record['held_at']}\n  why: {record['reason']}")  # fmt: skip
         return 0
 

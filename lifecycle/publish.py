@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from app.errors import EventRejected
-from app.events import Event, parse_event, validate_event
+from app.events import MAX_EVENT_DEPTH, Event, decode_json, parse_event, validate_event
 
 LIFE_EVENTS = "life-events"
 
@@ -18,15 +18,17 @@ class ReadResult:
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
 
 
-def read_events(text: str) -> ReadResult:
-    """Events from JSON Lines, or from one JSON array; each invalid one with its line and reason."""
+def read_events(data: bytes | str) -> ReadResult:
+    """Events from JSON Lines, or from one JSON array; each invalid one with its line and reason.
+    A line that is not UTF-8, not JSON or nested too deep is reported, and the rest are read."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     result = ReadResult()
-    stripped = text.lstrip("\ufeff").strip()
-    if stripped.startswith("["):
+    stripped = raw.removeprefix(b"\xef\xbb\xbf").strip()
+    if stripped.startswith(b"["):
         try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            result.invalid.append((f"line {exc.lineno}", f"invalid JSON: {exc.msg}"))
+            items = decode_json(stripped, "array of events", MAX_EVENT_DEPTH + 1)
+        except EventRejected as exc:
+            result.invalid.append(("the array", exc.reason))
             return result
         for number, item in enumerate(items, start=1):
             _add(result, f"item {number}", lambda item=item: validate_event(item))

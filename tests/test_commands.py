@@ -162,3 +162,43 @@ async def test_trace_prints_the_steps_of_an_event(env, capsys):
 def test_validate_event_accepts_every_demo_event():
     for _, doc in demo.scenario_events("T"):
         validate_event(doc)
+
+
+def test_tokens_are_shown_once_stored_hashed_listed_and_revoked(settings, monkeypatch, capsys):
+    import asyncio
+
+    import redis
+
+    for name, value in to_environ(settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["tokens", "add", "cma", "--scope", "cap:publish", "--cap-sender", "sz_meteo"]) == 0
+    token = capsys.readouterr().out.splitlines()[-1]
+    assert token.startswith("lct_") and len(token) > 40
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = [k.decode() for k in client.scan_iter(f"{settings.redis_prefix}token*")]
+    assert keys and all(token not in k for k in keys)  # only its hash is stored
+    assert not any(token.encode() in (client.dump(k) or b"") for k in keys)
+    assert main(["tokens", "list"]) == 0
+    assert "cma: cap:publish; CAP senders sz_meteo" in capsys.readouterr().out
+    assert main(["tokens", "add", "bad", "--scope", "cap:publish"]) == 2  # no sender named
+    assert "must name the CAP senders" in capsys.readouterr().err
+    assert main(["tokens", "add", "bad", "--scope", "root"]) == 2
+    assert main(["tokens", "revoke", "cma"]) == 0
+    from app.runtime import make_redis
+    from app.tokens import TokenStore
+
+    async def lookup():
+        r = make_redis(settings)
+        try:
+            return await TokenStore(r, settings.redis_prefix).caller(token)
+        finally:
+            await r.aclose()
+
+    assert asyncio.run(lookup()) is None
+
+
+def test_cap_ingest_reads_dev_zero_only_up_to_its_bound(settings, monkeypatch, capsys):
+    for name, value in to_environ(settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["cap", "ingest", "/dev/zero"]) == 1
+    assert "the limit is" in capsys.readouterr().err

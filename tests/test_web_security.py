@@ -13,6 +13,7 @@ import pytest
 from app.events import validate_event
 from app.policy import Preferences
 from app.runtime import make_redis
+from app.timestamps import local_iso
 from app.unsubscribe import UnsubscribeLinks
 from lifecycle.publish import publish
 from tests.helpers import TEST_SECRET, weather_event
@@ -184,3 +185,31 @@ async def test_a_valid_token_cannot_be_guessed_at_speed(stack):
         await get(stack, "/held/", {"Authorization": f"Bearer lct_{uuid.uuid4().hex}"})
     status, _ = await get(stack, "/held/", {"Authorization": f"Bearer lct_{uuid.uuid4().hex}"})
     assert status == 429
+
+
+async def test_a_valid_cap_alert_over_1_mb_is_read_whole_and_accepted(stack, state):
+    token = await cap_token(stack["settings"], SENDER)
+    padding = "请注意防风。" * 70_000  # about 1.3 MB of instruction: more than one read of the body
+    doc = cap(identifier="BIG_VALID", sender=SENDER, sent=local_iso(-60),
+              infos=[info(expires="2099-01-01T00:00:00+08:00", instruction=padding)]).encode()  # fmt: skip
+    assert len(doc) > 1_000_000
+    status, body = await post(stack, "/cap/", doc, headers={"Authorization": f"Bearer {token}"})
+    assert status == 202, body
+    assert json.loads(body)["published"] == ["CAP-BIG_VALID-Alert"]
+
+
+async def test_a_cap_document_over_the_limit_is_refused_unread(stack):
+    token = await cap_token(stack["settings"], SENDER)
+    doc = b"<alert>" + b" " * (3 * 1024 * 1024) + b"</alert>"
+    status, _ = await post(stack, "/cap/", doc, headers={"Authorization": f"Bearer {token}"})
+    assert status == 413
+
+
+def test_a_cap_alert_with_two_chinese_info_blocks_makes_two_valid_events():
+    from lifecycle.cap_ingest import cap_events
+
+    doc = cap(identifier="TWO_INFOS", sender=SENDER, sent=local_iso(-60),
+              infos=[info(expires="2099-01-01T00:00:00+08:00"),
+                     info(expires="2099-01-01T00:00:00+08:00", event="暴雨")]).encode()  # fmt: skip
+    events = cap_events(doc)
+    assert [e.id for e in events] == ["CAP-TWO_INFOS.1-Alert", "CAP-TWO_INFOS.2-Alert"]
