@@ -83,7 +83,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 size = _size(seq)
                 if size is not None and isinstance(times, int) and size * times > MAX_BUILT_CHARS:
-                    raise SecurityError(f"* would build {size * times} items; at most {MAX_BUILT_CHARS}")
+                    raise SecurityError(
+                        f"* would build {size * times} items; at most {MAX_BUILT_CHARS}"
+                    )
         elif operator == "**":
             if isinstance(left, int | float) and isinstance(right, int | float):
                 if abs(right) > MAX_POW_EXPONENT:

@@ -177,9 +177,7 @@ class Renderer:
             raise RenderError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
-def _environment(
-    loader: FileSystemLoader, tz: ZoneInfo, *, autoescape: bool
-) -> BoundedEnvironment:
+def _environment(loader: FileSystemLoader, tz: ZoneInfo, *, autoescape: bool) -> BoundedEnvironment:
     env = BoundedEnvironment(
         loader=loader,
         undefined=StrictUndefined,
