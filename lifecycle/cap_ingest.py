@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.request
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 from app.cap import CapRejected, parse_cap, to_events
 from app.errors import EventRejected
-from app.events import Event, validate_event
+from app.events import MAX_EVENT_BYTES, Event, validate_event
 from app.settings import Settings
 from lifecycle.publish import publish
 
@@ -51,6 +52,11 @@ def cap_events(
         raise CapRejected(f"sender {alert.sender[:100]!r} is not one this token may speak for")
     events = []
     for doc in to_events(alert, now=now or datetime.now(UTC)):
+        size = len(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_EVENT_BYTES:  # its texts or polygons: the alert is large, the event too
+            raise CapRejected(
+                f"the alert makes an event of {size} bytes; an event is at most {MAX_EVENT_BYTES}"
+            )
         try:
             events.append(validate_event(doc))
         except EventRejected as exc:
