@@ -60,7 +60,8 @@ async def run_dev(
         finally:
             await runtime.close()
         print(f"\nSMS outbox: {settings.sms_url}\nmail: {var / 'outbox' / 'mail'}"
-              f"\nworker stats: http://127.0.0.1:{settings.web_port}/stats/")  # fmt: skip
+              f"\nworker: http://127.0.0.1:{settings.web_port}/health/ (its /stats/ needs a token: "
+              "lifecycle tokens add NAME --scope stats:read)")  # fmt: skip
         if once:
             return 0 if delivered else 1
         print("serving — Ctrl-C to stop")
