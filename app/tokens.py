@@ -13,6 +13,11 @@ Scopes say what a caller may do:
 | `held:read`    | `GET /held/`                                                  |
 | `held:release` | `POST /held/{id}/release/`                                    |
 | `stats:read`   | `GET /stats/`                                                 |
+
+Every token is scoped to districts too (``--district``, GB/T 2260 codes; a city code such as
+440300 covers its districts, a province code 440000 its cities): a CAP token may speak only for
+areas inside them, a held-send token sees and releases only sends inside them. ``/stats/`` counts
+for the whole deployment, so it needs a token whose districts are ``*`` (all).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,9 +52,24 @@ class Caller:
     scopes: frozenset[str]
     cap_senders: frozenset[str]
     created_at: str
+    districts: frozenset[str] = frozenset()
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def covers(self, codes: Iterable[str]) -> bool:
+        """Whether every one of ``codes`` (at least one) lies in the token's districts."""
+        wanted = [str(c) for c in codes]
+        return bool(wanted) and all(any(covers(d, c) for d in self.districts) for c in wanted)
+
+
+def covers(district: str, code: str) -> bool:
+    """``440300`` covers ``440308``; ``440000`` covers ``4403xx``; ``*`` covers everything."""
+    if district == "*" or district == code:
+        return True
+    if district.endswith("0000"):
+        return code.startswith(district[:2])
+    return district.endswith("00") and code.startswith(district[:4])
 
 
 def token_hash(token: str) -> str:
@@ -63,15 +84,17 @@ class TokenStore:
     def _key(self, digest: str) -> str:
         return f"{self.prefix}token:{digest}"
 
-    async def add(self, name: str, scopes: list[str], cap_senders: list[str] | None = None) -> str:
+    async def add(self, name: str, scopes: list[str], cap_senders: list[str] | None = None,
+                  districts: list[str] | None = None) -> str:  # fmt: skip
         """Make a token (replacing one of the same name); return it: it is never shown again."""
-        check_token_request(name, scopes, cap_senders or [])
+        check_token_request(name, scopes, cap_senders or [], districts or [])
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         digest = token_hash(token)
         record: dict[str | bytes, str] = {
             "name": name,
             "scopes": json.dumps(sorted(set(scopes))),
             "cap_senders": json.dumps(sorted(set(cap_senders or []))),
+            "districts": json.dumps(sorted(set(districts or []))),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         old = await self.redis.hget(f"{self.prefix}tokens", name)
@@ -121,6 +144,7 @@ class TokenStore:
             name=record["name"],
             scopes=frozenset(json.loads(record["scopes"])),
             cap_senders=frozenset(json.loads(record["cap_senders"])),
+            districts=frozenset(json.loads(record.get("districts", "[]"))),
             created_at=record["created_at"],
         )
 
@@ -129,7 +153,9 @@ def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def check_token_request(name: str, scopes: list[str], cap_senders: list[str]) -> None:
+def check_token_request(
+    name: str, scopes: list[str], cap_senders: list[str], districts: list[str]
+) -> None:
     if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
         raise ConfigError(f"a token name is 1-64 of A-Z a-z 0-9 - _ ., not {name!r}")
     if not scopes:
@@ -141,5 +167,12 @@ def check_token_request(name: str, scopes: list[str], cap_senders: list[str]) ->
         raise ConfigError(
             "a cap:publish token must name the CAP senders it speaks for (--cap-sender)"
         )
+    if not districts:
+        raise ConfigError("a token needs at least one --district (a GB/T 2260 code, or * for all)")
+    bad = [d for d in districts if d != "*" and not (len(d) == 6 and d.isascii() and d.isdigit())]
+    if bad:
+        raise ConfigError(f"--district takes six-digit GB/T 2260 codes or *, not {', '.join(bad)}")
+    if "stats:read" in scopes and "*" not in districts:
+        raise ConfigError("stats:read counts for the whole deployment: it needs --district '*'")
     if cap_senders and "cap:publish" not in scopes:
         raise ConfigError("--cap-sender goes with --scope cap:publish")

@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="what it may do: " + ", ".join(SCOPES))  # fmt: skip
     add.add_argument("--cap-sender", action="append", default=[], metavar="SENDER",
                      help="with cap:publish: a CAP <sender> it may speak for (repeatable)")  # fmt: skip
+    add.add_argument("--district", action="append", default=[], metavar="CODE",
+                     help="districts it acts for (a city code covers its districts; * for all)")  # fmt: skip
     add.set_defaults(run=_tokens_add)
     tokens.add_parser("list", help="tokens, their scopes and senders").set_defaults(
         run=_tokens_list
@@ -255,7 +257,9 @@ def _with_tokens(settings: Settings, action: Any) -> Any:
 
 
 def _tokens_add(args: argparse.Namespace, settings: Settings) -> int:
-    token = _with_tokens(settings, lambda s: s.add(args.name, args.scope, args.cap_sender))
+    token = _with_tokens(
+        settings, lambda s: s.add(args.name, args.scope, args.cap_sender, args.district)
+    )
     print(f"token {args.name} ({', '.join(sorted(set(args.scope)))}); shown only this once:")
     print(token)
     return 0
@@ -267,7 +271,8 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
         print("no tokens")
     for c in callers:
         senders = f"; CAP senders {', '.join(sorted(c.cap_senders))}" if c.cap_senders else ""
-        print(f"{c.name}: {', '.join(sorted(c.scopes))}{senders} (made {c.created_at})")
+        print(f"{c.name}: {', '.join(sorted(c.scopes))}; districts {', '.join(sorted(c.districts))}"
+              f"{senders} (made {c.created_at})")  # fmt: skip
     return 0
 
 

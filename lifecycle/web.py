@@ -161,6 +161,8 @@ class Stats(View):
         caller = await authorise(self, request, "stats:read")
         if not isinstance(caller, Caller):
             return caller
+        if "*" not in caller.districts:  # the counters are the whole deployment's
+            return _json_error(self, 403, "the counters cover every district; this token does not")
         state = runtime().state
         rules: dict[str, dict[str, int]] = {}
         for key, value in (await state.counters("rules")).items():
@@ -225,6 +227,11 @@ class CapIngest(View):
         except CapRejected as exc:
             logger.warning("CAP document from token %s refused: %s", caller.name, exc.reason)
             return self.json({"refused": exc.reason}, status=400)
+        outside = [e.id for e in events if not caller.covers(_codes(e.as_dict()))]
+        if outside:
+            logger.warning("CAP document from token %s refused: areas outside its districts",
+                           caller.name)  # fmt: skip
+            return _json_error(self, 403, "the alert's areas are outside this token's districts")
         for event in events:
             value = json.dumps(event.as_dict(), ensure_ascii=False).encode("utf-8")
             await life_events.send(key=event.key.encode(), value=value)
@@ -238,7 +245,8 @@ class Held(View):
         caller = await authorise(self, request, "held:read")
         if not isinstance(caller, Caller):
             return caller
-        return self.json({"held": await runtime().guard.held()})
+        held = [h for h in await runtime().guard.held() if caller.covers(_codes(h["event"]))]
+        return self.json({"held": held})
 
 
 @app.page("/held/{hold_id}/release/")
@@ -250,6 +258,12 @@ class ReleaseHeld(View):
         caller = await authorise(self, request, "held:release")
         if not isinstance(caller, Caller):
             return caller
+        record = next((h for h in await runtime().guard.held() if h["id"] == hold_id), None)
+        if record is None or not caller.covers(_codes(record["event"])):
+            # outside its districts looks the same as absent: a token learns nothing of others'
+            return _json_error(
+                self, 404, f"nothing is held as {hold_id[:80]} in this token's districts"
+            )
         released = await release_held(runtime(), hold_id, by=f"token:{caller.name}")
         if released is None:
             return _json_error(self, 404, f"nothing is held as {hold_id[:80]}")
@@ -259,6 +273,14 @@ class ReleaseHeld(View):
         logger.warning("released %s (%d chunk(s)) by token %s", record["id"], len(commands),
                        caller.name)  # fmt: skip
         return self.json({"released": record["id"], "chunks": len(commands)})
+
+
+def _codes(event: dict[str, Any]) -> list[str]:
+    """The division codes an event concerns: a warning's areas, else its district; none for a
+    shape-only warning (then only a token for every district, ``*``, covers it)."""
+    data = event.get("data") or {}
+    codes = list(data.get("areas") or []) or ([event["district"]] if event.get("district") else [])
+    return codes or ["*"]
 
 
 def inbound_signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -171,7 +171,8 @@ def test_tokens_are_shown_once_stored_hashed_listed_and_revoked(settings, monkey
 
     for name, value in to_environ(settings).items():
         monkeypatch.setenv(name, value)
-    assert main(["tokens", "add", "cma", "--scope", "cap:publish", "--cap-sender", "sz_meteo"]) == 0
+    assert main(["tokens", "add", "cma", "--scope", "cap:publish", "--cap-sender", "sz_meteo",
+                 "--district", "440300"]) == 0  # fmt: skip
     token = capsys.readouterr().out.splitlines()[-1]
     assert token.startswith("lct_") and len(token) > 40
     client = redis.Redis.from_url(settings.redis_url)
@@ -179,10 +180,13 @@ def test_tokens_are_shown_once_stored_hashed_listed_and_revoked(settings, monkey
     assert keys and all(token not in k for k in keys)  # only its hash is stored
     assert not any(token.encode() in (client.dump(k) or b"") for k in keys)
     assert main(["tokens", "list"]) == 0
-    assert "cma: cap:publish; CAP senders sz_meteo" in capsys.readouterr().out
-    assert main(["tokens", "add", "bad", "--scope", "cap:publish"]) == 2  # no sender named
+    assert "cma: cap:publish; districts 440300; CAP senders sz_meteo" in capsys.readouterr().out
+    assert main(["tokens", "add", "bad", "--scope", "cap:publish", "--district", "440300"]) == 2
+    # no sender named
     assert "must name the CAP senders" in capsys.readouterr().err
-    assert main(["tokens", "add", "bad", "--scope", "root"]) == 2
+    assert main(["tokens", "add", "bad", "--scope", "root", "--district", "440300"]) == 2
+    assert main(["tokens", "add", "bad", "--scope", "held:read"]) == 2  # no district
+    assert "at least one --district" in capsys.readouterr().err
     assert main(["tokens", "revoke", "cma"]) == 0
     from app.runtime import make_redis
     from app.tokens import TokenStore

@@ -75,12 +75,16 @@ def signed(body: bytes, secret: str = INBOUND_SECRET, at: float | None = None) -
 
 
 async def cap_token(
-    settings: Settings, *senders: str, scopes: tuple[str, ...] = ("cap:publish",)
+    settings: Settings,
+    *senders: str,
+    scopes: tuple[str, ...] = ("cap:publish",),
+    districts: tuple[str, ...] = ("440300",),
 ) -> str:
+    """A token for ``scopes``, acting for Shenzhen (440300) unless ``districts`` say otherwise."""
     redis = make_redis(settings)
     try:
         return await TokenStore(redis, settings.redis_prefix).add(
-            f"t-{uuid.uuid4().hex[:8]}", list(scopes), list(senders)
+            f"t-{uuid.uuid4().hex[:8]}", list(scopes), list(senders), list(districts)
         )
     finally:
         await redis.aclose()

@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from app.blast import BlastGuard, BlastPolicy
+from app.errors import ConfigError
 from app.events import validate_event
 from app.policy import Preferences
 from app.runtime import make_redis
@@ -104,7 +106,9 @@ async def test_held_sends_are_neither_shown_nor_released_without_a_token(stack):
     assert (await get(stack, "/held/"))[0] == 401
     assert (await post(stack, "/held/H-anything/release/", b""))[0] == 401
     assert (await get(stack, "/stats/"))[0] == 401
-    token = await cap_token(stack["settings"], scopes=("held:release", "stats:read"))
+    token = await cap_token(
+        stack["settings"], scopes=("held:release", "stats:read"), districts=("*",)
+    )
     headers = {"Authorization": f"Bearer {token}"}
     assert (await post(stack, "/held/H-nothing/release/", b"", headers=headers))[0] == 404
     assert (await get(stack, "/stats/", headers))[0] == 200
@@ -215,6 +219,45 @@ def test_a_cap_alert_with_two_chinese_info_blocks_makes_two_valid_events():
                      info(expires="2099-01-01T00:00:00+08:00", event="暴雨")]).encode()  # fmt: skip
     events = cap_events(doc)
     assert [e.id for e in events] == ["CAP-TWO_INFOS.1-Alert", "CAP-TWO_INFOS.2-Alert"]
+
+
+async def test_a_cap_token_speaks_only_for_areas_in_its_districts(stack, state):
+    token = await cap_token(stack["settings"], SENDER, districts=("440303",))  # Luohu
+    status, body = await post(stack, "/cap/", alert("OTHER_DISTRICT"),  # an alert for Yantian
+                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert status == 403 and "outside this token's districts" in json.loads(body)["error"]
+    assert await nothing_for(stack, state, "CAP-OTHER_DISTRICT-Alert")
+
+
+async def test_held_sends_of_other_districts_are_neither_shown_nor_released(stack):
+    settings = stack["settings"]
+    redis = make_redis(settings)
+    guard = BlastGuard(redis, settings.redis_prefix, BlastPolicy())
+    hold_id = await guard.hold(
+        weather_event("E-HELD-YT", ["440308"]), "weather-outdoor-ads-warning", 5000, "test"
+    )
+    try:
+        luohu = await cap_token(
+            settings, scopes=("held:read", "held:release"), districts=("440303",)
+        )
+        headers = {"Authorization": f"Bearer {luohu}"}
+        status, body = await get(stack, "/held/", headers)
+        assert status == 200 and hold_id not in [h["id"] for h in json.loads(body)["held"]]
+        assert (await post(stack, f"/held/{hold_id}/release/", b"", headers=headers))[0] == 404
+        assert hold_id in [h["id"] for h in await guard.held()]  # still held, not released
+        shenzhen = await cap_token(settings, scopes=("held:read",), districts=("440300",))
+        status, body = await get(stack, "/held/", {"Authorization": f"Bearer {shenzhen}"})
+        assert hold_id in [h["id"] for h in json.loads(body)["held"]]
+    finally:
+        await guard.take(hold_id)
+        await redis.aclose()
+
+
+async def test_the_deployment_wide_counters_need_a_token_for_every_district(stack):
+    token = await cap_token(stack["settings"], scopes=("stats:read",), districts=("*",))
+    assert (await get(stack, "/stats/", {"Authorization": f"Bearer {token}"}))[0] == 200
+    with pytest.raises(ConfigError, match="needs --district"):
+        await cap_token(stack["settings"], scopes=("stats:read",), districts=("440308",))
 
 
 # Last in this module: it leaves this client throttled for a minute.
