@@ -9,11 +9,9 @@ from faust.types import EventT, StreamT
 from agents.common import dead_letter, until_available
 from app.errors import EventRejected, ProfileRejected, internal_error
 from app.events import decode_json
-from app.profiles import parse_profile
+from app.profiles import MAX_PROFILE_DEPTH, parse_profile
 from lifecycle.faust_app import app, runtime
 from topics import profiles, profiles_dlq
-
-MAX_PROFILE_DEPTH = 16  # a profile nests 4 deep (contacts, preferences)
 
 
 @app.agent(profiles)

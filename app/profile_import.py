@@ -25,7 +25,7 @@ from typing import Any
 from app.errors import EventRejected, ProfileRejected
 from app.events import decode_json
 from app.profile_store import ProfileStore
-from app.profiles import parse_profile
+from app.profiles import MAX_PROFILE_DEPTH, parse_profile
 
 _CONTACT_COLUMN = re.compile(r"contact(\d+)_(role|name|mobile|email)")
 
@@ -41,9 +41,6 @@ class ImportReport:
             f"inserted {c['inserted']}, updated {c['updated']}, unchanged {c['unchanged']}, "
             f"rejected {len(self.rejected)}"
         )
-
-
-MAX_PROFILE_DEPTH = 16  # a profile nests 4 deep (contacts, preferences)
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:

@@ -26,6 +26,7 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
 MAX_TEXT_CHARS = 200  # a name, an industry: longer is an error, not a name
 MAX_LIST_ITEMS = 50  # tags, permits, contacts
 MAX_PREFERENCES_BYTES = 2048
+MAX_PROFILE_DEPTH = 16  # JSON nesting a profile may have: it nests 4 deep (contacts, preferences)
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
