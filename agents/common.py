@@ -20,11 +20,10 @@ from faust.types import EventT, StreamT, TopicT
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.delivery_state import Writes
-from app.masking import mask_address, scrub
-from app.planning import Plan
-from lifecycle.faust_app import runtime
-from topics import REASON_HEADER
+from app.core.masking import scrub
+from app.planning.planner import Plan
+from topics import REASON_HEADER, lane
+from wiring.faust_app import runtime
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +31,6 @@ R = TypeVar("R")
 
 MAX_DEAD_LETTER_BYTES = 256 * 1024  # well below a Kafka topic's default 1 MB message limit
 MAX_KEY_BYTES = 1024
-MAX_NOTIFICATION_BYTES = 256 * 1024  # a planned notification; an SMS or e-mail is far smaller
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 PAUSE_MAX_SECONDS = 5.0
 
@@ -119,63 +117,8 @@ def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
     return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
 
 
-async def record_plans(plans: Sequence[Plan], chunk_number: int | None = None) -> list[None]:
-    """Remember what plans (or one chunk of a plan) contain: planned states, who is warned, trace
-    steps and counters — in one round trip, plus one per weather warning. (None for each plan.)"""
-    rt = runtime()
-    for plan in plans:
-        event = plan.event
-        if plan.warning_root and event.type in (
-            "weather.warning.issued",
-            "weather.warning.updated",
-        ):
-            warned = {
-                (n.recipient, n.profile_id) for n in plan.notifications if n.category == "warning"
-            }
-            await rt.planner.warned.record(
-                plan.warning_root, event.data["warning_id"], event.data["level"], warned
-            )
-    writes = Writes()
-    for plan in plans:
-        rt.state.add_planned(writes, plan.notifications)
-        details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
-                   "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
-        steps: list[tuple[str, dict[str, Any]]]
-        if chunk_number is None:  # the whole event
-            steps = [("received", {"type": plan.event.type}), ("planned", details)]
-            counts = {"received": 1, "planned": len(plan.notifications)}
-        else:
-            steps, counts = (
-                [(f"chunk {chunk_number}", details)],
-                {"planned": len(plan.notifications)},
-            )
-        rt.state.add_note(writes, plan.event.id, steps, counts)
-    await rt.state.apply(writes)
-    return [None for _ in plans]
-
-
-def refuse_oversized(plan: Plan) -> dict[str, bytes]:
-    """Each planned notification's JSON; one larger than MAX_NOTIFICATION_BYTES (a profile's
-    text or a template gone wrong) is taken out of the plan, with the rule and the recipient
-    (masked) in its reasons: it could not travel on the topic, and no message needs that size."""
-    encoded: dict[str, bytes] = {}
-    kept = []
-    for n in plan.notifications:
-        value = n.to_json()
-        if len(value) > MAX_NOTIFICATION_BYTES:
-            plan.skipped.append((n.rule_id, f"the {n.channel} notification to "
-                                 f"{mask_address(n.channel, n.address)} is {len(value)} bytes; "
-                                 f"at most {MAX_NOTIFICATION_BYTES}"))  # fmt: skip
-            continue
-        encoded[n.id] = value
-        kept.append(n)
-    plan.notifications[:] = kept
-    return encoded
-
-
 async def publish_plan(plan: Plan, encoded: dict[str, bytes] | None = None) -> None:
-    from topics import lane
-
+    """Each notification of the plan on its lane (warnings apart), keyed by recipient."""
     for n in plan.notifications:
         value = encoded.get(n.id) if encoded else None
         await lane(n.category).send(key=n.recipient.encode(), value=value or n.to_json())

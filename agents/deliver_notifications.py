@@ -16,11 +16,11 @@ from agents.common import (
     together_or_alone,
     until_available,
 )
-from app.delivery import DeliveryOutcome
-from app.errors import internal_error
+from app.core.errors import internal_error
+from app.delivery.deliverer import DeliveryOutcome
 from app.notifications import Notification
-from lifecycle.faust_app import app, runtime
 from topics import deliveries, notifications, notifications_dlq
+from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from faust.types import StreamT
 
 from agents.common import batches
 from agents.deliver_notifications import CONCURRENCY, handle_notifications
-from lifecycle.faust_app import app
 from topics import notifications_warning
+from wiring.faust_app import app
 
 
 @app.agent(notifications_warning, concurrency=CONCURRENCY)

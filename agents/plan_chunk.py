@@ -1,4 +1,5 @@
-"""fanout → notifications: plan one chunk of a large audience. Any worker takes any chunk."""
+"""fanout → notifications: plan one chunk of a large audience (``Planner.plan_chunk_command``).
+Any worker takes any chunk."""
 
 from __future__ import annotations
 
@@ -7,19 +8,11 @@ from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
-from agents.common import (
-    dead_letter,
-    publish_plan,
-    record_plans,
-    refuse_oversized,
-    until_available,
-)
-from app.errors import EventRejected, internal_error
-from app.events import validate_event
-from app.fanout import read_command
-from app.planning import Plan
-from lifecycle.faust_app import app, runtime
+from agents.common import dead_letter, publish_plan, until_available
+from app.core.errors import ChunkRejected, internal_error
+from app.planning.planner import Plan, refuse_oversized
 from topics import fanout, life_events_dlq
+from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +24,20 @@ async def plan_chunk(stream: StreamT) -> AsyncIterator[str]:
 
 
 async def handle_chunk(message: EventT) -> str:
-    rt = runtime()
+    planner = runtime().planner
     try:
-        command = read_command(message.value)
-        event = validate_event(command["event"])
-    except (ValueError, EventRejected, KeyError, TypeError, RecursionError) as exc:
-        await dead_letter(life_events_dlq, message, f"unreadable chunk command: {exc}")
-        return "unreadable"
-    rule = rt.rules.get(command["rule_id"])
-    if rule is None:
-        await dead_letter(
-            life_events_dlq, message, f"chunk for unknown rule {command['rule_id']!r}"
-        )
-        return "unknown rule"
+        command, event, rule = planner.read_chunk(message.value)
+    except ChunkRejected as exc:
+        await dead_letter(life_events_dlq, message, exc.reason)
+        return exc.status
+    encoded: dict[str, bytes] = {}
 
     async def plan() -> Plan:
-        warning = await rt.planner.warning_context(event)
-        chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
-        await rt.planner.plan_chunk(chunk, rule, list(command["ids"]), warning)
+        chunk = await planner.plan_chunk_command(command, event, rule)
         encoded.update(refuse_oversized(chunk))
-        await record_plans([chunk], command.get("chunk"))
+        await planner.record([chunk], command.get("chunk"))
         return chunk
 
-    encoded: dict[str, bytes] = {}
     try:
         chunk = await until_available(plan)
     except Exception as exc:  # a bug must not lose the chunk: keep it, with the reason

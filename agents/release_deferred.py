@@ -13,8 +13,8 @@ import time
 
 from agents.common import UNAVAILABLE
 from app.notifications import Notification
-from lifecycle.faust_app import app, runtime
 from topics import lane
+from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
 

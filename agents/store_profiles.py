@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from faust.types import EventT, StreamT
 
 from agents.common import dead_letter, until_available
-from app.errors import EventRejected, ProfileRejected, internal_error
-from app.events import decode_json
-from app.profiles import MAX_PROFILE_DEPTH, parse_profile
-from lifecycle.faust_app import app, runtime
+from app.core.codec import decode_json
+from app.core.errors import EventRejected, ProfileRejected, internal_error
+from app.profiles.validate import MAX_PROFILE_DEPTH, parse_profile
 from topics import profiles, profiles_dlq
+from wiring.faust_app import app, runtime
 
 
 @app.agent(profiles)

@@ -1,10 +1,13 @@
-"""Planned notifications: the records on the ``notifications`` topic.
+"""Planned notifications: the records on the ``notifications`` topics, shared by both pipelines.
 
 A notification is self-contained: who, through which channel, and the rendered text, so the
 delivery side needs no rule or template to send it. Its id is deterministic — the same rule
 version, event, recipient and channel always give the same id — which is what makes delivery
 idempotent: a notification planned twice (the same event published twice, a redelivery after a
 crash) is recognised and sent once.
+
+``Channel`` and ``Category`` are ``StrEnum``s: they compare equal to, and serialise as, the plain
+strings that travel in JSON and name Redis fields, so a record written before them reads the same.
 """
 
 from __future__ import annotations
@@ -12,7 +15,35 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypedDict
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class Category(StrEnum):
+    """What a rule's messages are; opt-outs, quiet hours and caps are per category."""
+
+    WARNING = "warning"  # safety: ignores quiet hours and caps, its own topic lane
+    REMINDER = "reminder"
+    NOTICE = "notice"
+
+
+class Content(TypedDict, total=False):
+    """A rendered message as it travels. SMS: text, segments, encoding, units and, for a
+    provider's approved template, provider (``{"aliyun": {"template_code": …, "params": {…}}}``).
+    E-mail: subject, text and html. Empty when rendering failed (the notification's ``error``)."""
+
+    text: str
+    segments: int
+    encoding: str
+    units: int
+    provider: dict[str, Any]
+    subject: str
+    html: str
 
 
 def notification_id(
@@ -27,10 +58,10 @@ class Notification:
     id: str
     rule_id: str
     rule_version: int
-    category: str
+    category: str  # a Category value (a str: a record from a newer rule set still reads)
     event_id: str
     event_type: str
-    channel: str
+    channel: str  # a Channel value
     profile_id: str
     recipient: str  # the recipient key: a profile id, or profile id/role/n for a contact
     recipient_name: str | None
@@ -38,7 +69,7 @@ class Notification:
     address: str
     language: str
     planned_at: str
-    content: dict[str, Any] = field(default_factory=dict)
+    content: Content = field(default_factory=lambda: Content())
     error: str | None = None  # set when the text could not be rendered: a permanent failure
 
     def to_json(self) -> bytes:

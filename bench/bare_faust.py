@@ -5,7 +5,7 @@ BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… [BENCH_FAUST_MODE=default] python 
 ``BENCH_FAUST_MODE`` says which Faust:
 
 - ``worker`` (the default): as ``lifecycle worker`` runs it — its Faust settings and fetch wait,
-  the batched drain loop and lean monitor of ``lifecycle.faust_app``, and its event loop
+  the batched drain loop and lean monitor of ``wiring.faust_app``, and its event loop
   (``LIFECYCLE_EVENT_LOOP``);
 - ``default``: Faust out of the box — only the broker, the web port and reading from the
   earliest offset are set.
@@ -24,8 +24,9 @@ import time
 import faust
 import uvloop
 
-from app.settings import load_settings
-from lifecycle.faust_app import drain_in_batches, faust_config, limit_fetch_wait
+from app.core.settings import load_settings
+from wiring.faust_app import faust_config
+from wiring.faust_patches import drain_in_batches, limit_fetch_wait
 
 settings = load_settings()
 web_port = int(os.environ.get("BENCH_WEB_PORT", "6067"))

@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.settings import PROJECT_ROOT, Settings
+from app.core.settings import PROJECT_ROOT, Settings
 from bench.harness import (
     Delivered,
     Workers,
@@ -26,9 +26,9 @@ from bench.harness import (
     tally,  # fmt: skip
     wait_until,
 )
-from lifecycle.publish import publish
-from lifecycle.stack import Broker, RedisServer, SmtpSink, free_port
+from devstack.stack import Broker, RedisServer, SmtpSink, free_port
 from tests.conftest import delete_prefix
+from wiring.kafka import publish
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 

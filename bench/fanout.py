@@ -22,14 +22,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.settings import PROJECT_ROOT, Settings
-from app.timestamps import local_iso
+from app.core.settings import PROJECT_ROOT, Settings
+from app.core.timestamps import local_iso
+from app.intake.cap import alert_events
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
 from bench.harness import Delivered, Workers
-from lifecycle.cap_ingest import cap_events
-from lifecycle.publish import publish
-from lifecycle.stack import Broker, RedisServer, SmtpSink
+from devstack.stack import Broker, RedisServer, SmtpSink
+from wiring.kafka import publish
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 OTHER_DISTRICTS = ["440303", "440304", "440305", "440306", "440307", "440309", "440310", "440311"]
@@ -87,7 +87,7 @@ async def one_run(
             assert await workers.ready(proc, timeout=120), "a worker did not start"
         await asyncio.sleep(3)  # let the group settle
         started = time.monotonic()
-        events = cap_events(cap_document(f"BENCH-{run}-{workers_count}"))
+        events = alert_events(cap_document(f"BENCH-{run}-{workers_count}"))
         await asyncio.to_thread(publish, settings.kafka_servers, events)
         first = None
         while seen.refresh().total < matching:

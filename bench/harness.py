@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.events import Event, validate_event
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import Runtime
-from app.settings import PROJECT_ROOT, Settings, to_environ
-from app.timestamps import local_iso
-from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
+from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.core.timestamps import local_iso
+from app.intake.events import Event, validate_event
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from devstack.stack import SmtpSink, free_port, spawn, stop_process
+from wiring.runtime import Runtime
 
 
 def burst_profiles(count: int) -> list[dict[str, Any]]:

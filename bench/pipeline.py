@@ -35,22 +35,22 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import make_redis
-from app.settings import PROJECT_ROOT, Settings, to_environ
-from app.timestamps import local_iso
+from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.core.timestamps import local_iso
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
 from bench.harness import Workers, wait_until
-from lifecycle.stack import (
+from devstack.stack import (
     Broker,
     RedisServer,
     SmtpSink,
-    ensure_topics,
     free_port,
     spawn,
     stop_process,
 )
 from topics import ALL as ALL_TOPICS
+from wiring.kafka import ensure_topics
+from wiring.runtime import make_redis
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 LOGS = PROJECT_ROOT / "var" / "bench-logs"

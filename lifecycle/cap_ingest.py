@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.cap import CapRejected, parse_cap, to_events
-from app.errors import EventRejected
-from app.events import MAX_EVENT_BYTES, Event, validate_event
-from app.settings import Settings
-from lifecycle.publish import publish
-
-MAX_BYTES = 2 * 1024 * 1024
+from app.core.settings import Settings
+from app.intake.cap import MAX_BYTES, CapRejected, alert_events
+from wiring.kafka import publish
 
 
 def read_source(source: str) -> bytes:
@@ -41,32 +35,9 @@ def _read_bounded(stream: Any) -> bytes:
     return b"".join(chunks)
 
 
-def cap_events(
-    raw: bytes, now: datetime | None = None, *, senders: frozenset[str] | None = None
-) -> list[Event]:
-    """The validated weather events of one CAP document; CapRejected with the reason otherwise.
-    ``senders``: the CAP ``<sender>`` values the caller may speak for (None: the command line,
-    run by someone who already holds the service's credentials)."""
-    alert = parse_cap(raw)
-    if senders is not None and alert.sender not in senders:
-        raise CapRejected(f"sender {alert.sender[:100]!r} is not one this token may speak for")
-    events = []
-    for doc in to_events(alert, now=now or datetime.now(UTC)):
-        size = len(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
-        if size > MAX_EVENT_BYTES:  # its texts or polygons: the alert is large, the event too
-            raise CapRejected(
-                f"the alert makes an event of {size} bytes; an event is at most {MAX_EVENT_BYTES}"
-            )
-        try:
-            events.append(validate_event(doc))
-        except EventRejected as exc:
-            raise CapRejected(f"the alert does not make a valid event: {exc.reason}") from exc
-    return events
-
-
 def ingest(settings: Settings, source: str) -> int:
     try:
-        events = cap_events(read_source(source))
+        events = alert_events(read_source(source))
     except CapRejected as exc:
         print(f"{source}: refused: {exc.reason}", file=sys.stderr)
         return 1

@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.errors import ConfigError, EventRejected
-from app.events import parse_event
-from app.profile_import import import_profiles
-from app.rules import load_rules
-from app.runtime import Runtime, make_redis, make_renderer
-from app.settings import Settings, load_settings, require_real_secret
-from app.tokens import SCOPES, TokenStore
-from lifecycle.publish import publish, read_events
+from app.access.tokens import SCOPES, TokenStore
+from app.core.errors import ConfigError, EventRejected
+from app.core.settings import Settings, load_settings, require_real_secret
+from app.intake.events import parse_event
+from app.intake.files import read_events
+from app.planning.rules import load_rules
+from app.profiles.importer import import_profiles
+from wiring.kafka import publish
+from wiring.runtime import Runtime, make_redis, make_renderer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +130,7 @@ def _read(path: str) -> str:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from lifecycle.dev import run_dev
+    from devstack.dev import run_dev
 
     return asyncio.run(run_dev(settings, once=args.once, timeout=args.timeout))
 
@@ -216,22 +217,21 @@ def _held_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _held_release(args: argparse.Namespace, settings: Settings) -> int:
-    from app.release import release_held
-    from lifecycle.publish import publish_raw
+    from wiring.kafka import publish_raw
 
     async def run() -> int:
         rt = Runtime.build(settings, deliver=False)
         try:
-            released = await release_held(rt, args.hold_id, by=f"cli:{getpass.getuser()}")
+            released = await rt.planner.release(args.hold_id, by=f"cli:{getpass.getuser()}")
         finally:
             await rt.close()
         if released is None:
             print(f"nothing is held as {args.hold_id}", file=sys.stderr)
             return 1
-        record, commands = released
-        publish_raw(settings.kafka_servers, "fanout", commands)
+        publish_raw(settings.kafka_servers, "fanout", released.commands)
+        held = released.held
         print(
-            f"released {record['id']}: rule {record['rule_id']}, {len(commands)} chunk(s) published"
+            f"released {held['id']}: rule {held['rule_id']}, {len(released.commands)} chunk(s) published"
         )
         return 0
 

@@ -24,11 +24,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.delivery_state import TRACE_TTL_SECONDS
-from app.masking import mask_address, scrub
-from app.runtime import Runtime
-from app.settings import Settings
-from lifecycle.publish import publish_raw
+from app.core.codec import text
+from app.core.masking import mask_address, scrub
+from app.core.settings import Settings
+from app.state import TRACE_TTL_SECONDS
+from wiring.kafka import publish_raw
+from wiring.runtime import Runtime
 
 TOPICS = ("life-events-dlq", "notifications-dlq")
 
@@ -152,7 +153,7 @@ async def replay(rt: Runtime, letter: DeadLetter) -> str:
             return "not replayed: no notification in it"
         outcome = await rt.redis.eval(_REOPEN, 2, rt.state.key("n", n["id"]), marker, now,
                                       TRACE_TTL_SECONDS)  # fmt: skip
-        outcome = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        outcome = str(text(outcome))
         if outcome != "reopened":
             return {"replayed": "not replayed: already replayed",
                     "unknown": "not replayed: no delivery record (older than the retention)"}.get(

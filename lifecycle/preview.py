@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from app.events import Event
-from app.masking import mask_address, mask_name
-from app.runtime import Runtime
-from app.settings import Settings
+from app.core.masking import mask_address, mask_name
+from app.core.settings import Settings
+from app.intake.events import Event
+from wiring.runtime import Runtime
 
 
 async def print_preview(settings: Settings, rule_id: str, event: Event, *, sample: int) -> int:

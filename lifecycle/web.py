@@ -41,14 +41,14 @@ from typing import Any
 from faust.web import View
 from redis.exceptions import RedisError
 
-from app.cap import CapRejected
-from app.errors import InvalidInput
-from app.phones import normalise_mobile
-from app.tokens import Caller
-from app.unsubscribe import UnsubscribeLinks
-from lifecycle.cap_ingest import MAX_BYTES as MAX_CAP_BYTES
-from lifecycle.cap_ingest import cap_events
-from lifecycle.faust_app import app, runtime
+from app.access.tokens import Caller
+from app.core.errors import InvalidInput
+from app.delivery.unsubscribe import UnsubscribeLinks
+from app.intake.cap import MAX_BYTES as MAX_CAP_BYTES
+from app.intake.cap import CapRejected, alert_events
+from app.profiles.phones import normalise_mobile
+from topics import fanout, life_events
+from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +214,6 @@ class CapIngest(View):
     """POST a CAP 1.2 document: 202 with the events published, or 400 with the reason."""
 
     async def post(self, request: Any) -> Any:
-        from topics import life_events
-
         caller = await authorise(self, request, "cap:publish")
         if not isinstance(caller, Caller):
             return caller
@@ -223,7 +221,7 @@ class CapIngest(View):
         if raw is None:
             return _json_error(self, 413, f"a CAP document is at most {MAX_CAP_BYTES} bytes")
         try:
-            events = cap_events(raw, senders=caller.cap_senders)
+            events = alert_events(raw, senders=caller.cap_senders)
         except CapRejected as exc:
             logger.warning("CAP document from token %s refused: %s", caller.name, exc.reason)
             return self.json({"refused": exc.reason}, status=400)
@@ -233,8 +231,8 @@ class CapIngest(View):
                            caller.name)  # fmt: skip
             return _json_error(self, 403, "the alert's areas are outside this token's districts")
         for event in events:
-            value = json.dumps(event.as_dict(), ensure_ascii=False).encode("utf-8")
-            await life_events.send(key=event.key.encode(), value=value)
+            key, value = event.record()
+            await life_events.send(key=key, value=value)
         logger.info("CAP document from token %s: %d event(s)", caller.name, len(events))
         return self.json({"published": [e.id for e in events]}, status=202)
 
@@ -252,9 +250,6 @@ class Held(View):
 @app.page("/held/{hold_id}/release/")
 class ReleaseHeld(View):
     async def post(self, request: Any, hold_id: str) -> Any:
-        from app.release import release_held
-        from topics import fanout
-
         caller = await authorise(self, request, "held:release")
         if not isinstance(caller, Caller):
             return caller
@@ -264,15 +259,14 @@ class ReleaseHeld(View):
             return _json_error(
                 self, 404, f"nothing is held as {hold_id[:80]} in this token's districts"
             )
-        released = await release_held(runtime(), hold_id, by=f"token:{caller.name}")
+        released = await runtime().planner.release(hold_id, by=f"token:{caller.name}")
         if released is None:
             return _json_error(self, 404, f"nothing is held as {hold_id[:80]}")
-        record, commands = released
-        for key, value in commands:
+        for key, value in released.commands:
             await fanout.send(key=key, value=value)
-        logger.warning("released %s (%d chunk(s)) by token %s", record["id"], len(commands),
-                       caller.name)  # fmt: skip
-        return self.json({"released": record["id"], "chunks": len(commands)})
+        logger.warning("released %s (%d chunk(s)) by token %s", released.held["id"],
+                       len(released.commands), caller.name)  # fmt: skip
+        return self.json({"released": released.held["id"], "chunks": len(released.commands)})
 
 
 def _codes(event: dict[str, Any]) -> list[str]:

@@ -7,10 +7,10 @@ import asyncio
 import faust
 import uvloop
 
-from app.runtime import Runtime
-from app.settings import Settings
-from lifecycle.faust_app import configure
-from lifecycle.stack import ensure_topics
+from app.core.settings import Settings
+from wiring.faust_app import configure
+from wiring.kafka import ensure_topics
+from wiring.runtime import Runtime
 
 
 def run_worker(settings: Settings) -> int:

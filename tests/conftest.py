@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from app.settings import PROJECT_ROOT, Settings
-from lifecycle.stack import Broker, RedisServer, SmtpSink
+from app.core.settings import PROJECT_ROOT, Settings
+from devstack.stack import Broker, RedisServer, SmtpSink
 from tests.helpers import TEST_SECRET
 
 LOGS = PROJECT_ROOT / "var" / "test-logs"
@@ -87,8 +87,8 @@ def smtp_server():
     """``start(*replies)`` → (SmtpConfig, Replies) for an aiosmtpd server on a free port."""
     from aiosmtpd.controller import Controller
 
-    from app.settings import SmtpConfig
-    from lifecycle.stack import free_port
+    from app.core.settings import SmtpConfig
+    from devstack.stack import free_port
 
     controllers = []
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.timestamps import local_iso
+from app.core.timestamps import local_iso
 
 T = TypeVar("T")
 

@@ -7,15 +7,16 @@ import json
 import pytest
 import pytest_asyncio
 
-from app.events import validate_event
+from app.core.settings import Settings
+from app.intake.events import validate_event
 from app.notifications import Notification
-from app.profiles import parse_profile
-from app.runtime import Runtime
-from app.settings import Settings
-from lifecycle.faust_app import app, configure
-from lifecycle.stack import SmtpSink, ensure_topics
+from app.profiles.validate import parse_profile
+from devstack.stack import SmtpSink
 from tests.conftest import delete_prefix
 from tests.helpers import TEST_SECRET, graduate_event, outbox_lines, person, read_topic
+from wiring.faust_app import app, configure
+from wiring.kafka import ensure_topics
+from wiring.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -243,8 +244,8 @@ async def test_warnings_take_their_own_lane(running, broker):
 
 async def test_a_chunk_that_cannot_be_planned_is_dead_lettered_not_lost(running, broker):
     from agents.plan_chunk import plan_chunk
-    from app.events import validate_event as validate
-    from app.fanout import chunk_commands
+    from app.intake.events import validate_event as validate
+    from app.planning.fanout import chunk_commands
 
     [(key, value)] = chunk_commands(
         validate(weather_event_doc("E-CHUNK")), "no-such-rule", ["E-1"], 10
@@ -271,7 +272,7 @@ async def test_faust_runs_with_the_batched_drain_loop_and_the_lean_monitor(runni
     fetched batch over at once, and a monitor that keeps only what Faust's stall detector reads."""
     from faust.transport.consumer import Consumer  # noqa: PLC0415
 
-    from lifecycle.faust_app import LeanMonitor  # noqa: PLC0415
+    from wiring.faust_app import LeanMonitor  # noqa: PLC0415
 
     assert getattr(Consumer._drain_messages, "batched", False)
     monitor = app.monitor

@@ -10,12 +10,18 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from app.errors import ConfigError, PermanentDeliveryError, RenderError, TemporaryDeliveryError
-from app.gateways import sms_gateway_from_url
-from app.gateways.aliyun import AliyunSmsGateway, percent_encode, phone_number, sign, string_to_sign
+from app.core.errors import ConfigError, PermanentDeliveryError, RenderError, TemporaryDeliveryError
+from app.delivery.gateways import sms_gateway_from_url
+from app.delivery.gateways.aliyun import (
+    AliyunSmsGateway,
+    percent_encode,
+    phone_number,
+    sign,
+    string_to_sign,
+)
 from app.notifications import Notification
-from app.rendering import Renderer
-from lifecycle.stack import free_port
+from app.rendering.renderer import Renderer
+from devstack.stack import free_port
 
 # Aliyun's worked example (RPC signature, DescribeRegions, AccessKeySecret "testsecret").
 DOCUMENTED = {"AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",

@@ -1,4 +1,4 @@
-from app.blast import BlastGuard, BlastPolicy
+from app.planning.blast import BlastGuard, BlastPolicy
 
 
 def guard(redis_client, prefix, **policy):

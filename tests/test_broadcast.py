@@ -6,14 +6,14 @@ import uuid
 
 import pytest
 
-from app.events import validate_event
-from app.settings import Settings, to_environ
+from app.core.settings import Settings, to_environ
+from app.intake.events import validate_event
 from bench.harness import Delivered, Workers, load_profiles, wait_until
+from devstack.stack import SmtpSink, free_port
 from lifecycle.cli import main
-from lifecycle.publish import publish
-from lifecycle.stack import SmtpSink, free_port
 from tests.conftest import LOGS, delete_prefix
 from tests.helpers import TEST_SECRET, outbox_lines, weather_event
+from wiring.kafka import publish
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def stack(broker, redis_url, tmp_path_factory):
 
 async def approve_first_run(settings: Settings, rule_id: str) -> None:
     """As the district would have: the rule's first large run was released by a person once."""
-    from app.runtime import Runtime
+    from wiring.runtime import Runtime
 
     rt = Runtime.build(settings, deliver=False)
     try:

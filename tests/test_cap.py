@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.cap import CapRejected, parse_cap, to_events
-from lifecycle.cap_ingest import cap_events
+from app.intake.cap import CapRejected, alert_events, parse_cap, to_events
 
 NOW = datetime(2026, 8, 12, 7, 0, tzinfo=UTC)
 
@@ -32,7 +31,7 @@ def info(*, language="zh-CN", event="大风", headline="盐田区气象台发布
 
 
 def events(text: str | bytes):
-    return cap_events(text.encode("utf-8") if isinstance(text, str) else text, now=NOW)
+    return alert_events(text.encode("utf-8") if isinstance(text, str) else text, now=NOW)
 
 
 def refused(text: str | bytes) -> str:

@@ -9,16 +9,16 @@ import sys
 
 import pytest
 
-from app.events import validate_event
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import make_redis
-from app.settings import PROJECT_ROOT, Settings, to_environ
-from lifecycle import demo
+from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.intake.events import validate_event
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from devstack import demo
+from devstack.dev import run_dev
+from devstack.stack import free_port
 from lifecycle.cli import main
-from lifecycle.dev import run_dev
-from lifecycle.stack import free_port
 from tests.helpers import TEST_SECRET, contact, enterprise, outbox_lines, weather_event
+from wiring.runtime import make_redis
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_worker_refuses_a_development_secret_or_none(settings, secret, says):
 
 
 def test_dev_makes_its_own_secret_and_keeps_it(tmp_path):
-    from lifecycle.dev import dev_secret
+    from devstack.dev import dev_secret
 
     first = dev_secret(tmp_path)
     assert len(first) >= 32 and dev_secret(tmp_path) == first
@@ -146,7 +146,7 @@ async def test_dev_once_replays_the_demo_and_delivers_everything(
 
 
 async def test_trace_prints_the_steps_of_an_event(env, capsys):
-    from app.delivery_state import DeliveryState
+    from app.state import DeliveryState
 
     redis = make_redis(env)
     state = DeliveryState(redis, env.redis_prefix)
@@ -188,8 +188,8 @@ def test_tokens_are_shown_once_stored_hashed_listed_and_revoked(settings, monkey
     assert main(["tokens", "add", "bad", "--scope", "held:read"]) == 2  # no district
     assert "at least one --district" in capsys.readouterr().err
     assert main(["tokens", "revoke", "cma"]) == 0
-    from app.runtime import make_redis
-    from app.tokens import TokenStore
+    from app.access.tokens import TokenStore
+    from wiring.runtime import make_redis
 
     async def lookup():
         r = make_redis(settings)

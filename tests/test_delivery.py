@@ -3,16 +3,17 @@ from zoneinfo import ZoneInfo
 
 import pytest_asyncio
 
-from app.delivery import Deliverer, DeliveryPolicy
-from app.delivery_state import DeliveryState
-from app.gateways.email import SmtpGateway
-from app.gateways.outbox import OutboxSmsGateway
+from app.core.quiet_hours import parse_quiet_hours
+from app.core.settings import SmtpConfig
+from app.delivery.deliverer import Deliverer, DeliveryPolicy
+from app.delivery.gateways.email import SmtpGateway
+from app.delivery.gateways.outbox import OutboxSmsGateway
+from app.delivery.preferences import Preferences
 from app.notifications import Notification, notification_id
-from app.policy import Preferences, parse_quiet_hours
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.settings import SmtpConfig
-from lifecycle.stack import free_port
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from app.state import DeliveryState
+from devstack.stack import free_port
 from tests.helpers import TEST_SECRET, outbox_lines, person
 from tests.test_email import FROM
 

@@ -1,6 +1,6 @@
 """The batched Redis writes behind planning and delivery records (``Writes``)."""
 
-from app.delivery_state import TRACE_TTL_SECONDS, DeliveryState, Writes
+from app.state import TRACE_TTL_SECONDS, DeliveryState, Writes
 
 
 async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, prefix):

@@ -3,11 +3,11 @@ import email.policy
 
 import pytest
 
-from app.errors import PermanentDeliveryError, TemporaryDeliveryError
-from app.gateways.email import SmtpGateway, build_message
+from app.core.errors import PermanentDeliveryError, TemporaryDeliveryError
+from app.core.settings import SmtpConfig
+from app.delivery.gateways.email import SmtpGateway, build_message
 from app.notifications import Notification
-from app.settings import SmtpConfig
-from lifecycle.stack import SmtpSink, free_port
+from devstack.stack import SmtpSink, free_port
 
 FROM = "盐田区政务服务 <notify@yantian.gov.example>"
 
@@ -88,7 +88,7 @@ def test_a_long_chinese_subject_is_folded_into_short_encoded_words():
 
 
 def test_list_unsubscribe_goes_out_as_a_plain_ascii_url_in_angle_brackets():
-    from app.unsubscribe import UnsubscribeLinks
+    from app.delivery.unsubscribe import UnsubscribeLinks
 
     links = UnsubscribeLinks("https://notify.yantian.gov.example", "s" * 40)
     raw = build_message(mail(), mail_from=FROM, unsubscribe=links).as_bytes()

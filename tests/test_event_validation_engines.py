@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import EventRejected
-from app.events import _envelope, _fast_envelope, catalogue, parse_event
+from app.core.errors import EventRejected
+from app.intake.events import _envelope, _fast_envelope, catalogue, parse_event
 
 ODD_VALUES: list[Any] = [
     None, True, 0, -1, 1.5, 10**20, "", " ", "x" * 300, "440308\n", "４４０３０８", "44030",

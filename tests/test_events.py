@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from app.errors import EventRejected
-from app.events import catalogue, parse_event
+from app.core.errors import EventRejected
+from app.intake.events import catalogue, parse_event
 from tests.helpers import graduate_event, weather_event
 
 

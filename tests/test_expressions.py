@@ -1,6 +1,6 @@
 import pytest
 
-from app.expressions import ExpressionError, compile_expression
+from app.planning.expressions import ExpressionError, compile_expression
 
 NAMES = {"event", "data", "profile"}
 CONTEXT = {"data": {"level": "red", "areas": ["440308"]},

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.errors import ProfileRejected
-from app.events import validate_event, why_not_act
-from app.masking import scrub
-from app.profiles import normalise_email, parse_profile
-from lifecycle.publish import read_events
+from app.core.errors import ProfileRejected
+from app.core.masking import scrub
+from app.intake.events import validate_event, why_not_act
+from app.intake.files import read_events
+from app.profiles.validate import normalise_email, parse_profile
 from tests.helpers import graduate_event, person, weather_event
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -100,8 +100,8 @@ def test_events_publish_reports_each_bad_line_and_reads_the_rest():
 async def test_profiles_import_reports_each_bad_line_and_imports_the_rest(
     redis_client, prefix, tmp_path
 ):
-    from app.profile_import import import_profiles
-    from app.profile_store import ProfileStore
+    from app.profiles.importer import import_profiles
+    from app.profiles.store import ProfileStore
 
     path = tmp_path / "people.jsonl"
     good = json.dumps(person("P-IMP1", mobile="13800138000")).encode()

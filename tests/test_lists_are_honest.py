@@ -5,11 +5,11 @@ import ast
 import re
 from pathlib import Path
 
-from app.rendering import CHANNEL_FILES
-from app.rules import load_rules
-from app.runtime import make_renderer
-from app.samples import sample_contexts
-from app.settings import PROJECT_ROOT, Settings
+from app.core.settings import PROJECT_ROOT, Settings
+from app.planning.rules import load_rules
+from app.planning.samples import sample_contexts
+from app.rendering.renderer import CHANNEL_FILES
+from wiring.runtime import make_renderer
 
 
 def source_of(folder: str) -> str:

@@ -1,7 +1,7 @@
 import pytest
 
-from app.errors import InvalidPhoneNumber
-from app.phones import normalise_mobile
+from app.core.errors import InvalidPhoneNumber
+from app.profiles.phones import normalise_mobile
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import make_redis
-from app.settings import PROJECT_ROOT, Settings, to_environ
-from lifecycle.stack import free_port, spawn, stop_process
+from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from devstack.stack import free_port, spawn, stop_process
 from tests.conftest import LOGS, delete_prefix
 from tests.helpers import TEST_SECRET, eventually, graduate_event, outbox_lines, person, read_topic
+from wiring.runtime import make_redis
 
 pytestmark = pytest.mark.integration
 
@@ -141,10 +141,9 @@ async def _run(worker, items) -> None:
 
 
 def test_an_oversized_planned_notification_is_refused_at_planning_with_rule_and_masked_recipient():
-    from agents.common import MAX_NOTIFICATION_BYTES, refuse_oversized
-    from app.events import validate_event
+    from app.intake.events import validate_event
     from app.notifications import Notification
-    from app.planning import Plan
+    from app.planning.planner import MAX_NOTIFICATION_BYTES, Plan, refuse_oversized
 
     def notification(nid: str, text: str) -> Notification:
         return Notification(id=nid, rule_id="r-big", rule_version=1, category="reminder",

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from app.errors import ProfileRejected
-from app.profile_import import import_profiles
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
+from app.core.errors import ProfileRejected
+from app.profiles.importer import import_profiles
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
 from lifecycle.cli import main
 from tests.helpers import contact, enterprise, person
 

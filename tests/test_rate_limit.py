@@ -1,4 +1,4 @@
-from app.rate_limit import RateLimiter
+from app.delivery.rate_limit import RateLimiter
 
 
 class FakeTime:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from app.settings import Settings
+from app.core.settings import Settings
 from bench.harness import (
     Delivered,
     Workers,
@@ -14,10 +14,10 @@ from bench.harness import (
     tally,
     wait_until,
 )
-from lifecycle.publish import publish
-from lifecycle.stack import RedisServer, SmtpSink, free_port
+from devstack.stack import RedisServer, SmtpSink, free_port
 from tests.conftest import LOGS
 from tests.helpers import TEST_SECRET
+from wiring.kafka import publish
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.errors import RenderError
-from app.rendering import EmailContent, Renderer, SmsContent
+from app.core.errors import RenderError
+from app.rendering.content import EmailContent, SmsContent
+from app.rendering.renderer import Renderer
 
 SIGNATURE = "【盐田区政务服务】"
 

@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.rendering import Renderer
-from app.rules import load_rules
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
+from app.planning.rules import load_rules
+from app.rendering.renderer import Renderer
 from lifecycle.cli import main
 
 

@@ -12,17 +12,15 @@ import uuid
 import pytest
 from kafka import KafkaProducer
 
-from app.delivery_state import FINAL, DeliveryState
-from app.events import validate_event
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.runtime import make_redis
-from app.settings import PROJECT_ROOT, Settings, to_environ
-from app.timestamps import local_iso
-from app.tokens import TokenStore
+from app.access.tokens import TokenStore
+from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.core.timestamps import local_iso
+from app.intake.events import validate_event
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from app.state import FINAL, DeliveryState
+from devstack.stack import SmtpSink, free_port, spawn, stop_process
 from lifecycle.cli import main
-from lifecycle.publish import publish
-from lifecycle.stack import SmtpSink, free_port, spawn, stop_process
 from tests.conftest import LOGS, delete_prefix
 from tests.helpers import (
     TEST_SECRET,
@@ -36,6 +34,8 @@ from tests.helpers import (
     read_topic,
     weather_event,
 )
+from wiring.kafka import publish
+from wiring.runtime import make_redis
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 import pytest
 
-from app.sms import sms_length, with_signature
+from app.rendering.sms import sms_length, with_signature
 
 SIGNATURE = "【盐田区政务服务】"  # 9 characters
 

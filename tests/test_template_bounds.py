@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.errors import RenderError
-from app.rendering import Renderer
-from app.settings import PROJECT_ROOT
+from app.core.errors import RenderError
+from app.core.settings import PROJECT_ROOT
+from app.rendering.renderer import Renderer
 
 RULE = """\
 id: bomb

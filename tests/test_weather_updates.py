@@ -2,14 +2,14 @@
 
 import pytest_asyncio
 
-from app.events import validate_event
-from app.planning import Planner
-from app.profile_store import ProfileStore
-from app.profiles import parse_profile
-from app.rules import load_rules
-from app.runtime import make_renderer
-from app.settings import Settings
+from app.core.settings import Settings
+from app.intake.events import validate_event
+from app.planning.planner import Planner
+from app.planning.rules import load_rules
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
 from tests.helpers import contact, enterprise, weather_event
+from wiring.runtime import make_renderer
 
 ROOT = "W-ROOT"
 

@@ -10,14 +10,12 @@ import uuid
 
 import pytest
 
-from app.blast import BlastGuard, BlastPolicy
-from app.errors import ConfigError
-from app.events import validate_event
-from app.policy import Preferences
-from app.runtime import make_redis
-from app.timestamps import local_iso
-from app.unsubscribe import UnsubscribeLinks
-from lifecycle.publish import publish
+from app.core.errors import ConfigError
+from app.core.timestamps import local_iso
+from app.delivery.preferences import Preferences
+from app.delivery.unsubscribe import UnsubscribeLinks
+from app.intake.events import validate_event
+from app.planning.blast import BlastGuard, BlastPolicy
 from tests.helpers import TEST_SECRET, weather_event
 from tests.test_cap import cap, info
 from tests.test_scenarios import (  # noqa: F401 - stack and state are fixtures
@@ -29,6 +27,8 @@ from tests.test_scenarios import (  # noqa: F401 - stack and state are fixtures
     stack,
     state,
 )
+from wiring.kafka import publish
+from wiring.runtime import make_redis
 
 pytestmark = pytest.mark.integration
 
@@ -212,12 +212,12 @@ async def test_a_cap_document_over_the_limit_is_refused_unread(stack):
 
 
 def test_a_cap_alert_with_two_chinese_info_blocks_makes_two_valid_events():
-    from lifecycle.cap_ingest import cap_events
+    from app.intake.cap import alert_events
 
     doc = cap(identifier="TWO_INFOS", sender=SENDER, sent=local_iso(-60),
               infos=[info(expires="2099-01-01T00:00:00+08:00"),
                      info(expires="2099-01-01T00:00:00+08:00", event="暴雨")]).encode()  # fmt: skip
-    events = cap_events(doc)
+    events = alert_events(doc)
     assert [e.id for e in events] == ["CAP-TWO_INFOS.1-Alert", "CAP-TWO_INFOS.2-Alert"]
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from faust.types import TopicT
 
-from lifecycle.faust_app import app
+from app.notifications import Category
+from wiring.faust_app import app
 
 REASON_HEADER = "x-lifecycle-reason"
 
@@ -53,4 +54,4 @@ ALL = (
 
 def lane(category: str) -> TopicT:
     """Warnings travel apart, so that no backlog of reminders ever holds one up."""
-    return notifications_warning if category == "warning" else notifications
+    return notifications_warning if category == Category.WARNING else notifications

@@ -1,0 +1,71 @@
+"""Decoding what comes from outside (Kafka values, files) and from Redis, in one place.
+
+``decode_json`` turns untrusted bytes into JSON or a reason (never RecursionError, never a
+traceback); ``text`` and ``texts`` turn Redis replies (bytes, or str when a client decodes) into
+str.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, overload
+
+from app.core.errors import EventRejected
+
+
+@overload
+def text(value: bytes | str) -> str: ...
+@overload
+def text(value: None) -> None: ...
+def text(value: bytes | str | None) -> str | None:
+    """A Redis reply as str (UTF-8), None kept."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def texts(values: Iterable[Any]) -> list[str]:
+    """Redis replies (members, keys) as str; anything else as ``str()`` gives it."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def decode_json(raw: bytes, what: str, max_depth: int) -> Any:
+    """JSON from bytes, or EventRejected with the reason: not UTF-8, not JSON, nested deeper than
+    ``max_depth`` (checked before parsing: Python's parser would raise RecursionError), or an
+    integer of more digits than Python converts (ValueError)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventRejected(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    # counting is C-fast; the scan runs only when there are brackets enough to be too deep
+    if text.count("[") + text.count("{") > max_depth and (depth := nesting_depth(text)) > max_depth:
+        raise EventRejected(f"invalid {what}: nested {depth} deep; the limit is {max_depth}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventRejected(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+        raise EventRejected(f"invalid {what}: {str(exc)[:120]}") from exc
+
+
+def nesting_depth(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in JSON text, strings skipped; linear, no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

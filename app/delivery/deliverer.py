@@ -1,0 +1,374 @@
+"""Delivering one planned notification, once, when and if it may be sent.
+
+``Deliverer.deliver`` handles one notification and returns the status changes it made, in order,
+for the ``deliveries`` topic; ``deliver_many`` does the same for a batch, sharing the Redis round
+trips and sending concurrently:
+
+1. A notification whose status is final (sent, suppressed, failed) is a ``duplicate``: the same
+   event published twice, a redelivery after a crash or a rebalance. So is one already deferred to
+   a later time (the release timer owns it).
+2. It is claimed in Redis for ``claim_lease`` seconds. A claim left by a worker that died mid-send
+   expires after the lease; only then may another worker send it. A claim held by a live worker is
+   waited for.
+3. Policy (see ``app.delivery.policy``): opted out → ``suppressed``; a non-warning in quiet hours →
+   ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
+4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
+   exponential backoff and jitter (durably: the release timer publishes it again when due, so
+   other recipients never wait behind it); after the last attempt, or on a permanent failure,
+   ``failed`` with ``dead_letter`` set, so the agent puts it on notifications-dlq with its history.
+
+After the provider accepted a message, its ``sent`` status is written even if Redis is briefly
+unreachable (retried until it is back), so an outage never causes a second send. The one window
+in which a duplicate is still possible: the process dies after the provider accepted the message
+and before that write reached Redis (measured by ``bench/crash_recovery.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, NamedTuple, Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.core.codec import text, texts
+from app.core.errors import (
+    ConfigError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    internal_error,
+)
+from app.core.masking import mask_address
+from app.core.quiet_hours import QuietHours, parse_quiet_hours
+from app.delivery.policy import WARNING, local_day, opted_out
+from app.delivery.preferences import Preferences
+from app.delivery.rate_limit import RateLimiter
+from app.notifications import Notification
+from app.profiles.store import ProfileStore
+from app.state import FINAL, DeliveryState
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Gateway(Protocol):
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    tz: ZoneInfo
+    quiet_hours: QuietHours | None
+    daily_cap: int = 5
+    attempts: int = 6
+    backoff_base: float = 30.0
+    backoff_max: float = 3600.0
+    claim_lease: float = 60.0
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    notification_id: str
+    status: str  # sending | sent | deferred | suppressed | failed | duplicate
+    channel: str
+    category: str
+    rule_id: str
+    event_id: str
+    recipient: str  # masked
+    attempt: int
+    at: str
+    error: str | None = None
+    retriable: bool = False
+    next_attempt_at: str | None = None
+    provider_ref: str | None = None
+    dead_letter: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}  # flat: no asdict copy
+
+
+class Begun(NamedTuple):
+    """What one round trip before sending learns about a notification."""
+
+    claimed: bool
+    record: dict[str, str]  # its status record
+    opt_outs: set[str]  # of its address
+    profile: dict[str, Any]  # its recipient's profile ({} if gone)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        state: DeliveryState,
+        preferences: Preferences,
+        profiles: ProfileStore,
+        gateways: dict[str, Gateway],
+        policy: DeliveryPolicy,
+        *,
+        clock: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.state = state
+        self.preferences = preferences
+        self.profiles = profiles
+        self.gateways = gateways
+        self.policy = policy
+        self.clock = clock
+        self.limiter = limiter
+        self.worker = f"{os.uname().nodename}:{os.getpid()}"
+
+    async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
+        return (await self.deliver_many([n]))[0]
+
+    async def deliver_many(self, batch: list[Notification]) -> list[list[DeliveryOutcome]]:
+        """Deliver each notification of ``batch`` as ``deliver`` would; the outcomes in order.
+
+        The decisions are made one by one; the Redis round trips are shared by the batch (one to
+        claim and read, one for the daily cap, one for "sending", one for "sent", one to release)
+        and the sends run concurrently. A notification claimed elsewhere, or twice in the batch,
+        is handled after the rest, once its claim has ended."""
+        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
+        outcomes: list[list[DeliveryOutcome]] = [[] for _ in batch]
+        begun = await self._begin(batch, token)
+        contested: list[int] = []
+        ready: list[tuple[int, Begun]] = []
+        for i, (n, b) in enumerate(zip(batch, begun, strict=True)):
+            if self._settled(b.record):
+                outcomes[i] = [self._outcome(n, "duplicate", b.record)]
+            elif not b.claimed:
+                contested.append(i)
+            else:
+                ready.append((i, b))
+        try:
+            await self._handle(batch, ready, outcomes)
+        finally:
+            claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
+            await self._persist(lambda: self.state.release_many(claimed))
+        for i in contested:  # another worker (or this batch) is on it: wait, then look again
+            outcomes[i] = await self._contested(batch[i], token, begun[i].record)
+        return outcomes
+
+    async def _contested(self, n: Notification, token: str, record: dict[str, str]
+                         ) -> list[DeliveryOutcome]:  # fmt: skip
+        if not await self._claim(n, token):
+            return [self._outcome(n, "duplicate", record)]
+        try:
+            [b] = await self._begin([n], token, claim=False)
+            if self._settled(b.record):
+                return [self._outcome(n, "duplicate", b.record)]
+            outcomes: list[list[DeliveryOutcome]] = [[]]
+            await self._handle([n], [(0, b)], outcomes)
+            return outcomes[0]
+        finally:
+            await self._persist(lambda: self.state.release(n.id))
+
+    async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True
+                     ) -> list[Begun]:  # fmt: skip
+        """One round trip: try each claim (or take it as held), read each status record, the
+        address's opt-outs and the profile."""
+        lease_ms = int(self.policy.claim_lease * 1000)
+        async with self.state.redis.pipeline(transaction=False) as pipe:
+            for n in batch:
+                if claim:
+                    pipe.set(self.state.key("claim", n.id), token, nx=True, px=lease_ms)
+                pipe.hgetall(self.state.key("n", n.id))
+                pipe.smembers(self.preferences.key(n.address))
+                pipe.get(self.profiles.key(n.profile_id))
+            results = iter(await pipe.execute())
+        begun = []
+        for _ in batch:
+            claimed = bool(next(results)) if claim else True
+            raw_record, members, raw_profile = next(results), next(results), next(results)
+            begun.append(Begun(claimed, {text(k): text(v) for k, v in raw_record.items()},
+                               set(texts(members)), json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
+        return begun
+
+    def _settled(self, record: dict[str, str]) -> bool:
+        """Nothing to do now: a final status, or deferred to a later time (the timer owns it)."""
+        return record.get("status") in FINAL or self._scheduled_later(record)
+
+    def _scheduled_later(self, record: dict[str, str]) -> bool:
+        due = record.get("next_attempt_at")
+        return (
+            record.get("status") == "deferred" and due is not None and float(due) > self.clock() + 1
+        )
+
+    async def _claim(self, n: Notification, token: str) -> bool:
+        lease_ms = int(self.policy.claim_lease * 1000)
+        while not await self.state.claim(n.id, token, lease_ms):
+            if await self.state.status(n.id) in FINAL:
+                return False
+            ttl = await self.state.claim_ttl_ms(n.id)
+            await asyncio.sleep(min(max(ttl, 50), lease_ms) / 1000 / 4)
+        return True
+
+    async def _handle(self, batch: list[Notification], ready: list[tuple[int, Begun]],
+                      outcomes: list[list[DeliveryOutcome]]) -> None:  # fmt: skip
+        """Policy, then one attempt for each claimed notification that may go now."""
+        go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
+        capped: list[tuple[int, int]] = []
+        now = datetime.fromtimestamp(self.clock(), self.policy.tz)
+        for i, b in ready:
+            n, attempt = batch[i], int(b.record.get("attempts") or 0)
+            held = await self._policy(n, attempt, b.opt_outs, b.profile, now)
+            if held is not None:
+                outcomes[i] = [held]
+            elif n.category != WARNING and self.policy.daily_cap:
+                capped.append((i, attempt))
+            else:
+                go.append((i, attempt))
+        if capped:
+            day = local_day(now, self.policy.tz)
+            ranks = await self._persist(lambda: self.preferences.rank_today_many(
+                [(f"{batch[i].recipient}:{batch[i].channel}", batch[i].id) for i, _ in capped], day))  # fmt: skip
+            for (i, attempt), rank in zip(capped, ranks, strict=True):
+                if rank > self.policy.daily_cap:
+                    reason = f"daily cap of {self.policy.daily_cap} reached"
+                    outcomes[i] = [await self._suppress(batch[i], attempt, reason)]
+                else:
+                    go.append((i, attempt))
+        go.sort()
+        if not go:
+            return
+        if self.limiter is not None:
+            for i, _ in go:
+                await self.limiter.acquire(batch[i].channel)
+        sending = [batch[i] for i, _ in go]
+        attempts = [attempt + 1 for _, attempt in go]
+        await self._persist(lambda: self.state.set_status_many(
+            sending, "sending", [{"attempts": a} for a in attempts]))  # fmt: skip
+        refs = await asyncio.gather(
+            *(self._attempt(n, a) for n, a in zip(sending, attempts, strict=True))
+        )
+        results = list(zip(go, sending, attempts, refs, strict=True))
+        sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
+        await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
+        for (i, _), n, attempt, ref in results:
+            first = self._outcome(n, "sending", attempt=attempt)
+            if isinstance(ref, str):
+                outcomes[i] = [first, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
+                logger.debug(
+                    "sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address)
+                )
+            else:
+                outcomes[i] = [first, await self._after_failure(n, attempt, ref)]
+
+    async def _attempt(self, n: Notification, attempt: int) -> str | Exception:
+        """Hand ``n`` to its gateway: the provider's reference, or what went wrong."""
+        try:
+            return await self.gateways[n.channel].send(
+                n, on_commit=partial(self.state.mark_sent_now, n.id, attempt)
+            )
+        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+            return exc
+        except Exception as exc:  # a bug in one send must not lose the others' records
+            logger.exception("sending %s failed unexpectedly", n.id)
+            return exc
+
+    async def _after_failure(
+        self, n: Notification, attempt: int, exc: Exception
+    ) -> DeliveryOutcome:
+        if not isinstance(exc, (TemporaryDeliveryError, PermanentDeliveryError)):
+            return await self._fail(n, attempt, internal_error(exc), retriable=True)
+        temporary = isinstance(exc, TemporaryDeliveryError)
+        await self.state.trace(n.id, "attempt", attempt=attempt,
+                               outcome="temporary" if temporary else "permanent", error=str(exc))  # fmt: skip
+        if temporary and attempt < self.policy.attempts:
+            return await self._defer(n, attempt, self.clock() + self._backoff(attempt), str(exc))
+        return await self._fail(n, attempt, str(exc), retriable=temporary)
+
+    async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
+                      profile: dict[str, Any], now: datetime) -> DeliveryOutcome | None:  # fmt: skip
+        """Fail what cannot be sent; suppress or defer by opt-outs and quiet hours (the daily cap,
+        which needs Redis, is applied to the batch by the caller)."""
+        if n.error:
+            return await self._fail(n, attempt, n.error, retriable=False)
+        if n.channel not in self.gateways:
+            return await self._fail(
+                n, attempt, f"no gateway for channel {n.channel}", retriable=False
+            )
+        if opted_out(opt_outs, n.category, n.channel):
+            return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
+        if n.category == WARNING:
+            return None
+        quiet = self._quiet_hours(profile)
+        end = quiet.end_if_quiet(now) if quiet else None
+        if end is not None:
+            return await self._defer(n, attempt, end.timestamp(), f"quiet hours until {end:%H:%M}")
+        return None
+
+    def _quiet_hours(self, profile: dict[str, Any]) -> QuietHours | None:
+        wanted = (profile.get("preferences") or {}).get("quiet_hours")
+        if wanted is None:
+            return self.policy.quiet_hours
+        try:
+            return parse_quiet_hours(str(wanted))
+        except ConfigError:
+            return self.policy.quiet_hours
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+    async def _defer(
+        self, n: Notification, attempt: int, due: float, reason: str
+    ) -> DeliveryOutcome:
+        await self.state.defer(n, due, reason)
+        await self.state.trace(n.id, "deferred", until=_iso(due), reason=reason)
+        return self._outcome(
+            n, "deferred", attempt=attempt, error=reason, next_attempt_at=_iso(due)
+        )
+
+    async def _suppress(self, n: Notification, attempt: int, reason: str) -> DeliveryOutcome:
+        await self.state.set_status(n, "suppressed", attempts=attempt, reason=reason)
+        await self.state.trace(n.id, "suppressed", reason=reason)
+        logger.debug("suppressed %s: %s", n.id, reason)
+        return self._outcome(n, "suppressed", attempt=attempt, error=reason)
+
+    async def _fail(
+        self, n: Notification, attempt: int, error: str, *, retriable: bool
+    ) -> DeliveryOutcome:
+        await self.state.set_status(n, "failed", attempts=attempt, error=error)
+        await self.state.trace(n.id, "failed", error=error)
+        logger.warning("failed %s via %s after %d attempt(s): %s", n.id, n.channel, attempt, error)
+        return self._outcome(
+            n, "failed", attempt=attempt, error=error, retriable=retriable, dead_letter=True
+        )
+
+    async def _persist(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Write state that must not be lost, waiting out a Redis outage."""
+        pause = 0.5
+        while True:
+            try:
+                return await action()
+            except (RedisConnectionError, RedisTimeoutError, ConnectionError):
+                logger.warning(
+                    "Redis unavailable while recording a delivery; retrying in %.1f s", pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _outcome(self, n: Notification, status: str, record: dict[str, str] | None = None,
+                 **fields: Any) -> DeliveryOutcome:  # fmt: skip
+        fields.setdefault("attempt", int((record or {}).get("attempts") or 0))
+        return DeliveryOutcome(notification_id=n.id, status=status, channel=n.channel, category=n.category,
+                               rule_id=n.rule_id, event_id=n.event_id,
+                               recipient=mask_address(n.channel, n.address),
+                               at=datetime.now(UTC).isoformat(timespec="milliseconds"), **fields)  # fmt: skip
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,190 @@
+"""E-mail through SMTP with aiosmtplib.
+
+Messages are ``email.message.EmailMessage`` with the SMTP policy (CRLF, RFC 2047 encoded
+non-ASCII headers), a plain-text part and an HTML alternative. Reply codes decide the failure
+class: 4xx temporary, 5xx permanent; a refused or dropped connection or a timeout is temporary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import email.utils
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import cast
+
+import aiosmtplib
+
+from app.core.errors import PermanentDeliveryError, TemporaryDeliveryError
+from app.core.settings import SmtpConfig
+from app.delivery.unsubscribe import UnsubscribeLinks
+from app.notifications import Notification
+
+TIMEOUT_SECONDS = 30
+IDLE_CHECK_SECONDS = 10
+
+
+class _MailPolicy(email.policy.EmailPolicy):
+    """The SMTP policy, except that ``List-Unsubscribe`` (an ASCII ``<URL>`` longer than a line)
+    is written as it is: the standard folding turns a long unbreakable value into RFC 2047
+    encoded words, and mail clients then find no ``<URL>`` to offer one-click unsubscribe
+    (RFC 2369 and 8058 want the angle-bracketed URL itself, up to RFC 5322's 998 octets)."""
+
+    VERBATIM = frozenset({"list-unsubscribe"})
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in self.VERBATIM and str(value).isascii() and len(str(value)) < 990:
+            return f"{name}: {value}{self.linesep}"
+        return str(super().fold(name, value))
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in self.VERBATIM and str(value).isascii() and len(str(value)) < 990:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return bytes(super().fold_binary(name, value))
+
+
+POLICY = _MailPolicy(linesep="\r\n")
+
+
+def build_message(
+    notification: Notification, *, mail_from: str, unsubscribe: UnsubscribeLinks | None = None
+) -> EmailMessage:
+    content = notification.content
+    msg = EmailMessage(policy=POLICY)
+    sender_name, sender_address = email.utils.parseaddr(mail_from)
+    msg["From"] = email.utils.formataddr((sender_name, sender_address), charset="utf-8")
+    msg["To"] = email.utils.formataddr(
+        (notification.recipient_name or "", notification.address), charset="utf-8"
+    )
+    msg["Subject"] = content["subject"]
+    msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = f"<{notification.id}@{sender_address.rpartition('@')[2] or 'localhost'}>"
+    msg["X-Lifecycle-Notification"] = notification.id
+    msg["X-Lifecycle-Rule"] = notification.rule_id
+    msg["X-Lifecycle-Event"] = notification.event_id
+    if unsubscribe is not None:  # RFC 2369 and RFC 8058 one-click
+        link = unsubscribe.url(notification.address, notification.category, "email")
+        msg["List-Unsubscribe"] = f"<{link}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # base64 always: 7-bit clean on the wire, whatever a relay's 8BITMIME support
+    msg.set_content(content["text"] + "\n", cte="base64")
+    msg.add_alternative(content["html"] + "\n", subtype="html", cte="base64")
+    # after the parts: making the message multipart moves Content-* headers into its first part
+    msg["Content-Language"] = notification.language
+    return msg
+
+
+class SmtpGateway:
+    """Sends over a small pool of persistent SMTP connections.
+
+    A connection is reused for the next message (no QUIT round trip per message); one idle for a
+    while is checked with NOOP before reuse; one that failed is dropped.
+
+    ``send(..., on_commit=hook)``: the hook is called synchronously the moment the message's
+    terminating ``.`` has been handed to the kernel, before the server's reply is awaited, so the
+    caller can record the send in the same event-loop step: a crash can then hardly fall between
+    the server accepting a message and the record of it.
+    """
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        mail_from: str,
+        unsubscribe: UnsubscribeLinks | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        self.config = config
+        self.mail_from = mail_from
+        self.unsubscribe = unsubscribe
+        self.pool_size = pool_size
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._hooks: dict[int, Callable[[], None] | None] = {}
+        self._slots: asyncio.Semaphore | None = None
+
+    async def send(
+        self, notification: Notification, on_commit: Callable[[], None] | None = None
+    ) -> str:
+        if notification.channel != "email" or "subject" not in notification.content:
+            raise PermanentDeliveryError("not an e-mail notification")
+        message = build_message(
+            notification, mail_from=self.mail_from, unsubscribe=self.unsubscribe
+        )
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        async with self._slots:
+            client = await self._client()
+            self._hooks[id(client)] = on_commit
+            try:
+                await client.send_message(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                client.close()
+                raise _by_code(min(r.code for r in exc.recipients), "recipient refused") from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                client.close()
+                raise _by_code(exc.code, exc.message) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                client.close()
+                raise TemporaryDeliveryError(
+                    f"SMTP connection failed: {type(exc).__name__}"
+                ) from exc
+            finally:
+                self._hooks.pop(id(client), None)
+            self._idle.append((client, time.monotonic()))
+        return str(message["Message-ID"])
+
+    async def _client(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client, since = self._idle.pop()
+            if not client.is_connected:
+                continue
+            if time.monotonic() - since < IDLE_CHECK_SECONDS:
+                return client
+            try:
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+        config = self.config
+        client = aiosmtplib.SMTP(hostname=config.host, port=config.port, use_tls=config.use_tls,
+                                 start_tls=config.start_tls, username=config.username,
+                                 password=config.password, timeout=TIMEOUT_SECONDS)  # fmt: skip
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        self._watch_commits(client)
+        return client
+
+    def _watch_commits(self, client: aiosmtplib.SMTP) -> None:
+        """Call the current send's hook right after the data terminator is written."""
+        protocol = client.protocol
+        assert protocol is not None
+        write = protocol.write
+
+        def write_and_notice(data: bytes) -> None:
+            write(data)
+            hook = self._hooks.get(id(client))
+            transport = cast(asyncio.WriteTransport | None, protocol.transport)
+            handed_over = transport is not None and transport.get_write_buffer_size() == 0
+            if hook is not None and handed_over and data.endswith(b"\r\n.\r\n"):
+                hook()
+
+        protocol.write = write_and_notice  # type: ignore[method-assign]
+
+    async def close(self) -> None:
+        while self._idle:
+            client, _ = self._idle.pop()
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+
+def _by_code(code: int, text: str) -> TemporaryDeliveryError | PermanentDeliveryError:
+    reason = f"SMTP {code} {text}".strip()
+    if 400 <= code < 500:
+        return TemporaryDeliveryError(reason)
+    return PermanentDeliveryError(reason)

@@ -1,0 +1,67 @@
+"""Each address's opt-outs and its place in today's count, in Redis.
+
+Keys (under the configured prefix):
+
+    optout:{address_key}     set of "category:channel" entries; no expiry (README, key families)
+    cap:{recipient}:{day}    sorted set: the day's notifications of a recipient key, in order
+                             of first sight (the daily cap); expires after two days
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from app.core.codec import texts
+from app.delivery.unsubscribe import address_key
+
+
+class Preferences:
+    """Opt-outs and daily counts in Redis.
+
+    Opt-outs are kept under a keyed hash of the address (``optout:{address_key}``), never the
+    address itself: a key listing shows no phone number or e-mail address. They have no expiry:
+    an opt-out holds until the person opts in again."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, secret: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.secret = secret
+
+    def key(self, address: str) -> str:
+        return self.key_of(address_key(self.secret, address))
+
+    def key_of(self, hashed: str) -> str:
+        return f"{self.prefix}optout:{hashed}"
+
+    async def opt_outs(self, address: str) -> set[str]:
+        return set(texts(await self.redis.smembers(self.key(address))))
+
+    async def opt_out(self, address: str, category: str, channel: str) -> None:
+        await self.redis.sadd(self.key(address), f"{category}:{channel}")
+
+    async def opt_out_key(self, hashed: str, category: str, channel: str) -> None:
+        """An opt-out asked for by an unsubscribe link, which carries only the address's key."""
+        await self.redis.sadd(self.key_of(hashed), f"{category}:{channel}")
+
+    async def opt_in(self, address: str, category: str, channel: str) -> None:
+        await self.redis.srem(self.key(address), f"{category}:{channel}")
+
+    async def rank_today_many(self, items: list[tuple[str, str]], day: str) -> list[int]:
+        """Each (recipient, notification id)'s 1-based place among the recipient's notifications
+        of the day, in one round trip.
+
+        Scored by order of first sight (atomic in Redis): the same notification handled again (a
+        retry, a redelivery) keeps its place, so a retry is never capped by later arrivals."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for recipient, notification_id in items:
+                pipe.eval(_RANK_SCRIPT, 1, f"{self.prefix}cap:{recipient}:{day}", notification_id)
+            return [int(rank) for rank in await pipe.execute()]
+
+
+_RANK_SCRIPT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('ZCARD', KEYS[1]), ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], 172800)
+return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
+"""

@@ -1,0 +1,58 @@
+"""What a loaded rule is (``rules.load_rules`` builds them from YAML, checked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.core.errors import RuleError
+from app.notifications import Category, Channel
+from app.planning.expressions import Expression
+
+
+@dataclass(frozen=True)
+class Audience:
+    kind: str | None = None
+    permit: str | None = None
+    industry: str | None = None
+    tag: str | None = None
+    areas: Expression | None = None
+    shapes: Expression | None = None  # gives {"polygons": […], "circles": […]}, e.g. `data`
+
+    def index_terms(self) -> list[str]:
+        pairs = (("kind", self.kind), ("permit", self.permit), ("industry", self.industry),
+                 ("tag", self.tag))  # fmt: skip
+        return [f"{name}:{value}" for name, value in pairs if value]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    version: int
+    file: str
+    event_types: tuple[str, ...]
+    category: Category
+    channels: dict[Channel, str]  # channel → template name
+    name: str = ""
+    condition: Expression | None = None
+    subject: bool = False
+    audience: Audience | None = None
+    contacts: tuple[str, ...] | None = None
+    fallback_contacts: tuple[str, ...] = ()
+    previously_warned: bool = False  # the recipients warned earlier for the referenced warning
+    enabled: bool = True
+
+    @property
+    def event_type(self) -> str:
+        return self.event_types[0]
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+
+    def for_event(self, event_type: str) -> list[Rule]:
+        return [r for r in self.rules if r.enabled and event_type in r.event_types]
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)

@@ -1,0 +1,240 @@
+"""Trigger rules: what event, which condition, who receives it, through which channels.
+
+Rules are YAML files in ``rules/`` (one rule per file, or several under ``rules:``)::
+
+    id: weather-outdoor-ads            # unique, lower-case letters, digits and -
+    version: 1                         # raise it when the meaning changes
+    name: 大风/暴雨预警 → 户外广告企业
+    on: weather.warning.issued         # an event type from the catalogue
+    category: warning                  # warning | reminder | notice
+    when: data.level in ["yellow", "orange", "red"]   # optional condition (see expressions.py)
+    recipients:
+      audience:                        # or `subject: true` for the event's person or enterprise
+        kind: enterprise
+        permit: outdoor_advertising    # optional: permit, industry, tag
+        areas: data.areas              # division codes; a city code covers its districts
+      contacts: [safety_officer]       # enterprise contacts to reach (default: all)
+      fallback_contacts: [legal_representative]   # when none of `contacts` exists
+    channels:
+      sms: weather_outdoor_ads         # channel: template name
+      email: weather_outdoor_ads
+
+``load_rules`` collects every problem as a RuleError naming file, rule id and field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.core.errors import RenderError, RuleError
+from app.core.yaml12 import load_yaml
+from app.intake.events import catalogue
+from app.notifications import Category, Channel
+from app.planning.expressions import Expression, ExpressionError, compile_expression
+from app.planning.model import Audience, Rule, RuleSet
+from app.planning.samples import sample_contexts
+from app.rendering.renderer import CHANNEL_FILES, Renderer
+
+CATEGORIES = tuple(Category)
+CONDITION_NAMES = frozenset({"event", "data", "profile"})
+_RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
+              "channels", "enabled"}  # fmt: skip
+_AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
+_RECIPIENT_MODES = ("subject", "audience", "previously_warned")
+
+
+def load_rules(rules_dir: Path, renderer: Renderer) -> RuleSet:
+    """Every rule under ``rules_dir``, and every problem found (nothing stops at the first)."""
+    result = RuleSet()
+    if not rules_dir.is_dir():
+        result.errors.append(RuleError(str(rules_dir), None, "-", "rules folder not found"))
+        return result
+    files = sorted([*rules_dir.rglob("*.yaml"), *rules_dir.rglob("*.yml")])
+    seen: dict[str, str] = {}
+    for path in files:
+        name = str(path.relative_to(rules_dir.parent)) if rules_dir.parent != path else str(path)
+        for doc in _documents(path, name, result):
+            rule = _build(doc, name, result.errors)
+            if rule is None:
+                continue
+            if rule.id in seen:
+                result.errors.append(
+                    RuleError(name, rule.id, "id", f"also defined in {seen[rule.id]}")
+                )
+                continue
+            seen[rule.id] = name
+            before = len(result.errors)
+            _check_templates(rule, renderer, result.errors)
+            if len(result.errors) == before:
+                result.rules.append(rule)
+    return result
+
+
+def _documents(path: Path, name: str, result: RuleSet) -> list[dict[str, Any]]:
+    try:
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        result.errors.append(RuleError(name, None, where, f"not valid YAML: {exc}"))
+        return []
+    if isinstance(loaded, dict) and "rules" in loaded and len(loaded) == 1:
+        loaded = loaded["rules"]
+    docs = loaded if isinstance(loaded, list) else [loaded]
+    good = [d for d in docs if isinstance(d, dict)]
+    if len(good) != len(docs):
+        result.errors.append(RuleError(name, None, "-", "a rule is a mapping of field: value"))
+    return good
+
+
+def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | None:
+    rule_id = doc.get("id")
+    rid = rule_id if isinstance(rule_id, str) else None
+    problems: list[RuleError] = []
+
+    def bad(fld: str, message: str) -> None:
+        problems.append(RuleError(file, rid, fld, message))
+
+    if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
+        bad("id", "required: lower-case letters, digits and -, at most 64")
+    for key in sorted(set(doc) - _RULE_KEYS):
+        bad(key, f"unknown field (known: {', '.join(sorted(_RULE_KEYS))})")
+    version = doc.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        bad("version", "must be a whole number from 1")
+    on = doc.get("on")
+    event_types = tuple(on) if isinstance(on, list) else (on,)
+    for event_type in event_types:
+        if event_type not in catalogue():
+            bad("on", f"unknown event type {event_type!r} (known: {', '.join(catalogue())})")
+    category = doc.get("category")
+    if category not in CATEGORIES:
+        bad("category", f"must be one of {', '.join(CATEGORIES)}, not {category!r}")
+    condition = _condition(doc.get("when"), "when", bad)
+    channels = _channels(doc.get("channels"), bad)
+    recipients = _recipients(doc.get("recipients"), event_types, bad)
+    enabled = doc.get("enabled", True)
+    if not isinstance(enabled, bool):
+        bad("enabled", "must be true or false")
+    errors.extend(problems)
+    if problems or recipients is None:
+        return None
+    return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
+                category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
+                condition=condition, enabled=enabled, **recipients)  # fmt: skip
+
+
+def _condition(text: Any, fld: str, bad: Any) -> Expression | None:
+    if text is None:
+        return None
+    try:
+        return compile_expression(str(text), CONDITION_NAMES)
+    except ExpressionError as exc:
+        bad(fld, str(exc))
+        return None
+
+
+def _channels(value: Any, bad: Any) -> dict[Channel, str]:
+    if not isinstance(value, dict) or not value:
+        bad("channels", "required: a mapping such as {sms: template_name}")
+        return {}
+    out: dict[Channel, str] = {}
+    for channel, template in value.items():
+        if channel not in CHANNEL_FILES:
+            bad(f"channels.{channel}", f"unknown channel (known: {', '.join(CHANNEL_FILES)})")
+        elif not isinstance(template, str) or not template.strip():
+            bad(f"channels.{channel}", "needs a template name")
+        else:
+            out[Channel(channel)] = template.strip()
+    return out
+
+
+def _recipients(value: Any, event_types: tuple[Any, ...], bad: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        bad("recipients", "required: `subject: true`, an `audience` or `previously_warned: true`")
+        return None
+    subject, audience_doc = value.get("subject", False), value.get("audience")
+    warned = value.get("previously_warned", False)
+    if sum((bool(subject), audience_doc is not None, bool(warned))) != 1:
+        bad(
+            "recipients",
+            "give exactly one of `subject: true`, `audience` and `previously_warned: true`",
+        )
+        return None
+    for event_type in event_types:
+        event = catalogue().get(event_type) if isinstance(event_type, str) else None
+        if subject and event is not None and event.subject is None:
+            bad(
+                "recipients.subject",
+                f"{event_type} is area-wide and has no subject; use an audience",
+            )
+        if warned and not str(event_type).startswith("weather.warning."):
+            bad(
+                "recipients.previously_warned",
+                f"only weather warnings have earlier recipients, not {event_type}",
+            )
+    audience = _audience(audience_doc, bad) if audience_doc is not None else None
+    contacts = _roles(value.get("contacts"), "recipients.contacts", bad)
+    fallback = _roles(value.get("fallback_contacts"), "recipients.fallback_contacts", bad) or ()
+    unknown = set(value) - {*_RECIPIENT_MODES, "contacts", "fallback_contacts"}
+    for key in sorted(unknown):
+        bad(f"recipients.{key}", "unknown field")
+    return {"subject": bool(subject), "audience": audience, "contacts": contacts,
+            "fallback_contacts": fallback, "previously_warned": bool(warned)}  # fmt: skip
+
+
+def _audience(doc: Any, bad: Any) -> Audience | None:
+    if not isinstance(doc, dict):
+        bad("recipients.audience", "must be a mapping (kind, permit, industry, tag, areas)")
+        return None
+    for key in sorted(set(doc) - _AUDIENCE_KEYS):
+        bad(
+            f"recipients.audience.{key}",
+            f"unknown field (known: {', '.join(sorted(_AUDIENCE_KEYS))})",
+        )
+    kind = doc.get("kind")
+    if kind not in (None, "person", "enterprise"):
+        bad("recipients.audience.kind", "must be person or enterprise")
+    areas = _condition(doc.get("areas"), "recipients.audience.areas", bad)
+    shapes = _condition(doc.get("shapes"), "recipients.audience.shapes", bad)
+    audience = Audience(kind=kind, permit=doc.get("permit"), industry=doc.get("industry"),
+                        tag=doc.get("tag"), areas=areas, shapes=shapes)  # fmt: skip
+    if not audience.index_terms() and areas is None and shapes is None:
+        bad(
+            "recipients.audience",
+            "select by at least one of kind, permit, industry, tag, areas, shapes",
+        )
+    return audience
+
+
+def _roles(value: Any, fld: str, bad: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        bad(fld, "must be a list of contact roles")
+        return None
+    return tuple(value)
+
+
+def _check_templates(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
+    """Every template a rule names exists and renders with the catalogue's example events."""
+    for channel, template in rule.channels.items():
+        missing = renderer.missing_files(template, channel)
+        if missing:
+            errors.append(RuleError(rule.file, rule.id, f"channels.{channel}",
+                                    f"template files missing: {', '.join(missing)}"))  # fmt: skip
+            continue
+        for language in renderer.languages(template):
+            for context in sample_contexts(rule):
+                try:
+                    renderer.render(template, channel, language, context)
+                except RenderError as exc:
+                    errors.append(RuleError(rule.file, rule.id, f"channels.{channel}", str(exc)))
+                    break

@@ -1,0 +1,134 @@
+"""Each notification's delivery record and who is sending it now.
+
+Keys (under the configured prefix):
+
+    n:{id}        hash: status, rule_id, event_id, channel, category, recipient (masked),
+                  attempts, error, provider_ref, next_attempt_at, reason, updated_at
+    claim:{id}    who is sending it now; expires after the lease
+    ev:{event}    set of the notification ids planned for an event
+
+Statuses: planned → sending → sent | deferred | suppressed | failed. "sent", "suppressed" and
+"failed" are final; "deferred" goes back to sending when due.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from app.core.codec import text
+from app.core.masking import mask_address
+from app.notifications import Notification
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, trace_step
+
+logger = logging.getLogger(__name__)
+
+CLAIM_LEASE_MS = 60_000
+
+
+class Status(StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+
+
+FINAL = (Status.SENT, Status.SUPPRESSED, Status.FAILED)
+
+
+class Records(Store):
+    def mark_sent_now(self, notification_id: str, attempt: int) -> None:
+        """Record "sent" synchronously, in the event-loop step that handed the message over.
+
+        Best effort: skipped when Redis does not answer at once (the normal, asynchronous record
+        follows the provider's reply either way; counters and trace are written there)."""
+        if self.sync_redis is None:
+            return
+        try:
+            self.sync_redis.hset(self.key("n", notification_id),
+                                 mapping={"status": Status.SENT, "attempts": attempt, "updated_at": now_iso()})  # fmt: skip
+        except (RedisError, OSError):
+            logger.warning(
+                "could not record %s as sent at once; recording it after the reply", notification_id
+            )
+
+    async def status(self, notification_id: str) -> str | None:
+        return text(await self.redis.hget(self.key("n", notification_id), "status"))
+
+    async def record(self, notification_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.key("n", notification_id))
+        return {text(k) or "": text(v) or "" for k, v in raw.items()}
+
+    def add_planned(self, writes: Writes, notifications: list[Notification]) -> None:
+        """Add to ``writes``: remember planned notifications (a status already reached is never
+        overwritten) and which event they belong to."""
+        for n in notifications:
+            key = self.key("n", n.id)
+            writes.hsetnx(key, "status", Status.PLANNED)
+            writes.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
+                                    "channel": n.channel, "category": n.category,
+                                    "recipient": mask_address(n.channel, n.address)})  # fmt: skip
+            writes.expire(key, TRACE_TTL_SECONDS)
+            writes.sadd(self.key("ev", n.event_id), n.id)
+            writes.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)
+
+    async def claim(self, notification_id: str, owner: str, lease_ms: int = CLAIM_LEASE_MS) -> bool:
+        ok = await self.redis.set(self.key("claim", notification_id), owner, nx=True, px=lease_ms)
+        return bool(ok)
+
+    async def claim_ttl_ms(self, notification_id: str) -> int:
+        return int(await self.redis.pttl(self.key("claim", notification_id)))
+
+    async def release(self, notification_id: str) -> None:
+        await self.release_many([notification_id])
+
+    async def release_many(self, notification_ids: list[str]) -> None:
+        if notification_ids:
+            await self.redis.delete(*(self.key("claim", i) for i in notification_ids))
+
+    async def set_status(self, n: Notification, status: str, **fields: Any) -> None:
+        await self.set_status_many([n], status, [fields])
+
+    async def set_status_many(
+        self, notifications: list[Notification], status: str, fields: list[dict[str, Any]]
+    ) -> None:
+        """Give each notification ``status`` and its own ``fields``, at once."""
+        writes = Writes()
+        for n, more in zip(notifications, fields, strict=True):
+            self._add_status(writes, n, status, more)
+        await self.apply(writes)
+
+    def _add_status(
+        self, writes: Writes, n: Notification, status: str, fields: dict[str, Any]
+    ) -> None:
+        key = self.key("n", n.id)
+        values: dict[Any, Any] = {
+            "status": status,
+            "updated_at": now_iso(),
+            **{k: str(v) for k, v in fields.items()},
+        }
+        writes.hset(key, mapping=values)
+        writes.expire(key, TRACE_TTL_SECONDS)
+        if status in FINAL:
+            writes.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
+
+    async def sent_many(self, items: list[tuple[Notification, int, str]]) -> None:
+        """Record each (notification, attempt, provider reference) as sent, with its trace step,
+        at once."""
+        writes = Writes()
+        for n, attempt, ref in items:
+            self._add_status(writes, n, Status.SENT, {"attempts": attempt, "provider_ref": ref})
+            writes.rpush(
+                self.key("tr", n.id),
+                trace_step("attempt", {"attempt": attempt, "outcome": "sent", "ref": ref}),
+            )
+            writes.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
+        await self.apply(writes)
+
+    async def notifications_of(self, event_id: str) -> list[str]:
+        return sorted(text(m) or "" for m in await self.redis.smembers(self.key("ev", event_id)))

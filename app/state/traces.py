@@ -1,0 +1,44 @@
+"""What happened to an event or a notification, step by step, and the counters.
+
+Keys (under the configured prefix):
+
+    tr:{id}       list of trace steps (JSON) for an event id or a notification id; 30 days
+    stats:rules   hash of counters "rule_id:outcome"
+    stats:events  hash of counters: received, rejected, planned, suppressed, held, …
+    stats:{name}  other counters (opt-outs by category and channel, …)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.core.codec import text
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, trace_step
+
+
+class Traces(Store):
+    async def counters(self, name: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.key("stats", name))
+        return {text(k) or "": int(v) for k, v in raw.items()}
+
+    async def trace(self, ident: str, step: str, **details: Any) -> None:
+        key = self.key("tr", ident)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, trace_step(step, details))
+            pipe.expire(key, TRACE_TTL_SECONDS)
+            await pipe.execute()
+
+    def add_note(self, writes: Writes, ident: str, steps: list[tuple[str, dict[str, Any]]],
+                 counts: dict[str, int]) -> None:  # fmt: skip
+        """Add to ``writes``: trace steps of ``ident`` and ``stats:events`` counters."""
+        key = self.key("tr", ident)
+        for step, details in steps:
+            writes.rpush(key, trace_step(step, details))
+        writes.expire(key, TRACE_TTL_SECONDS)
+        for field, amount in counts.items():
+            if amount:
+                writes.hincrby(self.key("stats", "events"), field, amount)
+
+    async def steps(self, ident: str) -> list[dict[str, Any]]:
+        return [json.loads(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]

@@ -1,0 +1,194 @@
+"""`lifecycle dev`: the whole system on one machine.
+
+Starts what is not configured — the embedded broker, Redis (only if the configured one does not
+answer), an SMTP sink writing .eml files to var/outbox/mail/ — loads the demo profiles, starts a
+worker, replays the three seed scenarios and prints what was sent to whom (contacts masked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+import unicodedata
+from contextlib import ExitStack
+from pathlib import Path
+
+from app.core.masking import mask_address, mask_name
+from app.core.settings import MIN_SECRET_CHARS, PROJECT_ROOT, Settings, to_environ
+from app.intake.events import validate_event
+from app.notifications import Notification
+from app.state import FINAL
+from devstack import demo
+from devstack.stack import (
+    Broker,
+    RedisServer,
+    SmtpSink,
+    free_port,
+    spawn,
+    stop_process,
+)
+from topics import ALL as ALL_TOPICS
+from wiring.kafka import ensure_topics, publish
+from wiring.runtime import Runtime
+
+
+async def run_dev(
+    settings: Settings, *, once: bool, timeout: float, var: Path | None = None
+) -> int:
+    var = var or PROJECT_ROOT / "var"
+    logs = var / "log"
+    with ExitStack() as stack:
+        settings = _start_services(settings, var, logs, stack)
+        ensure_topics(
+            settings.kafka_servers, [t.get_topic_name() for t in ALL_TOPICS], settings.partitions
+        )
+        runtime = Runtime.build(settings, deliver=False)
+        try:
+            await _load_profiles(runtime)
+            worker = spawn([sys.executable, "-m", "lifecycle", "worker"], logs / "worker.log",
+                           env={**os.environ, **to_environ(settings)}, cwd=PROJECT_ROOT)  # fmt: skip
+            stack.callback(stop_process, worker)
+            print(f"worker started (pid {worker.pid}, log {logs / 'worker.log'})")
+            plans = await _replay(runtime, settings)
+            delivered = await _wait_for(runtime, plans, timeout, worker)
+            await _print_table(runtime, plans)
+        finally:
+            await runtime.close()
+        print(f"\nSMS outbox: {settings.sms_url}\nmail: {var / 'outbox' / 'mail'}"
+              f"\nworker: http://127.0.0.1:{settings.web_port}/health/ (its /stats/ needs a token: "
+              "lifecycle tokens add NAME --scope stats:read)")  # fmt: skip
+        if once:
+            return 0 if delivered else 1
+        print("serving — Ctrl-C to stop")
+        await _until_interrupted()
+        print("stopping…")
+    return 0
+
+
+def _start_services(settings: Settings, var: Path, logs: Path, stack: ExitStack) -> Settings:
+    if not settings.secret:
+        settings = settings.with_(secret=dev_secret(var))
+    if not settings.kafka_url:
+        broker = Broker.start(logs)
+        stack.callback(broker.stop)
+        settings = settings.with_(kafka_url=broker.url)
+        print(f"embedded broker (Tansu) on {broker.url}")
+    redis_server = RedisServer.ensure(settings.redis_url, logs)
+    stack.callback(redis_server.stop)
+    if redis_server.process is not None:
+        print(f"started Redis on {redis_server.url}")
+    settings = settings.with_(redis_url=redis_server.url)
+    if not settings.smtp_url:
+        sink = SmtpSink.start(mail_dir=var / "outbox" / "mail")
+        stack.callback(sink.stop)
+        settings = settings.with_(smtp_url=sink.url)
+        print(f"SMTP sink on {sink.url}, mail written to {var / 'outbox' / 'mail'}")
+    if not settings.sms_url:
+        settings = settings.with_(sms_url=f"file://{var / 'outbox' / 'sms.jsonl'}")
+    if settings.web_port == Settings().web_port and not _port_free(settings.web_port):
+        settings = settings.with_(web_port=free_port())
+    if "LIFECYCLE_QUIET_HOURS" not in settings.explicit:
+        settings = settings.with_(quiet_hours="off")
+        print(
+            "quiet hours are off for the demo (set LIFECYCLE_QUIET_HOURS to see reminders deferred)"
+        )
+    return settings
+
+
+def dev_secret(var: Path) -> str:
+    """A random signing secret for this checkout's development stack, kept in var/secret (mode
+    0600) so that unsubscribe links stay valid across runs; never a published value."""
+    path = var / "secret"
+    if path.is_file() and len(known := path.read_text().strip()) >= MIN_SECRET_CHARS:
+        return known
+    var.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def _load_profiles(runtime: Runtime) -> None:
+    from collections import Counter
+
+    from app.profiles.validate import parse_profile
+
+    counts: Counter[str] = Counter()
+    for doc in [*demo.residents(), *demo.enterprises()]:
+        counts[await runtime.profiles.upsert(parse_profile(doc))] += 1
+    print("demo profiles: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+async def _replay(runtime: Runtime, settings: Settings) -> list[tuple[str, list[Notification]]]:
+    plans = []
+    events = []
+    for title, doc in demo.scenario_events():
+        event = validate_event(doc)
+        plan = await runtime.planner.plan(event)  # what the worker is expected to send
+        plans.append((title, plan.notifications))
+        events.append(event)
+    publish(settings.kafka_servers, events)
+    print(f"published {len(events)} scenario event(s); waiting for "
+          f"{sum(len(p) for _, p in plans)} notification(s)…")  # fmt: skip
+    return plans
+
+
+async def _wait_for(runtime: Runtime, plans: list[tuple[str, list[Notification]]], timeout: float,
+                    worker: object) -> bool:  # fmt: skip
+    ids = [n.id for _, ns in plans for n in ns]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = [await runtime.state.status(i) for i in ids]
+        if all(s in FINAL for s in statuses):
+            return all(s == "sent" for s in statuses)
+        if worker.poll() is not None:  # type: ignore[attr-defined]
+            print("the worker stopped; see var/log/worker.log", file=sys.stderr)
+            return False
+        await asyncio.sleep(0.3)
+    print(f"not all notifications were delivered within {timeout:.0f} s", file=sys.stderr)
+    return False
+
+
+async def _print_table(runtime: Runtime, plans: list[tuple[str, list[Notification]]]) -> None:
+    header = ("scenario", "rule", "channel", "recipient", "role", "contact", "segments", "status")
+    rows = [header]
+    for title, notifications in plans:
+        for n in notifications:
+            record = await runtime.state.record(n.id)
+            rows.append((title, n.rule_id, n.channel, mask_name(n.recipient_name), n.role or "-",
+                         mask_address(n.channel, n.address),
+                         str(n.content.get("segments", "-")), record.get("status", "?")))  # fmt: skip
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(header))]
+    print()
+    for number, row in enumerate(rows):
+        print(
+            "  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True))
+        )
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    sent = sum(1 for r in rows[1:] if r[-1] == "sent")
+    print(f"\n{sent} of {len(rows) - 1} notification(s) sent")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,63 @@
+"""The Faust application object, configured from Settings when a worker starts.
+
+Topics and agents are declared against ``app`` at import time; ``configure`` checks the Faust
+version, applies the patches (``wiring.faust_patches``), the broker, partitions and web port
+before the worker starts, and ``runtime()`` gives agents the services (Redis, rules, gateways)
+built for this process.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import faust
+from faust.exceptions import AlreadyConfiguredWarning
+
+from app.core.settings import Settings
+from wiring import faust_patches
+from wiring.faust_patches import LeanMonitor
+from wiring.runtime import Runtime
+
+APP_ID = "lifecycle-notify"
+
+app = faust.App(APP_ID, autodiscover=False, store="memory://")
+
+_runtime: Runtime | None = None
+
+
+def faust_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker": settings.kafka_url,
+        "store": "memory://",
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_bind,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        # A lost worker is noticed within 10 s; a join waits at most 6 s for stragglers.
+        "broker_session_timeout": 10.0,
+        "broker_rebalance_timeout": 6.0,
+        "broker_heartbeat_interval": 1.0,
+        "Monitor": LeanMonitor,
+    }
+
+
+def configure(settings: Settings, runtime: Runtime) -> faust.App:
+    """Apply ``settings`` to the app and install the runtime the agents use."""
+    global _runtime
+    faust_patches.install(settings.fetch_max_wait_ms)
+    with warnings.catch_warnings():
+        # Topics and agents are declared before configuration on purpose; none of them has
+        # captured a setting yet (partitions are resolved when the topics are declared).
+        warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+        app.config_from_object(faust_config(settings), force=True)
+    _runtime = runtime
+    return app
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("wiring.faust_app.configure() has not been called")
+    return _runtime

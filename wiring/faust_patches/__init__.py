@@ -1,0 +1,49 @@
+"""Patches of Faust internals, one module each, written against one faust-streaming version.
+
+| module        | what it replaces                                   | why                          |
+|---------------|----------------------------------------------------|------------------------------|
+| drain         | ``Consumer._drain_messages``                       | one hand-over per fetched batch, not four tasks per message |
+| fetch_wait    | ``AIOKafkaConsumerThread._create_worker_consumer`` | a fetch wait below Faust's fixed 1.5 s |
+| monitor       | the app's ``Monitor`` sensor (a subclass)          | no per-message statistics for pages not served |
+
+Each module records the SHA-256 of the Faust source it was written against;
+``tests/contract/test_faust_patches.py`` fails when the installed Faust differs, and
+``check_version()`` refuses to start a worker on another faust-streaming than FAUST_VERSION
+(pinned in ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from app.core.errors import ConfigError
+from wiring.faust_patches.drain import drain_in_batches
+from wiring.faust_patches.fetch_wait import limit_fetch_wait
+from wiring.faust_patches.monitor import LeanMonitor
+
+FAUST_VERSION = "0.15.3"  # the same pin as pyproject.toml's dependency
+
+__all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "drain_in_batches", "install"]
+
+
+def check_version(installed: str | None = None) -> None:
+    """ConfigError unless the installed faust-streaming is the one the patches were written for."""
+    if installed is None:
+        try:
+            installed = version("faust-streaming")
+        except PackageNotFoundError:
+            installed = "none"
+    if installed != FAUST_VERSION:
+        raise ConfigError(
+            f"faust-streaming {installed} is installed; the worker's patches of Faust internals "
+            f"(wiring/faust_patches/) were written for {FAUST_VERSION} exactly. Install "
+            f"faust-streaming=={FAUST_VERSION}, or review each patch against the new version, "
+            "then update FAUST_VERSION, the pin in pyproject.toml and the hashes in the patches."
+        )
+
+
+def install(fetch_max_wait_ms: int) -> None:
+    """Check the version, then apply the function patches (the monitor is set in the config)."""
+    check_version()
+    limit_fetch_wait(fetch_max_wait_ms)
+    drain_in_batches()
