@@ -446,7 +446,7 @@ def http(
 async def test_a_cap_warning_and_its_cancel_reach_exactly_the_permit_holders(
     stack, state, tmp_path, monkeypatch, capsys
 ):
-    from tests.test_cap import cap, info
+    from tests.unit.intake.test_cap import cap, info
 
     for name, value in to_environ(stack["settings"]).items():
         monkeypatch.setenv(name, value)

@@ -17,8 +17,7 @@ from app.delivery.unsubscribe import UnsubscribeLinks
 from app.intake.events import validate_event
 from app.planning.blast import BlastGuard, BlastPolicy
 from tests.helpers import TEST_SECRET, weather_event
-from tests.test_cap import cap, info
-from tests.test_scenarios import (  # noqa: F401 - stack and state are fixtures
+from tests.integration.test_scenarios import (  # noqa: F401 - stack and state are fixtures
     cap_token,
     delivered,
     http,
@@ -27,6 +26,7 @@ from tests.test_scenarios import (  # noqa: F401 - stack and state are fixtures
     stack,
     state,
 )
+from tests.unit.intake.test_cap import cap, info
 from wiring.kafka import publish
 from wiring.runtime import make_redis
 

@@ -15,7 +15,7 @@ from app.profiles.validate import parse_profile
 from app.state import DeliveryState
 from devstack.stack import free_port
 from tests.helpers import TEST_SECRET, outbox_lines, person
-from tests.test_email import FROM
+from tests.unit.delivery.test_email import FROM
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AFTERNOON = datetime(2026, 7, 1, 15, 0, tzinfo=SHANGHAI).timestamp()
