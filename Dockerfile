@@ -10,8 +10,10 @@ WORKDIR /srv/lifecycle
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY agents ./agents
+COPY wiring ./wiring
 COPY topics ./topics
 COPY lifecycle ./lifecycle
+# devstack/ (the local stack of `lifecycle dev`) is left out: a production image never runs it
 RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 lifecycle \
  && mkdir -p /var/outbox && chown lifecycle /var/outbox

@@ -43,17 +43,7 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     rt = runtime()
     planner = rt.planner
     statuses = ["planned"] * len(messages)
-    events: list[tuple[int, Event]] = []
-    for i, message in enumerate(messages):
-        try:
-            events.append((i, parse_event(message.value)))
-        except EventRejected as exc:
-            await dead_letter(life_events_dlq, message, exc.reason)
-            statuses[i] = "rejected"
-        except Exception as exc:  # whatever the bytes hold, the batch goes on without them
-            logger.exception("reading an event failed")
-            await dead_letter(life_events_dlq, message, internal_error(exc))
-            statuses[i] = "rejected"
+    events = await read_events(messages, statuses)
     if rejected := statuses.count("rejected"):
         await until_available(partial(rt.state.count, "events", "rejected", rejected))
     try:
@@ -91,3 +81,20 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
                     statuses.count("planned"), sum(len(o.plan.notifications) for _, o, _ in planned),
                     rejected, statuses.count("error"))  # fmt: skip
     return statuses
+
+
+async def read_events(messages: Sequence[EventT], statuses: list[str]) -> list[tuple[int, Event]]:
+    """The valid events of a batch, with their places; each other message is dead-lettered with
+    its reason and its status set to "rejected"."""
+    events: list[tuple[int, Event]] = []
+    for i, message in enumerate(messages):
+        try:
+            events.append((i, parse_event(message.value)))
+        except EventRejected as exc:
+            await dead_letter(life_events_dlq, message, exc.reason)
+            statuses[i] = "rejected"
+        except Exception as exc:  # whatever the bytes hold, the batch goes on without them
+            logger.exception("reading an event failed")
+            await dead_letter(life_events_dlq, message, internal_error(exc))
+            statuses[i] = "rejected"
+    return events

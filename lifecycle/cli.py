@@ -130,8 +130,14 @@ def _read(path: str) -> str:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from devstack.dev import run_dev
-
+    try:
+        from devstack.dev import run_dev
+    except ModuleNotFoundError as exc:  # the production image leaves the local stack out
+        if exc.name != "devstack":
+            raise
+        print("lifecycle dev runs the local development stack (devstack/), which this "
+              "installation does not include; run it from a checkout: make dev", file=sys.stderr)  # fmt: skip
+        return 2
     return asyncio.run(run_dev(settings, once=args.once, timeout=args.timeout))
 
 

@@ -24,24 +24,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.core.codec import text
 from app.core.masking import mask_address, scrub
 from app.core.settings import Settings
-from app.state import TRACE_TTL_SECONDS
 from wiring.kafka import publish_raw
 from wiring.runtime import Runtime
 
 TOPICS = ("life-events-dlq", "notifications-dlq")
-
-_REOPEN = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'unknown' end
-if status ~= 'failed' then return status end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 'replayed' end
-redis.call('HSET', KEYS[1], 'status', 'planned', 'attempts', '0', 'updated_at', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'replays', 1)
-return 'reopened'
-"""
 
 
 @dataclass
@@ -142,8 +130,6 @@ async def read_dead_letters(
 
 async def replay(rt: Runtime, letter: DeadLetter) -> str:
     """Replay one dead letter; what happened, in a word or two."""
-    marker = rt.state.key("replay", letter.name)
-    now = f"{time.time():.3f}"
     if letter.headers.get("x-lifecycle-truncated"):
         return "not replayed: only a bounded copy was kept (the original was too large)"
     if letter.topic == "notifications-dlq":
@@ -151,9 +137,7 @@ async def replay(rt: Runtime, letter: DeadLetter) -> str:
         n = doc.get("notification") if isinstance(doc, dict) else None
         if not isinstance(n, dict) or not n.get("id"):
             return "not replayed: no notification in it"
-        outcome = await rt.redis.eval(_REOPEN, 2, rt.state.key("n", n["id"]), marker, now,
-                                      TRACE_TTL_SECONDS)  # fmt: skip
-        outcome = str(text(outcome))
+        outcome = await rt.state.reopen(n["id"], letter.name)
         if outcome != "reopened":
             return {"replayed": "not replayed: already replayed",
                     "unknown": "not replayed: no delivery record (older than the retention)"}.get(
@@ -164,7 +148,7 @@ async def replay(rt: Runtime, letter: DeadLetter) -> str:
         await asyncio.to_thread(publish_raw, rt.settings.kafka_servers, lane,
                                 [(str(n.get("recipient", "")).encode(), value)])  # fmt: skip
         return f"replayed onto {lane}"
-    if not await rt.redis.set(marker, now, nx=True, ex=TRACE_TTL_SECONDS):
+    if not await rt.state.mark_replayed(letter.name):
         return "not replayed: already replayed"
     source = letter.headers.get("x-lifecycle-source", b"").decode()
     target = (

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.core.codec import text, texts
+from app.core.codec import texts
 from app.core.errors import (
     ConfigError,
     PermanentDeliveryError,
@@ -56,7 +56,8 @@ from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
 from app.notifications import Notification
 from app.profiles.store import ProfileStore
-from app.state import FINAL, DeliveryState
+from app.state import FINAL, DeliveryState, Status
+from app.state.records import decode_record
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,7 +83,7 @@ class DeliveryPolicy:
 @dataclass(frozen=True)
 class DeliveryOutcome:
     notification_id: str
-    status: str  # sending | sent | deferred | suppressed | failed | duplicate
+    status: str  # a Status, or "duplicate" (an outcome only: nothing is recorded for it)
     channel: str
     category: str
     rule_id: str
@@ -181,19 +182,19 @@ class Deliverer:
         address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
         async with self.state.redis.pipeline(transaction=False) as pipe:
-            for n in batch:
+            for n in batch:  # each store adds its own reads: it alone knows its keys
                 if claim:
-                    pipe.set(self.state.key("claim", n.id), token, nx=True, px=lease_ms)
-                pipe.hgetall(self.state.key("n", n.id))
-                pipe.smembers(self.preferences.key(n.address))
-                pipe.get(self.profiles.key(n.profile_id))
+                    self.state.queue_claim(pipe, n.id, token, lease_ms)
+                self.state.queue_record(pipe, n.id)
+                self.preferences.queue_opt_outs(pipe, n.address)
+                self.profiles.queue_get(pipe, n.profile_id)
             results = iter(await pipe.execute())
         begun = []
         for _ in batch:
             claimed = bool(next(results)) if claim else True
             raw_record, members, raw_profile = next(results), next(results), next(results)
-            begun.append(Begun(claimed, {text(k): text(v) for k, v in raw_record.items()},
-                               set(texts(members)), json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
+            begun.append(Begun(claimed, decode_record(raw_record), set(texts(members)),
+                               json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
         return begun
 
     def _settled(self, record: dict[str, str]) -> bool:
@@ -203,7 +204,9 @@ class Deliverer:
     def _scheduled_later(self, record: dict[str, str]) -> bool:
         due = record.get("next_attempt_at")
         return (
-            record.get("status") == "deferred" and due is not None and float(due) > self.clock() + 1
+            record.get("status") == Status.DEFERRED
+            and due is not None
+            and float(due) > self.clock() + 1
         )
 
     async def _claim(self, n: Notification, token: str) -> bool:
@@ -249,7 +252,7 @@ class Deliverer:
         sending = [batch[i] for i, _ in go]
         attempts = [attempt + 1 for _, attempt in go]
         await self._persist(lambda: self.state.set_status_many(
-            sending, "sending", [{"attempts": a} for a in attempts]))  # fmt: skip
+            sending, Status.SENDING, [{"attempts": a} for a in attempts]))  # fmt: skip
         refs = await asyncio.gather(
             *(self._attempt(n, a) for n, a in zip(sending, attempts, strict=True))
         )
@@ -257,9 +260,12 @@ class Deliverer:
         sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
         await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
         for (i, _), n, attempt, ref in results:
-            first = self._outcome(n, "sending", attempt=attempt)
+            first = self._outcome(n, Status.SENDING, attempt=attempt)
             if isinstance(ref, str):
-                outcomes[i] = [first, self._outcome(n, "sent", attempt=attempt, provider_ref=ref)]
+                outcomes[i] = [
+                    first,
+                    self._outcome(n, Status.SENT, attempt=attempt, provider_ref=ref),
+                ]
                 logger.debug(
                     "sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address)
                 )
@@ -329,23 +335,23 @@ class Deliverer:
         await self.state.defer(n, due, reason)
         await self.state.trace(n.id, "deferred", until=_iso(due), reason=reason)
         return self._outcome(
-            n, "deferred", attempt=attempt, error=reason, next_attempt_at=_iso(due)
+            n, Status.DEFERRED, attempt=attempt, error=reason, next_attempt_at=_iso(due)
         )
 
     async def _suppress(self, n: Notification, attempt: int, reason: str) -> DeliveryOutcome:
-        await self.state.set_status(n, "suppressed", attempts=attempt, reason=reason)
+        await self.state.set_status(n, Status.SUPPRESSED, attempts=attempt, reason=reason)
         await self.state.trace(n.id, "suppressed", reason=reason)
         logger.debug("suppressed %s: %s", n.id, reason)
-        return self._outcome(n, "suppressed", attempt=attempt, error=reason)
+        return self._outcome(n, Status.SUPPRESSED, attempt=attempt, error=reason)
 
     async def _fail(
         self, n: Notification, attempt: int, error: str, *, retriable: bool
     ) -> DeliveryOutcome:
-        await self.state.set_status(n, "failed", attempts=attempt, error=error)
+        await self.state.set_status(n, Status.FAILED, attempts=attempt, error=error)
         await self.state.trace(n.id, "failed", error=error)
         logger.warning("failed %s via %s after %d attempt(s): %s", n.id, n.channel, attempt, error)
         return self._outcome(
-            n, "failed", attempt=attempt, error=error, retriable=retriable, dead_letter=True
+            n, Status.FAILED, attempt=attempt, error=error, retriable=retriable, dead_letter=True
         )
 
     async def _persist(self, action: Callable[[], Awaitable[T]]) -> T:

@@ -10,6 +10,7 @@ Keys (under the configured prefix):
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from app.core.codec import texts
 from app.delivery.unsubscribe import address_key
@@ -35,6 +36,10 @@ class Preferences:
 
     async def opt_outs(self, address: str) -> set[str]:
         return set(texts(await self.redis.smembers(self.key(address))))
+
+    def queue_opt_outs(self, pipe: Pipeline, address: str) -> None:
+        """Add to a pipeline: read the address's opt-outs (its reply: ``set(texts(reply))``)."""
+        pipe.smembers(self.key(address))
 
     async def opt_out(self, address: str, category: str, channel: str) -> None:
         await self.redis.sadd(self.key(address), f"{category}:{channel}")

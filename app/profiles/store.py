@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.core.codec import text
@@ -45,6 +46,10 @@ class ProfileStore:
     async def get(self, profile_id: str) -> Profile | None:
         raw = await self.redis.get(self._key(profile_id))
         return json.loads(raw) if raw else None
+
+    def queue_get(self, pipe: Pipeline, profile_id: str) -> None:
+        """Add to a pipeline: read a profile (its reply: JSON, or None when there is none)."""
+        pipe.get(self._key(profile_id))
 
     async def get_many(self, profile_ids: Iterable[str]) -> list[Profile]:
         ids = list(profile_ids)

@@ -5,6 +5,7 @@ Keys (under the configured prefix):
     n:{id}        hash: status, rule_id, event_id, channel, category, recipient (masked),
                   attempts, error, provider_ref, next_attempt_at, reason, updated_at
     claim:{id}    who is sending it now; expires after the lease
+    replay:{dead letter}   set once a dead letter was replayed (``lifecycle dlq replay``)
     ev:{event}    set of the notification ids planned for an event
 
 Statuses: planned → sending → sent | deferred | suppressed | failed. "sent", "suppressed" and
@@ -14,9 +15,11 @@ Statuses: planned → sending → sent | deferred | suppressed | failed. "sent",
 from __future__ import annotations
 
 import logging
+import time
 from enum import StrEnum
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from app.core.codec import text
@@ -27,6 +30,16 @@ from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, trace_st
 logger = logging.getLogger(__name__)
 
 CLAIM_LEASE_MS = 60_000
+# A failed notification back to planned, once per dead letter: KEYS n:{id}, replay:{letter}
+_REOPEN = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'unknown' end
+if status ~= 'failed' then return status end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 'replayed' end
+redis.call('HSET', KEYS[1], 'status', 'planned', 'attempts', '0', 'updated_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'replays', 1)
+return 'reopened'
+"""
 
 
 class Status(StrEnum):
@@ -39,6 +52,10 @@ class Status(StrEnum):
 
 
 FINAL = (Status.SENT, Status.SUPPRESSED, Status.FAILED)
+
+
+def decode_record(raw: dict[Any, Any]) -> dict[str, str]:
+    return {text(k) or "": text(v) or "" for k, v in raw.items()}
 
 
 class Records(Store):
@@ -61,8 +78,29 @@ class Records(Store):
         return text(await self.redis.hget(self.key("n", notification_id), "status"))
 
     async def record(self, notification_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.key("n", notification_id))
-        return {text(k) or "": text(v) or "" for k, v in raw.items()}
+        return decode_record(await self.redis.hgetall(self.key("n", notification_id)))
+
+    async def reopen(self, notification_id: str, dead_letter: str) -> str:
+        """Put a failed notification back to planned for its dead letter's replay: "reopened",
+        "replayed" (that letter was already), "unknown" (no record) or its status (not failed)."""
+        now = f"{time.time():.3f}"
+        outcome = await self.redis.eval(_REOPEN, 2, self.key("n", notification_id),
+                                        self.key("replay", dead_letter), now, TRACE_TTL_SECONDS)  # fmt: skip
+        return str(text(outcome))
+
+    async def mark_replayed(self, dead_letter: str) -> bool:
+        """Remember that a dead letter is being replayed; False if it already was."""
+        now = f"{time.time():.3f}"
+        return bool(await self.redis.set(self.key("replay", dead_letter), now, nx=True,
+                                         ex=TRACE_TTL_SECONDS))  # fmt: skip
+
+    def queue_claim(self, pipe: Pipeline, notification_id: str, owner: str, lease_ms: int) -> None:
+        """Add to a pipeline of someone else's round trip: try the claim (its reply: claimed?)."""
+        pipe.set(self.key("claim", notification_id), owner, nx=True, px=lease_ms)
+
+    def queue_record(self, pipe: Pipeline, notification_id: str) -> None:
+        """Add to a pipeline: read the record (its reply decodes with ``decode_record``)."""
+        pipe.hgetall(self.key("n", notification_id))
 
     def add_planned(self, writes: Writes, notifications: list[Notification]) -> None:
         """Add to ``writes``: remember planned notifications (a status already reached is never
@@ -91,11 +129,11 @@ class Records(Store):
         if notification_ids:
             await self.redis.delete(*(self.key("claim", i) for i in notification_ids))
 
-    async def set_status(self, n: Notification, status: str, **fields: Any) -> None:
+    async def set_status(self, n: Notification, status: Status, **fields: Any) -> None:
         await self.set_status_many([n], status, [fields])
 
     async def set_status_many(
-        self, notifications: list[Notification], status: str, fields: list[dict[str, Any]]
+        self, notifications: list[Notification], status: Status, fields: list[dict[str, Any]]
     ) -> None:
         """Give each notification ``status`` and its own ``fields``, at once."""
         writes = Writes()
@@ -104,7 +142,7 @@ class Records(Store):
         await self.apply(writes)
 
     def _add_status(
-        self, writes: Writes, n: Notification, status: str, fields: dict[str, Any]
+        self, writes: Writes, n: Notification, status: Status, fields: dict[str, Any]
     ) -> None:
         key = self.key("n", n.id)
         values: dict[Any, Any] = {
