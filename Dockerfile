@@ -12,6 +12,7 @@ COPY app ./app
 COPY agents ./agents
 COPY wiring ./wiring
 COPY topics ./topics
+COPY console ./console
 COPY lifecycle ./lifecycle
 # devstack/ (the local stack of `lifecycle dev`) is left out: a production image never runs it
 RUN pip install --no-cache-dir . \

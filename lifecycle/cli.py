@@ -122,7 +122,61 @@ def _parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="what happened to an event or a notification")
     trace.add_argument("id")
     trace.set_defaults(run=_trace)
+    _console_commands(sub)
     return parser
+
+
+def _console_commands(sub: Any) -> None:
+    sub.add_parser("console", help="the staff and operator console and its JSON API").set_defaults(
+        run=_console
+    )
+    users = sub.add_parser("users", help="console accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = users.add_parser("add", help="create or update an account; the password is read from "
+                           "standard input (its first line)")  # fmt: skip
+    add.add_argument("login")
+    add.add_argument("--role", action="append", required=True, metavar="ROLE",
+                     help="author, approver, operator or admin (repeatable)")  # fmt: skip
+    add.add_argument("--district", action="append", default=[], metavar="CODE",
+                     help="districts it acts in (a city code covers its districts; * for all)")  # fmt: skip
+    add.add_argument("--mobile", help="its own mobile: where its test-sends go")
+    add.add_argument("--email", help="its own e-mail: where its test-sends go")
+    add.set_defaults(run=_users_add)
+
+
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from console.app import run_console
+
+    return asyncio.run(run_console(settings))
+
+
+def _users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from app.access.accounts import AccountStore
+    from app.core.errors import InvalidPhoneNumber
+    from app.profiles.phones import normalise_mobile
+    from app.profiles.validate import normalise_email
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        mobile = normalise_mobile(args.mobile) if args.mobile else None
+        email = normalise_email(args.email) if args.email else None
+    except (InvalidPhoneNumber, ValueError) as exc:
+        raise ConfigError(f"--mobile/--email: {exc}") from exc
+
+    async def run() -> str:
+        redis = make_redis(settings)
+        try:
+            return await AccountStore(redis, settings.redis_prefix).put(
+                args.login, password, args.role, args.district, mobile=mobile, email=email
+            )
+        finally:
+            await redis.aclose()
+
+    outcome = asyncio.run(run())
+    print(f"{outcome} {args.login}: {', '.join(sorted(set(args.role)))}; districts "
+          f"{', '.join(sorted(set(args.district)))}")  # fmt: skip
+    return 0
 
 
 def _read(path: str) -> str:

@@ -46,6 +46,7 @@ from app.core.errors import InvalidInput
 from app.delivery.unsubscribe import UnsubscribeLinks
 from app.intake.cap import MAX_BYTES as MAX_CAP_BYTES
 from app.intake.cap import CapRejected, alert_events
+from app.intake.events import districts_of
 from app.profiles.phones import normalise_mobile
 from topics import fanout, life_events
 from wiring.faust_app import app, runtime
@@ -225,7 +226,7 @@ class CapIngest(View):
         except CapRejected as exc:
             logger.warning("CAP document from token %s refused: %s", caller.name, exc.reason)
             return self.json({"refused": exc.reason}, status=400)
-        outside = [e.id for e in events if not caller.covers(_codes(e.as_dict()))]
+        outside = [e.id for e in events if not caller.covers(districts_of(e.as_dict()))]
         if outside:
             logger.warning("CAP document from token %s refused: areas outside its districts",
                            caller.name)  # fmt: skip
@@ -243,7 +244,7 @@ class Held(View):
         caller = await authorise(self, request, "held:read")
         if not isinstance(caller, Caller):
             return caller
-        held = [h for h in await runtime().guard.held() if caller.covers(_codes(h["event"]))]
+        held = [h for h in await runtime().guard.held() if caller.covers(districts_of(h["event"]))]
         return self.json({"held": held})
 
 
@@ -254,7 +255,7 @@ class ReleaseHeld(View):
         if not isinstance(caller, Caller):
             return caller
         record = next((h for h in await runtime().guard.held() if h["id"] == hold_id), None)
-        if record is None or not caller.covers(_codes(record["event"])):
+        if record is None or not caller.covers(districts_of(record["event"])):
             # outside its districts looks the same as absent: a token learns nothing of others'
             return _json_error(
                 self, 404, f"nothing is held as {hold_id[:80]} in this token's districts"
@@ -267,14 +268,6 @@ class ReleaseHeld(View):
         logger.warning("released %s (%d chunk(s)) by token %s", released.held["id"],
                        len(released.commands), caller.name)  # fmt: skip
         return self.json({"released": released.held["id"], "chunks": len(released.commands)})
-
-
-def _codes(event: dict[str, Any]) -> list[str]:
-    """The division codes an event concerns: a warning's areas, else its district; none for a
-    shape-only warning (then only a token for every district, ``*``, covers it)."""
-    data = event.get("data") or {}
-    codes = list(data.get("areas") or []) or ([event["district"]] if event.get("district") else [])
-    return codes or ["*"]
 
 
 def inbound_signature(secret: str, timestamp: str, body: bytes) -> str:

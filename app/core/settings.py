@@ -61,6 +61,8 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     web_port: int = 6066
     web_bind: str = "127.0.0.1"  # the worker's web server listens here only
+    console_port: int = 8080
+    console_bind: str = "127.0.0.1"  # the staff and operator console listens here only
     partitions: int = 8
     default_language: str = "zh-CN"
     quiet_hours: str = "22:00-08:00"
@@ -134,6 +136,8 @@ _ENV = {
     "LIFECYCLE_TIMEZONE": ("timezone", str),
     "LIFECYCLE_WEB_PORT": ("web_port", int),
     "LIFECYCLE_WEB_BIND": ("web_bind", str),
+    "LIFECYCLE_CONSOLE_PORT": ("console_port", int),
+    "LIFECYCLE_CONSOLE_BIND": ("console_bind", str),
     "LIFECYCLE_PARTITIONS": ("partitions", int),
     "LIFECYCLE_QUIET_HOURS": ("quiet_hours", str),
     "LIFECYCLE_DAILY_CAP": ("daily_cap", int),

@@ -214,3 +214,14 @@ def why_not_act(event: Event, now: datetime, max_age_days: float) -> str | None:
         if expiry <= now:
             return f"the warning expired at {expiry.isoformat()}"
     return None
+
+
+def districts_of(event: dict[str, Any]) -> list[str]:
+    """The division codes an event document concerns: a warning's areas, else its district;
+    ``["*"]`` for a shape-only warning (then only a caller for every district covers it)."""
+    data = event.get("data") or {}
+    areas = data.get("areas") if isinstance(data, dict) else None
+    codes = [str(a) for a in areas or []] or (
+        [str(event["district"])] if event.get("district") else []
+    )
+    return codes or ["*"]

@@ -1,0 +1,244 @@
+"""The console's JSON API against the embedded broker and Redis: sessions, CSRF, roles, districts,
+throttling, held sends and the audit log on Kafka. Every refusal the contract names is here."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from contextlib import AsyncExitStack
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from app.access.accounts import THROTTLE_FAILURES
+from app.core.errors import ConfigError
+from app.profiles.validate import parse_profile
+from console.app import build_app, open_services
+from devstack.stack import free_port
+from lifecycle.cli import main
+from tests.helpers import contact, enterprise, read_topic, weather_event
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest_asyncio.fixture
+async def console(settings, broker):
+    settings = dataclasses.replace(settings, kafka_url=broker.url, fanout_chunk=50)
+    async with AsyncExitStack() as stack:
+        svc = await open_services(settings, stack)
+        runner = web.AppRunner(build_app(svc))
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        for login, roles, districts in [
+            ("yt-author", ["author"], ["440308"]),
+            ("yt-approver", ["approver"], ["440308"]),
+            ("lh-approver", ["approver"], ["440303"]),
+            ("sz-operator", ["operator"], ["440300"]),
+            ("admin", ["admin"], ["*"]),
+        ]:
+            await svc.accounts.put(login, PASSWORD, roles, districts, mobile="+8613800000001")
+        yield {"url": f"http://127.0.0.1:{port}", "svc": svc, "settings": settings}
+
+
+@pytest_asyncio.fixture
+async def http():
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def sign_in(console, login, password=PASSWORD):
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    response = await session.post(
+        f"{console['url']}/api/login", json={"login": login, "password": password}
+    )
+    assert response.status == 200, await response.text()
+    csrf = (await response.json())["csrf_token"]
+    return session, {"X-CSRF-Token": csrf}
+
+
+async def hold(console, event_id, areas):
+    svc = console["svc"]
+    await svc.runtime.profiles.upsert(parse_profile(enterprise(
+        f"E-{event_id}", district=areas[0], permits=("outdoor_advertising",),
+        contacts=[contact("safety_officer", "13900000099")])))  # fmt: skip
+    return await svc.runtime.guard.hold(weather_event(event_id, areas), "weather-outdoor-ads-warning",
+                                        9999, "test: held")  # fmt: skip
+
+
+async def test_login_sets_a_strict_http_only_session_and_logout_ends_it(console, http):
+    response = await http.post(
+        f"{console['url']}/api/login", json={"login": "yt-author", "password": PASSWORD}
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert (
+        body["login"] == "yt-author"
+        and body["roles"] == ["author"]
+        and len(body["csrf_token"]) >= 32
+    )
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert response.headers["Cache-Control"] == "no-store"
+    assert (await http.get(f"{console['url']}/api/me")).status == 200
+    assert (await http.post(f"{console['url']}/api/logout")).status == 403  # no CSRF token
+    out = await http.post(
+        f"{console['url']}/api/logout", headers={"X-CSRF-Token": body["csrf_token"]}
+    )
+    assert out.status == 200
+    assert (await http.get(f"{console['url']}/api/me")).status == 401
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/me"), ("GET", "/api/rules"), ("GET", "/api/held"), ("GET", "/api/audit"),
+    ("POST", "/api/logout"), ("POST", "/api/held/X~r/release"), ("POST", "/api/held/X~r/reject"),
+])  # fmt: skip
+async def test_without_a_session_every_call_is_401(console, http, method, path):
+    response = await http.request(method, console["url"] + path, json={})
+    assert response.status == 401
+    forged = await http.request(method, console["url"] + path, json={},
+                                cookies={"lc_session": "forged-" + "x" * 40})  # fmt: skip
+    assert forged.status == 401
+
+
+async def test_a_wrong_password_is_401_and_repeated_failures_are_throttled(console, http):
+    url = f"{console['url']}/api/login"
+    for _ in range(THROTTLE_FAILURES):
+        assert (
+            await http.post(url, json={"login": "yt-author", "password": "wrong" * 3})
+        ).status == 401
+    throttled = await http.post(url, json={"login": "yt-author", "password": PASSWORD})
+    assert throttled.status == 429 and int(throttled.headers["Retry-After"]) > 0
+    unknown = await http.post(url, json={"login": "nobody", "password": PASSWORD})
+    assert unknown.status == 429  # the client is throttled too, whatever login it tries
+
+
+@pytest.mark.parametrize("body", [b"{" * 5000, b"\xff\xfe not utf-8", b"[1, 2", b'"a string"'])
+async def test_odd_login_bodies_are_400_never_500(console, http, body):
+    response = await http.post(f"{console['url']}/api/login", data=body,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+    assert response.status == 400
+
+
+async def test_a_huge_body_is_refused_before_it_is_read(console, http):
+    response = await http.post(f"{console['url']}/api/login", data=b"x" * (1024 * 1024))
+    assert response.status == 413
+
+
+async def test_roles_and_districts_are_enforced_by_the_api(console):
+    held_id = await hold(console, "CON-YT", ["440308"])
+    author, author_csrf = await sign_in(console, "yt-author")
+    luohu, luohu_csrf = await sign_in(console, "lh-approver")
+    try:
+        assert (await author.get(f"{console['url']}/api/held")).status == 403
+        refused = await author.post(
+            f"{console['url']}/api/held/{held_id}/release", headers=author_csrf
+        )
+        assert refused.status == 403
+        assert (await (await luohu.get(f"{console['url']}/api/held")).json())["held"] == []
+        outside = await luohu.post(
+            f"{console['url']}/api/held/{held_id}/release", headers=luohu_csrf
+        )
+        assert outside.status == 403
+        assert await console["svc"].runtime.guard.held()  # still held
+    finally:
+        await author.close()
+        await luohu.close()
+
+
+async def test_a_change_without_or_with_a_wrong_csrf_token_is_403(console):
+    held_id = await hold(console, "CON-CSRF", ["440308"])
+    approver, _ = await sign_in(console, "yt-approver")
+    try:
+        url = f"{console['url']}/api/held/{held_id}/release"
+        assert (await approver.post(url)).status == 403
+        assert (await approver.post(url, headers={"X-CSRF-Token": "guess"})).status == 403
+        assert [h["id"] for h in await console["svc"].runtime.guard.held()] == [held_id]
+    finally:
+        await approver.close()
+
+
+async def test_an_approver_releases_a_hold_in_their_district_and_the_audit_log_says_so(console):
+    held_id = await hold(console, "CON-REL", ["440308"])
+    approver, csrf = await sign_in(console, "yt-approver")
+    try:
+        listing = await (await approver.get(f"{console['url']}/api/held")).json()
+        assert [h["id"] for h in listing["held"]] == [held_id]
+        released = await approver.post(f"{console['url']}/api/held/{held_id}/release", headers=csrf)
+        assert released.status == 200 and (await released.json())["chunks"] == 1
+        assert await console["svc"].runtime.guard.held() == []
+        commands = [json.loads(r.value) for r in await read_topic(console["settings"].kafka_servers[0], "fanout")
+                    if r.key.startswith(b"CON-REL/")]  # fmt: skip
+        assert [c["ids"] for c in commands] == [["E-CON-REL"]]
+        entries = (await (await approver.get(f"{console['url']}/api/audit")).json())["entries"]
+        mine = [(e["who"], e["action"]) for e in entries if e["who"] == "yt-approver"]
+        assert ("yt-approver", "login") in mine and ("yt-approver", "held-release") in mine
+        [release] = [
+            e for e in entries if e["action"] == "held-release" and e["details"]["hold"] == held_id
+        ]
+        assert release["districts"] == ["440308"] and release["from"] == "127.0.0.1"
+    finally:
+        await approver.close()
+
+
+async def test_a_rejection_needs_a_reason_and_is_recorded(console):
+    held_id = await hold(console, "CON-REJ", ["440308"])
+    operator, csrf = await sign_in(console, "sz-operator")  # 440300 covers Yantian
+    admin, _ = await sign_in(console, "admin")
+    try:
+        url = f"{console['url']}/api/held/{held_id}/reject"
+        assert (await operator.post(url, headers=csrf, json={})).status == 400
+        response = await operator.post(
+            url, headers=csrf, json={"reason": "演练，不发送 13900000099"}
+        )
+        assert response.status == 200
+        assert await console["svc"].runtime.guard.held() == []
+        entries = (await (await admin.get(f"{console['url']}/api/audit")).json())["entries"]
+        [entry] = [
+            e for e in entries if e["action"] == "held-reject" and e["details"]["hold"] == held_id
+        ]
+        assert entry["who"] == "sz-operator" and "13900000099" not in entry["details"]["reason"]
+        failed = [e for e in entries if e["action"] == "login-failed"]
+        assert all(e["outcome"] == "refused" for e in failed)
+    finally:
+        await operator.close()
+        await admin.close()
+
+
+async def test_the_audit_log_refuses_a_time_without_a_zone(console):
+    admin, _ = await sign_in(console, "admin")
+    try:
+        assert (
+            await admin.get(f"{console['url']}/api/audit?since=2026-12-01T00:00:00")
+        ).status == 400
+        later = await admin.get(f"{console['url']}/api/audit?since=2999-01-01T00:00:00%2B08:00")
+        assert (await later.json())["entries"] == []
+    finally:
+        await admin.close()
+
+
+async def test_the_console_refuses_a_development_secret(settings, broker):
+    settings = dataclasses.replace(settings, kafka_url=broker.url, secret="dev-secret")
+    async with AsyncExitStack() as stack:
+        with pytest.raises(ConfigError, match="lifecycle console"):
+            await open_services(settings, stack)
+
+
+def test_users_add_reads_the_password_from_standard_input(settings, monkeypatch, capsys):
+    for name, value in {"LIFECYCLE_REDIS_URL": settings.redis_url,
+                        "LIFECYCLE_REDIS_PREFIX": settings.redis_prefix}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "wang-li", "--role", "author", "--district", "440308"]) == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\nignored second line\n"))
+    assert main(["users", "add", "wang-li", "--role", "author", "--role", "approver",
+                 "--district", "440308", "--mobile", "13800138000"]) == 0  # fmt: skip
+    assert "created wang-li: approver, author; districts 440308" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["users", "add", "wang-li", "--role", "boss", "--district", "440308"]) == 2
+    assert "unknown: boss" in capsys.readouterr().err
