@@ -53,11 +53,17 @@ async def run_dev(
                            env={**os.environ, **to_environ(settings)}, cwd=PROJECT_ROOT)  # fmt: skip
             stack.callback(stop_process, worker)
             print(f"worker started (pid {worker.pid}, log {logs / 'worker.log'})")
+            password = await _demo_accounts(runtime, var)
+            console = spawn([sys.executable, "-m", "lifecycle", "console"], logs / "console.log",
+                            env={**os.environ, **to_environ(settings)}, cwd=PROJECT_ROOT)  # fmt: skip
+            stack.callback(stop_process, console)
+            print(f"console started (pid {console.pid}, log {logs / 'console.log'})")
             plans = await _replay(runtime, settings)
             delivered = await _wait_for(runtime, plans, timeout, worker)
             await _print_table(runtime, plans)
         finally:
             await runtime.close()
+        _print_console(settings, password, var)
         print(f"\nSMS outbox: {settings.sms_url}\nmail: {var / 'outbox' / 'mail'}"
               f"\nworker: http://127.0.0.1:{settings.web_port}/health/ (its /stats/ needs a token: "
               "lifecycle tokens add NAME --scope stats:read)")  # fmt: skip
@@ -91,6 +97,8 @@ def _start_services(settings: Settings, var: Path, logs: Path, stack: ExitStack)
         settings = settings.with_(sms_url=f"file://{var / 'outbox' / 'sms.jsonl'}")
     if settings.web_port == Settings().web_port and not _port_free(settings.web_port):
         settings = settings.with_(web_port=free_port())
+    if settings.console_port == Settings().console_port and not _port_free(settings.console_port):
+        settings = settings.with_(console_port=free_port())
     if "LIFECYCLE_QUIET_HOURS" not in settings.explicit:
         settings = settings.with_(quiet_hours="off")
         print(
@@ -111,6 +119,41 @@ def dev_secret(var: Path) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(secret + "\n")
     return secret
+
+
+# login, roles, districts, own mobile and e-mail (where its test-sends go: the outbox and the sink)
+DEMO_ACCOUNTS = (
+    ("yt-author", ["author"], ["440308"], "+8613800000101", "yt-author@example.cn"),
+    ("yt-approver", ["approver"], ["440308"], "+8613800000102", "yt-approver@example.cn"),
+    ("sz-operator", ["operator"], ["440300"], "+8613800000103", "sz-operator@example.cn"),
+    ("admin", ["admin"], ["*"], None, "admin@example.cn"),
+)
+
+
+async def _demo_accounts(runtime: Runtime, var: Path) -> str:
+    """The demo accounts, all with one password made for this checkout (var/console-password,
+    mode 0600), printed by dev; never a published value."""
+    from app.access.accounts import AccountStore
+
+    path = var / "console-password"
+    password = path.read_text().strip() if path.is_file() else ""
+    if len(password) < 16:
+        password = secrets.token_urlsafe(12)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+    accounts = AccountStore(runtime.redis, runtime.settings.redis_prefix)
+    for login, roles, districts, mobile, email in DEMO_ACCOUNTS:
+        await accounts.put(login, password, roles, districts, mobile=mobile, email=email)
+    return password
+
+
+def _print_console(settings: Settings, password: str, var: Path) -> None:
+    print(f"\nconsole: http://{settings.console_bind}:{settings.console_port}/api/ "
+          f"(POST /api/login {{\"login\", \"password\"}})")  # fmt: skip
+    for login, roles, districts, _, _ in DEMO_ACCOUNTS:
+        print(f"  {login:<12} {', '.join(roles):<9} districts {', '.join(districts)}")
+    print(f"  password (each): {password}   (kept in {var / 'console-password'})")
 
 
 def _port_free(port: int) -> bool:

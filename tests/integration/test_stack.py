@@ -79,10 +79,39 @@ def test_dev_without_once_serves_until_interrupted_and_stops_what_it_started(
             broker_port = int(
                 re.search(r"embedded broker \(Tansu\) on kafka://127.0.0.1:(\d+)", text)[1]
             )
+            console_pid = int(re.search(r"console started \(pid (\d+)", text)[1])
+            console_url = re.search(r"console: (http://127.0.0.1:\d+)/api/", text)[1]
+            password = re.search(r"password \(each\): (\S+)", text)[1]
+            assert "yt-approver  approver  districts 440308" in text
+            assert signed_in(console_url, "yt-author", password) == 200
+            assert signed_in(console_url, "yt-author", password + "x") == 401
             dev.send_signal(signal.SIGINT)
             assert dev.wait(60) == 0
         finally:
             stop_process(dev)
     assert not alive(worker_pid)
+    assert not alive(console_pid)
     with __import__("socket").socket() as s:
         assert s.connect_ex(("127.0.0.1", broker_port)) != 0, "the embedded broker still listens"
+
+
+def signed_in(console_url: str, login: str, password: str) -> int:
+    """The status of a console login (the console may still be starting: retried for 30 s)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"login": login, "password": password}).encode()
+    deadline = time.monotonic() + 30
+    while True:
+        request = urllib.request.Request(f"{console_url}/api/login", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
