@@ -6,6 +6,7 @@ from agents import (
     plan_chunk,
     plan_notifications,
     release_deferred,
+    reload_rules,
     store_profiles,
 )
 
@@ -16,4 +17,4 @@ ALL = (
     deliver_warnings.deliver_warnings,
     store_profiles.store_profiles,
 )
-TIMERS = (release_deferred.release_deferred,)
+TIMERS = (release_deferred.release_deferred, reload_rules.reload_rules)

@@ -83,13 +83,21 @@ async def me(request: web.Request, caller: Caller) -> web.StreamResponse:
 @routes.get("/api/rules")
 @guarded()
 async def rules(request: web.Request, caller: Caller) -> web.StreamResponse:
-    rule_set = services(request).runtime.rules
-    return web.json_response({"rules": [
-        {"id": r.id, "name": r.name, "live_version": r.version, "status": "live" if r.enabled else "disabled",
-         "category": r.category, "on": list(r.event_types), "channels": sorted(r.channels),
-         "pending_draft": None}
-        for r in rule_set.rules
-    ]})  # fmt: skip
+    from app.planning.rulebook import RuleBook
+
+    rt = services(request).runtime
+    await rt.reload_rules()  # what is live now, should someone have approved a version
+    rulebook = RuleBook(rt.redis, rt.settings.redis_prefix)
+    listing = []
+    for r in rt.rules.rules:
+        draft = await rulebook.draft(r.id)
+        live = await rulebook.live_number(r.id)
+        listing.append({"id": r.id, "name": r.name, "live_version": live or r.version,
+                        "status": "live" if r.enabled else "disabled", "category": r.category,
+                        "on": list(r.event_types), "channels": sorted(r.channels),
+                        "districts": list(r.districts),
+                        "pending_draft": {"status": draft["status"], "author": draft["author"]} if draft else None})  # fmt: skip
+    return web.json_response({"rules": listing})
 
 
 def _visible(caller: Caller, held: HeldSend) -> bool:

@@ -6,11 +6,15 @@ Rules are loaded and checked here, so a worker with a broken rule refuses to sta
 
 from __future__ import annotations
 
+import logging
 import secrets
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 from app.access.tokens import TokenStore
 from app.core.errors import ConfigError
@@ -24,15 +28,37 @@ from app.delivery.rate_limit import RateLimiter
 from app.delivery.unsubscribe import UnsubscribeLinks
 from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.planner import Planner
+from app.planning.rulebook import materialise, read_snapshot
 from app.planning.rules import RuleSet, load_rules
 from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState
 
+logger = logging.getLogger(__name__)
 
-def make_renderer(settings: Settings) -> Renderer:
-    return Renderer(settings.templates_dir, signature=settings.sms_signature, tz=settings.tz,
+
+def make_renderer(settings: Settings, templates_dir: Path | None = None) -> Renderer:
+    return Renderer(templates_dir or settings.templates_dir, signature=settings.sms_signature, tz=settings.tz,
                     default_language=settings.default_language)  # fmt: skip
+
+
+def load_live_rules(
+    settings: Settings, sync_redis: SyncRedis
+) -> tuple[RuleSet, Renderer, int, Path | None]:
+    """The live rules: the seed files with the rule book's live versions over them, checked by
+    ``load_rules``; the book's generation; where the set was written (None: the seed as is).
+    With Redis unreachable, the seed files (generation -1, so that the book is tried again)."""
+    try:
+        generation, live = read_snapshot(sync_redis, settings.redis_prefix)
+    except (RedisError, OSError) as exc:
+        logger.warning("rule book unreadable (%s); using the rule files", type(exc).__name__)
+        generation, live = -1, {}
+    if not live:
+        renderer = make_renderer(settings)
+        return load_rules(settings.rules_dir, renderer), renderer, generation, None
+    live_set = materialise(settings.rules_dir, settings.templates_dir, live, generation)
+    renderer = make_renderer(settings, live_set.templates_dir)
+    return load_rules(live_set.rules_dir, renderer), renderer, generation, live_set.root
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
@@ -70,18 +96,20 @@ class Runtime:
     deliverer: Deliverer | None
     guard: BlastGuard
     tokens: TokenStore
+    rules_generation: int = -1  # of the rule book, as last applied (-1: the seed files only)
+    live_root: Path | None = None  # where the live set was written (None: the seed files)
 
     @classmethod
     def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:
         """``deliver=False`` for commands that plan but never send (preview, dev's expectations)."""
-        renderer = make_renderer(settings)
-        rules = load_rules(settings.rules_dir, renderer)
+        sync_redis = make_sync_redis(settings)
+        rules, renderer, generation, live_root = load_live_rules(settings, sync_redis)
         if rules.errors:
             listing = "\n  ".join(str(e) for e in rules.errors)
             raise ConfigError(f"{len(rules.errors)} rule error(s):\n  {listing}")
         redis = make_redis(settings)
         profiles = ProfileStore(redis, settings.redis_prefix)
-        state = DeliveryState(redis, settings.redis_prefix, make_sync_redis(settings))
+        state = DeliveryState(redis, settings.redis_prefix, sync_redis)
         # A command that never sends may run without the secret; it then reads no opt-outs.
         secret = (
             require_real_secret(settings, "a worker that delivers")
@@ -122,9 +150,36 @@ class Runtime:
             deliverer,
             guard,
             TokenStore(redis, settings.redis_prefix),
+            generation,
+            live_root,
         )
 
+    async def reload_rules(self) -> str | None:
+        """Apply the rule book's live set if it changed; what happened, or None if nothing did.
+        A set that does not load is not applied: the rules in use stay, and the errors are said."""
+        generation = int(
+            await self.redis.get(f"{self.settings.redis_prefix}rulebook:generation") or 0
+        )
+        if generation == self.rules_generation:
+            return None
+        assert self.state.sync_redis is not None
+        rules, renderer, generation, root = load_live_rules(self.settings, self.state.sync_redis)
+        if rules.errors:
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
+            self.rules_generation = generation  # said once; the next change is tried again
+            listing = "; ".join(str(e) for e in rules.errors)[:2000]
+            return f"rule set {generation} refused, the last good one kept: {listing}"
+        old, self.live_root = self.live_root, root
+        self.rules, self.renderer, self.rules_generation = rules, renderer, generation
+        self.planner.rules, self.planner.renderer = rules, renderer
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return f"rule set {generation} applied: {len(rules.rules)} rule(s)"
+
     async def close(self) -> None:
+        if self.live_root is not None:
+            shutil.rmtree(self.live_root, ignore_errors=True)
         await self.redis.aclose()
         if self.state.sync_redis is not None:
             self.state.sync_redis.close()

@@ -40,6 +40,7 @@ class Rule:
     fallback_contacts: tuple[str, ...] = ()
     previously_warned: bool = False  # the recipients warned earlier for the referenced warning
     enabled: bool = True
+    districts: tuple[str, ...] = ("*",)  # whose approvers approve it; * the deployment's
 
     @property
     def event_type(self) -> str:

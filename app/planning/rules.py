@@ -43,7 +43,8 @@ CATEGORIES = tuple(Category)
 CONDITION_NAMES = frozenset({"event", "data", "profile"})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
-              "channels", "enabled"}  # fmt: skip
+              "channels", "enabled", "districts"}  # fmt: skip
+_DISTRICT = re.compile(r"\d{6}|\*")
 _AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
 _RECIPIENT_MODES = ("subject", "audience", "previously_warned")
 
@@ -121,12 +122,22 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", "must be true or false")
+    districts = doc.get("districts", ["*"])
+    if isinstance(districts, str):
+        districts = [districts]
+    if (
+        not isinstance(districts, list)
+        or not districts
+        or not all(isinstance(d, str) and _DISTRICT.fullmatch(d) for d in districts)
+    ):
+        bad("districts", "a list of six-digit division codes (440308), or * for all")
+        districts = ["*"]
     errors.extend(problems)
     if problems or recipients is None:
         return None
     return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
                 category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
-                condition=condition, enabled=enabled, **recipients)  # fmt: skip
+                condition=condition, enabled=enabled, districts=tuple(districts), **recipients)  # fmt: skip
 
 
 def _condition(text: Any, fld: str, bad: Any) -> Expression | None:

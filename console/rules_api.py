@@ -1,0 +1,199 @@
+"""The rules part of the console's API: drafts, four-eyes approval, history, rollback.
+
+A draft is checked as the workers will load it: the whole live set is written with the draft in
+place (``rulebook.materialise``) and loaded by ``load_rules``, so its errors are those of
+``lifecycle rules check``, with the field they concern.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from aiohttp import web
+
+from app.planning.rulebook import (
+    BookError,
+    RuleBook,
+    materialise,
+    read_snapshot,
+    seed_rule,
+    template_problems,
+)
+from app.planning.rules import load_rules
+from console.api import routes
+from console.auth import Caller, audit, body_json, error, guarded, services
+from wiring.runtime import make_renderer
+
+_RULE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def book(request: web.Request) -> RuleBook:
+    rt = services(request).runtime
+    return RuleBook(rt.redis, rt.settings.redis_prefix)
+
+
+def rule_id_of(request: web.Request) -> str | None:
+    rule_id = request.match_info["rule_id"]
+    return rule_id if 0 < len(rule_id) <= 64 and set(rule_id) <= _RULE_ID_CHARS else None
+
+
+async def base_version(request: web.Request, rule_id: str) -> int:
+    """The live version's number: the book's, else the shipped file's (0: a new rule)."""
+    live = await book(request).live_number(rule_id)
+    if live is not None:
+        return live
+    seed = seed_rule(services(request).runtime.settings.rules_dir, rule_id)
+    return int(seed.get("version", 1)) if seed else 0
+
+
+async def live_doc(request: web.Request, rule_id: str) -> dict[str, Any] | None:
+    number = await book(request).live_number(rule_id)
+    if number is not None:
+        [version] = [v for v in await book(request).versions(rule_id) if v["version"] == number]
+        return version
+    seed = seed_rule(services(request).runtime.settings.rules_dir, rule_id)
+    if seed is None:
+        return None
+    return {
+        "version": int(seed.get("version", 1)),
+        "rule": seed,
+        "templates": {},
+        "note": "shipped",
+    }
+
+
+def rule_districts(rule: dict[str, Any]) -> list[str]:
+    districts = rule.get("districts", ["*"])
+    return [districts] if isinstance(districts, str) else [str(d) for d in districts or ["*"]]
+
+
+def check_draft(request: web.Request, rule_id: str, rule: dict[str, Any],
+                templates: dict[str, str], version: int) -> list[dict[str, str]]:  # fmt: skip
+    """The draft's errors, as ``lifecycle rules check`` finds them in the live set."""
+    settings = services(request).runtime.settings
+    rt = services(request).runtime
+    assert rt.state.sync_redis is not None
+    _, live = read_snapshot(rt.state.sync_redis, settings.redis_prefix)
+    live = dict(live) | {rule_id: {"version": version, "rule": rule, "templates": templates}}
+    live_set = materialise(settings.rules_dir, settings.templates_dir, live, -1)
+    try:
+        result = load_rules(live_set.rules_dir, make_renderer(settings, live_set.templates_dir))
+    finally:
+        shutil.rmtree(live_set.root, ignore_errors=True)
+    return [{"field": e.field, "message": e.message} for e in result.errors
+            if e.rule_id == rule_id or e.file.endswith(f"console/{rule_id}.yaml")]  # fmt: skip
+
+
+@routes.get("/api/rules/{rule_id}")
+@guarded()
+async def rule_detail(request: web.Request, caller: Caller) -> web.StreamResponse:
+    rule_id = rule_id_of(request)
+    if rule_id is None:
+        return error(404, "no such rule")
+    live, draft = await live_doc(request, rule_id), await book(request).draft(rule_id)
+    if live is None and draft is None:
+        return error(404, f"no rule {rule_id}")
+    history = [{k: v for k, v in version.items() if k not in ("rule", "templates")}
+               for version in await book(request).versions(rule_id) if not version.get("placeholder")]  # fmt: skip
+    return web.json_response({"id": rule_id, "live": live, "draft": draft, "history": history})
+
+
+@routes.put("/api/rules/{rule_id}/draft")
+@guarded("author", change=True)
+async def save_draft(request: web.Request, caller: Caller) -> web.StreamResponse:
+    rule_id = rule_id_of(request)
+    if rule_id is None:
+        return error(400, "a rule id: lower-case letters, digits and -, at most 64")
+    doc = await body_json(request)
+    rule = doc.get("rule") if isinstance(doc, dict) else None
+    templates = doc.get("templates", {}) if isinstance(doc, dict) else None
+    if not isinstance(rule, dict):
+        return error(400, 'expected {"rule": {…}, "templates": {"NAME/LANG/FILE": "text"}}')
+    if rule.get("id", rule_id) != rule_id:
+        return error(400, f"the rule's id is {rule_id}, as in the address")
+    rule = {**rule, "id": rule_id}
+    districts = rule_districts(rule)
+    if not caller.account.covers(districts):
+        return error(403, "the rule's districts are outside your account's")
+    errors = template_problems(templates)
+    version = await base_version(request, rule_id) + 1
+    if not errors:
+        errors = check_draft(request, rule_id, rule, templates or {}, version)
+    try:
+        draft = await book(request).save_draft(rule_id, rule, templates or {}, caller.login, errors)
+    except BookError as exc:
+        return error(exc.status, exc.message)
+    await audit(request, caller, "rule-draft", districts=tuple(districts), rule=rule_id,
+                errors=len(errors))  # fmt: skip
+    return web.json_response({"errors": errors, "status": draft["status"], "version": version})
+
+
+async def _decide(request: web.Request, caller: Caller, step: str) -> web.StreamResponse:
+    rule_id = rule_id_of(request)
+    if rule_id is None:
+        return error(404, "no such rule")
+    rulebook = book(request)
+    draft = await rulebook.draft(rule_id)
+    target = draft["rule"] if draft else ((await live_doc(request, rule_id)) or {}).get("rule", {})
+    districts = rule_districts(target)
+    if not caller.account.covers(districts):
+        return error(403, "the rule's districts are outside your account's")
+    doc = await body_json(request) if step in ("reject", "rollback") else {}
+    try:
+        if step == "submit":
+            outcome = await rulebook.submit(rule_id, caller.login)
+        elif step == "approve":
+            outcome = await rulebook.approve(
+                rule_id, caller.login, await base_version(request, rule_id)
+            )
+        elif step == "reject":
+            reason = doc.get("reason") if isinstance(doc, dict) else None
+            if not isinstance(reason, str) or not reason.strip():
+                return error(400, 'a rejection needs {"reason": …}')
+            outcome = await rulebook.reject(rule_id, caller.login, reason[:1000])
+        else:
+            to = doc.get("version") if isinstance(doc, dict) else None
+            if not isinstance(to, int) or isinstance(to, bool):
+                return error(400, 'a rollback needs {"version": N}')
+            seed = seed_rule(services(request).runtime.settings.rules_dir, rule_id)
+            first = (
+                {"version": int(seed.get("version", 1)), "rule": seed, "templates": {}}
+                if seed
+                else None
+            )
+            outcome = await rulebook.rollback(rule_id, to, caller.login,
+                                              await base_version(request, rule_id), first)  # fmt: skip
+    except BookError as exc:
+        if exc.status == 403:
+            await audit(request, caller, f"rule-{step}", outcome="refused",
+                        districts=tuple(districts), rule=rule_id, why=exc.message)  # fmt: skip
+        return error(exc.status, exc.message)
+    await audit(request, caller, f"rule-{step}", districts=tuple(districts), rule=rule_id,
+                version=outcome.get("version", ""))  # fmt: skip
+    return web.json_response({"rule": rule_id, "status": outcome.get("status", "live"),
+                              "version": outcome.get("version")})  # fmt: skip
+
+
+@routes.post("/api/rules/{rule_id}/submit")
+@guarded("author", change=True)
+async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return await _decide(request, caller, "submit")
+
+
+@routes.post("/api/rules/{rule_id}/approve")
+@guarded("approver", change=True)
+async def approve(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return await _decide(request, caller, "approve")
+
+
+@routes.post("/api/rules/{rule_id}/reject")
+@guarded("approver", change=True)
+async def reject(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return await _decide(request, caller, "reject")
+
+
+@routes.post("/api/rules/{rule_id}/rollback")
+@guarded("approver", change=True)
+async def rollback(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return await _decide(request, caller, "rollback")
