@@ -51,6 +51,10 @@ class Preferences:
     async def opt_in(self, address: str, category: str, channel: str) -> None:
         await self.redis.srem(self.key(address), f"{category}:{channel}")
 
+    async def count_today(self, recipient: str, day: str) -> int:
+        """How many notifications the recipient key already has today (read only: a preview)."""
+        return int(await self.redis.zcard(f"{self.prefix}cap:{recipient}:{day}"))
+
     async def rank_today_many(self, items: list[tuple[str, str]], day: str) -> list[int]:
         """Each (recipient, notification id)'s 1-based place among the recipient's notifications
         of the day, in one round trip.

@@ -25,8 +25,10 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest_asyncio.fixture
-async def console(settings, broker):
-    settings = dataclasses.replace(settings, kafka_url=broker.url, fanout_chunk=50)
+async def console(settings, broker, smtp_sink):
+    settings = dataclasses.replace(
+        settings, kafka_url=broker.url, fanout_chunk=50, smtp_url=smtp_sink.url
+    )
     async with AsyncExitStack() as stack:
         svc = await open_services(settings, stack)
         runner = web.AppRunner(build_app(svc))
@@ -35,14 +37,20 @@ async def console(settings, broker):
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         for login, roles, districts in [
-            ("yt-author", ["author"], ["440308"]),
+            ("yt-author", ["author"], ["440308"]),  # its own mobile below, and an e-mail
             ("yt-approver", ["approver"], ["440308"]),
             ("lh-approver", ["approver"], ["440303"]),
             ("sz-operator", ["operator"], ["440300"]),
             ("admin", ["admin"], ["*"]),
         ]:
-            await svc.accounts.put(login, PASSWORD, roles, districts, mobile="+8613800000001")
-        yield {"url": f"http://127.0.0.1:{port}", "svc": svc, "settings": settings}
+            await svc.accounts.put(login, PASSWORD, roles, districts, mobile="+8613800000001",
+                                   email=f"{login}@example.cn")  # fmt: skip
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "svc": svc,
+            "settings": settings,
+            "sink": smtp_sink,
+        }
 
 
 @pytest_asyncio.fixture

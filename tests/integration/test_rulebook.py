@@ -182,3 +182,74 @@ async def test_a_running_worker_applies_an_approved_version_and_a_rollback_withi
     )
     text = await sms_of("E-RB2", "P-RB2")
     assert "新版本提醒" not in text and "下一步请办理户籍迁入" in text
+
+
+async def test_preview_says_who_gets_what_and_why_each_left_out_is_left_out(console):
+    from app.delivery.preferences import Preferences
+    from tests.helpers import TEST_SECRET
+
+    settings = console["settings"]
+    await load_profiles(
+        settings, [person("P-PV1", mobile="13800000301"), person("P-PV2", mobile="13800000302")]
+    )
+    prefs = Preferences(console["svc"].runtime.redis, settings.redis_prefix, TEST_SECRET)
+    await prefs.opt_out("+8613800000302", "reminder", "sms")
+    author, csrf = await sign_in(console, "yt-author")
+    try:
+        out = {}
+        for pid in ("P-PV1", "P-PV2", "P-NOBODY"):
+            response = await author.post(f"{console['url']}/api/rules/{RULE}/preview",
+                                         json={"event": graduate_event(f"E-{pid}", pid)})  # fmt: skip
+            assert response.status == 200, await response.text()
+            out[pid] = await response.json()
+        [sms] = out["P-PV1"]["sample"]
+        assert sms["to"] == "+86138****0301" and "户籍迁入" in sms["content"]["text"]
+        assert sms["content"]["segments"] >= 1 and out["P-PV1"]["left_out"] == []
+        assert out["P-PV2"]["recipients"] == 0
+        assert out["P-PV2"]["left_out"][0]["why"] == "opted out of reminder by sms"
+        assert "no profile for subject P-NOBODY" in out["P-NOBODY"]["left_out"][0]["why"]
+        bad = await author.post(
+            f"{console['url']}/api/rules/{RULE}/preview", json={"event": {"id": 1}}
+        )
+        assert bad.status == 400
+        # nothing was sent or recorded by a preview
+        assert not Path(settings.sms_url.removeprefix("file://")).exists()
+    finally:
+        await author.close()
+
+
+async def test_a_test_send_reaches_only_the_caller_and_is_audited(console):
+    settings = console["settings"]
+    await load_profiles(
+        settings, [person("P-TS1", mobile="13800000401", email="resident@example.cn")]
+    )
+    author, csrf = await sign_in(console, "yt-author")
+    try:
+        shipped = await author.post(f"{console['url']}/api/rules/{RULE}/test-send", headers=csrf)
+        assert shipped.status == 403  # the shipped rule is the whole deployment's, not Yantian's
+        rule, _ = await live_rule(author, console)
+        draft = await put_draft(
+            author, csrf, console, {**rule, "districts": ["440308"]}, {SMS: NEW_TEXT}
+        )
+        assert draft["errors"] == []
+        assert (
+            await author.post(f"{console['url']}/api/rules/{RULE}/test-send")
+        ).status == 403  # CSRF
+        response = await author.post(f"{console['url']}/api/rules/{RULE}/test-send", headers=csrf,
+                                     json={"event": graduate_event("E-TS1", "P-TS1")})  # fmt: skip
+        assert response.status == 200, await response.text()
+        channels = sorted(s["channel"] for s in (await response.json())["sent"])
+        assert channels == ["email", "sms"]
+        lines = outbox_lines(Path(settings.sms_url.removeprefix("file://")))
+        assert [ln["to"] for ln in lines] == ["+8613800000001"] and lines[0]["text"].startswith(
+            "【测试】"
+        )
+        mails = console["sink"].received()
+        assert [m["To"].addresses[0].addr_spec for m in mails] == ["yt-author@example.cn"]
+        assert mails[0]["Subject"].startswith("[测试]")
+        entries = [e for e in await console["svc"].audit.read() if e.action == "test-send"]
+        assert [(e.who, sorted(e.details["channels"].split(","))) for e in entries] == [
+            ("yt-author", ["email", "sms"])
+        ]
+    finally:
+        await author.close()
