@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test lint typecheck bench clean
+.PHONY: help dev test lint typecheck bench clean browser
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,10 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here), with CJK
+# fonts so that the screenshots show the Chinese pages. Installed when missing; CI skips nothing.
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	  echo "installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium fonts-noto-cjk; \
+	fi
+
 dev: $(STAMP) ## Run the whole stack locally and replay the demo scenarios
 	$(BIN)/lifecycle dev $(ARGS)
 
-test: $(STAMP) ## Run the whole test suite (starts its own broker, Redis and SMTP server)
+test: $(STAMP) browser ## Run the whole test suite (starts its own broker, Redis and SMTP server)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff

@@ -83,6 +83,11 @@ async def me(request: web.Request, caller: Caller) -> web.StreamResponse:
 @routes.get("/api/rules")
 @guarded()
 async def rules(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return web.json_response({"rules": await rule_listing(request)})
+
+
+async def rule_listing(request: web.Request) -> list[dict[str, Any]]:
+    """Every rule: live version, status, pending draft (what is live now, reloaded if changed)."""
     from app.planning.rulebook import RuleBook
 
     rt = services(request).runtime
@@ -97,7 +102,7 @@ async def rules(request: web.Request, caller: Caller) -> web.StreamResponse:
                         "on": list(r.event_types), "channels": sorted(r.channels),
                         "districts": list(r.districts),
                         "pending_draft": {"status": draft["status"], "author": draft["author"]} if draft else None})  # fmt: skip
-    return web.json_response({"rules": listing})
+    return listing
 
 
 def _visible(caller: Caller, held: HeldSend) -> bool:

@@ -13,7 +13,7 @@ from aiohttp import web
 from app.access.accounts import AccountStore, LoginThrottle, SessionStore
 from app.access.audit import AUDIT_TOPIC
 from app.core.settings import Settings, require_real_secret
-from console import preview, rules_api  # noqa: F401 - register their calls on routes
+from console import pages, preview, rules_api  # noqa: F401 - register their calls on routes
 from console.api import routes
 from console.auth import MAX_BODY_BYTES, SERVICES, Services
 from wiring.audit import AuditLog
@@ -28,6 +28,7 @@ def build_app(svc: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = svc
     app.add_routes(routes)
+    app.router.add_static("/static", pages.STATIC, append_version=False)
     app.middlewares.append(security_headers)
     return app
 
