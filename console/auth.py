@@ -89,6 +89,10 @@ async def body_json(request: web.Request) -> Any:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
     if not raw.strip():
         return {}
+    if request.content_type != "application/json":
+        # a cross-site form can post text/plain but not JSON without the browser asking first
+        raise web.HTTPUnsupportedMediaType(text=json.dumps({"error": "send application/json"}),
+                                           content_type="application/json")  # fmt: skip
     try:
         return decode_json(raw, "request", MAX_JSON_DEPTH)
     except EventRejected as exc:

@@ -132,6 +132,15 @@ async def test_odd_login_bodies_are_400_never_500(console, http, body):
     assert response.status == 400
 
 
+async def test_a_login_posted_by_a_cross_site_form_is_refused(console, http):
+    """A form on another site can post text/plain; a login from it would sign the victim in."""
+    body = json.dumps({"login": "yt-author", "password": PASSWORD})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        response = await http.post(f"{console['url']}/api/login", data=body,
+                                   headers={"Content-Type": content_type})  # fmt: skip
+        assert response.status == 415 and "lc_session" not in response.cookies
+
+
 async def test_a_huge_body_is_refused_before_it_is_read(console, http):
     response = await http.post(f"{console['url']}/api/login", data=b"x" * (1024 * 1024))
     assert response.status == 413
