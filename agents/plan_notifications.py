@@ -71,6 +71,11 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
         for key, value in outcome.commands:
             await fanout.send(key=key, value=value)
         await publish_plan(outcome.plan, encoded)
+        if outcome.held and rt.alerts is not None:
+            try:
+                await rt.alerts.held(outcome.held)
+            except Exception:  # the hold stands and is listed; only the e-mail is missing
+                logger.exception("telling the approvers of %s failed", outcome.held)
         plan = outcome.plan
         logger.log(logging.INFO if outcome.commands else logging.DEBUG,
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",

@@ -33,6 +33,7 @@ from app.planning.rules import RuleSet, load_rules
 from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState
+from wiring.alerts import HoldAlerts
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Runtime:
     deliverer: Deliverer | None
     guard: BlastGuard
     tokens: TokenStore
+    alerts: HoldAlerts | None = None  # e-mail to approvers when a send is held (workers)
     rules_generation: int = -1  # of the rule book, as last applied (-1: the seed files only)
     live_root: Path | None = None  # where the live set was written (None: the seed files)
 
@@ -150,6 +152,7 @@ class Runtime:
             deliverer,
             guard,
             TokenStore(redis, settings.redis_prefix),
+            HoldAlerts(settings, redis, guard) if deliver else None,
             generation,
             live_root,
         )

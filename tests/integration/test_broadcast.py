@@ -100,6 +100,7 @@ async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_i
 ):
     for name, value in to_environ(stack["settings"]).items():
         monkeypatch.setenv(name, value)
+    await approvers(stack["settings"])
     publish(stack["settings"].kafka_servers, [validate_event(weather_event("BC-CITY", ["440300"]))])
 
     async def held():
@@ -109,6 +110,15 @@ async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_i
 
     listing = await asyncio.wait_for(_poll(held), 120)
     assert "2000 messages is 2× the median of 1000" in listing
+
+    def alerted() -> list[str]:
+        return [m["To"].addresses[0].addr_spec for m in stack["sink"].received()
+                if m["Subject"].startswith("[待审批]")]  # fmt: skip
+
+    # the approvers for the whole city are told at once; Luohu's approver is not (not all of it)
+    assert await wait_until(lambda: alerted() == ["sz-approver@example.cn"], timeout=30)
+    [mail] = [m for m in stack["sink"].received() if m["Subject"].startswith("[待审批]")]
+    assert "BC-CITY~weather-outdoor-ads-warning" in mail.get_body(("plain",)).get_content()
     await asyncio.sleep(2)
     assert sent_for(stack, "BC-CITY") == []  # nothing went out while held
 
@@ -123,6 +133,22 @@ async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_i
     await asyncio.sleep(3)
     lines = sent_for(stack, "BC-CITY")
     assert len(lines) == 2 * PER_GROUP and {line["to"] for line in lines} == mobiles(0) | mobiles(1)
+
+
+async def approvers(settings: Settings) -> None:
+    import redis.asyncio as aioredis
+
+    from app.access.accounts import AccountStore
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        accounts = AccountStore(redis, settings.redis_prefix)
+        await accounts.put("sz-approver", "a long enough password", ["approver"], ["440300"],
+                           email="sz-approver@example.cn")  # fmt: skip
+        await accounts.put("lh-approver", "a long enough password", ["approver"], ["440303"],
+                           email="lh-approver@example.cn")  # fmt: skip
+    finally:
+        await redis.aclose()
 
 
 async def _poll(check):
