@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--event", required=True, help="an event file (JSON), or - for stdin")
     preview.add_argument("--sample", type=int, default=5, help="how many recipients to show")
     preview.set_defaults(run=_rules_preview)
+    export = rules.add_parser("export", help="write the live rules and templates (the console's "
+                              "approved versions included) as files")  # fmt: skip
+    export.add_argument("dir", type=Path, help="a folder that does not exist yet")
+    export.set_defaults(run=_rules_export)
 
     cap = sub.add_parser("cap", help="CAP 1.2 alerts").add_subparsers(dest="action", required=True)
     ingest = cap.add_parser("ingest", help="read a CAP 1.2 alert and publish its weather events")
@@ -251,6 +255,32 @@ def _rules_preview(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.event}: {exc.reason}", file=sys.stderr)
         return 1
     return asyncio.run(print_preview(settings, args.rule_id, event, sample=args.sample))
+
+
+def _rules_export(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
+    from app.planning.rulebook import materialise, read_snapshot
+    from wiring.runtime import make_sync_redis
+
+    if args.dir.exists():
+        raise ConfigError(f"{args.dir} exists; export writes a new folder")
+    redis = make_sync_redis(settings)
+    try:
+        generation, live = read_snapshot(redis, settings.redis_prefix)
+    finally:
+        redis.close()
+    live_set = materialise(settings.rules_dir, settings.templates_dir, live, generation)
+    try:
+        args.dir.mkdir(parents=True)
+        shutil.copytree(live_set.rules_dir, args.dir / "rules")
+        shutil.copytree(live_set.templates_dir, args.dir / "templates")
+    finally:
+        shutil.rmtree(live_set.root, ignore_errors=True)
+    result = load_rules(args.dir / "rules", make_renderer(settings, args.dir / "templates"))
+    print(f"exported {len(result.rules)} rule(s) (rule book generation {generation}, "
+          f"{len(live)} from the console) to {args.dir}/rules and {args.dir}/templates")  # fmt: skip
+    return 0
 
 
 def _cap_ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -62,3 +62,36 @@ def test_template_paths_cannot_leave_the_templates_folder():
         assert template_problems({path: "x"}), path
     assert template_problems({"a/zh-CN/sms.txt": "x" * 20_000})
     assert template_problems({"a_b/en/email.html": "<p>ok</p>"}) == []
+
+
+async def test_rules_export_writes_the_live_set_as_files_that_check(
+    settings, tmp_path, monkeypatch, capsys
+):
+    from app.core.settings import to_environ
+    from lifecycle.cli import main
+
+    rt = Runtime.build(settings, deliver=False)
+    try:
+        seed = seed_rule(settings.rules_dir, RULE)
+        await RuleBook(rt.redis, settings.redis_prefix)._append(
+            RULE, {**seed, "name": "导出的"}, {SMS: "导出 {{ data.approval_no }}"}, 1, note="test"
+        )
+    finally:
+        await rt.close()
+    for name, value in to_environ(settings).items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "export"
+    assert main(["rules", "export", str(out)]) == 0
+    assert "1 from the console" in capsys.readouterr().out
+    assert (out / "templates" / SMS).read_text(encoding="utf-8") == "导出 {{ data.approval_no }}"
+    assert main(["rules", "check", str(out / "rules")]) in (
+        0,
+        1,
+    )  # check reads the shipped templates dir
+    exported = load_rules(out / "rules", make_renderer(settings, out / "templates"))
+    assert (
+        exported.errors == []
+        and exported.get(RULE).name == "导出的"
+        and exported.get(RULE).version == 2
+    )
+    assert main(["rules", "export", str(out)]) == 2  # never over an existing folder
