@@ -85,6 +85,33 @@ def check_draft(request: web.Request, rule_id: str, rule: dict[str, Any],
             if e.rule_id == rule_id or e.file.endswith(f"console/{rule_id}.yaml")]  # fmt: skip
 
 
+AUDIENCE_TERMS = ("permit", "industry", "tag")
+
+
+async def audience_problems(request: web.Request, rule: dict[str, Any]) -> list[dict[str, str]]:
+    """An audience term no stored profile has (``permit: outdoor_advertsing`` reaches nobody),
+    with the closest terms the profile store does hold."""
+    import difflib
+
+    rt = services(request).runtime
+    recipients = rule.get("recipients")
+    audience = recipients.get("audience") if isinstance(recipients, dict) else None
+    if not isinstance(audience, dict):
+        return []
+    problems = []
+    for term in AUDIENCE_TERMS:
+        value = audience.get(term)
+        if not isinstance(value, str) or await rt.profiles.term_exists(term, value):
+            continue
+        known = await rt.profiles.terms(term)
+        close = difflib.get_close_matches(value, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else (
+            f"; profiles hold: {', '.join(known[:10])}" if known else "")  # fmt: skip
+        problems.append({"field": f"recipients.audience.{term}",
+                         "message": f"no profile has {term} {value!r}, so the rule would reach nobody{hint}"})  # fmt: skip
+    return problems
+
+
 @routes.get("/api/rules/{rule_id}")
 @guarded()
 async def rule_detail(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -120,6 +147,8 @@ async def save_draft(request: web.Request, caller: Caller) -> web.StreamResponse
     version = await base_version(request, rule_id) + 1
     if not errors:
         errors = check_draft(request, rule_id, rule, templates or {}, version)
+    if not errors:
+        errors = await audience_problems(request, rule)
     try:
         draft = await book(request).save_draft(rule_id, rule, templates or {}, caller.login, errors)
     except BookError as exc:

@@ -47,6 +47,20 @@ class ProfileStore:
         raw = await self.redis.get(self._key(profile_id))
         return json.loads(raw) if raw else None
 
+    async def term_exists(self, field: str, value: str) -> bool:
+        """Whether any profile has ``field`` (permit, industry, tag, kind, area) ``value``."""
+        return bool(await self.redis.exists(self._index(f"{field}:{value}")))
+
+    async def terms(self, field: str, limit: int = 1000) -> list[str]:
+        """The values of ``field`` that some profile has (from the index keys), sorted."""
+        found: set[str] = set()
+        start = self._index(f"{field}:")
+        async for key in self.redis.scan_iter(f"{start}*", count=1000):
+            found.add(text(key).removeprefix(start))
+            if len(found) >= limit:
+                break
+        return sorted(found)
+
     def queue_get(self, pipe: Pipeline, profile_id: str) -> None:
         """Add to a pipeline: read a profile (its reply: JSON, or None when there is none)."""
         pipe.get(self._key(profile_id))

@@ -253,3 +253,33 @@ async def test_a_test_send_reaches_only_the_caller_and_is_audited(console):
         ]
     finally:
         await author.close()
+
+
+async def test_an_audience_term_no_profile_has_is_caught_with_a_did_you_mean(console):
+    from tests.helpers import contact, enterprise
+
+    await load_profiles(console["settings"], [enterprise("E-DYM", permits=("outdoor_advertising",),
+                                                         contacts=[contact("safety_officer", "13900000601")])])  # fmt: skip
+    author, csrf = await sign_in(console, "yt-author")
+    try:
+        url = f"{console['url']}/api/rules/weather-outdoor-ads-warning"
+        rule = (await (await author.get(url)).json())["live"]["rule"]
+        rule = {**rule, "districts": ["440308"]}
+        rule["recipients"] = {**rule["recipients"], "audience": {**rule["recipients"]["audience"],
+                                                                 "permit": "outdoor_advertsing"}}  # fmt: skip
+        response = await author.put(
+            f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}}
+        )
+        [problem] = (await response.json())["errors"]
+        assert problem["field"] == "recipients.audience.permit"
+        assert (
+            "reach nobody" in problem["message"]
+            and "did you mean outdoor_advertising?" in problem["message"]
+        )
+        rule["recipients"]["audience"]["permit"] = "outdoor_advertising"
+        response = await author.put(
+            f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}}
+        )
+        assert (await response.json())["errors"] == []
+    finally:
+        await author.close()
