@@ -101,16 +101,68 @@ async def test_login_sets_a_strict_http_only_session_and_logout_ends_it(console,
     assert (await http.get(f"{console['url']}/api/me")).status == 401
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/api/me"), ("GET", "/api/rules"), ("GET", "/api/held"), ("GET", "/api/audit"),
-    ("POST", "/api/logout"), ("POST", "/api/held/X~r/release"), ("POST", "/api/held/X~r/reject"),
-])  # fmt: skip
+RULE_PATH = "/api/rules/graduate-hukou-transfer"
+EVERY_GUARDED_CALL = [
+    ("GET", "/api/me"),
+    ("GET", "/api/rules"),
+    ("GET", "/api/held"),
+    ("GET", "/api/audit"),
+    ("POST", "/api/logout"),
+    ("POST", "/api/held/X~r/release"),
+    ("POST", "/api/held/X~r/reject"),
+    ("GET", RULE_PATH),
+    ("PUT", f"{RULE_PATH}/draft"),
+    ("POST", f"{RULE_PATH}/submit"),
+    ("POST", f"{RULE_PATH}/approve"),
+    ("POST", f"{RULE_PATH}/reject"),
+    ("POST", f"{RULE_PATH}/rollback"),
+    ("POST", f"{RULE_PATH}/preview"),
+    ("POST", f"{RULE_PATH}/test-send"),
+    ("POST", f"{RULE_PATH}/backtest"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), EVERY_GUARDED_CALL)
 async def test_without_a_session_every_call_is_401(console, http, method, path):
     response = await http.request(method, console["url"] + path, json={})
     assert response.status == 401
     forged = await http.request(method, console["url"] + path, json={},
                                 cookies={"lc_session": "forged-" + "x" * 40})  # fmt: skip
     assert forged.status == 401
+
+
+async def test_the_pages_send_a_caller_without_a_session_to_sign_in(console, http):
+    for path in ("/", "/rules", "/rules/graduate-hukou-transfer"):
+        response = await http.get(console["url"] + path, allow_redirects=False)
+        assert response.status == 302 and response.headers["Location"] == "/login", path
+
+
+# (account, method, path): a call its roles do not allow, whatever its districts
+WRONG_ROLE = [
+    ("sz-operator", "PUT", f"{RULE_PATH}/draft"),
+    ("sz-operator", "POST", f"{RULE_PATH}/submit"),
+    ("sz-operator", "POST", f"{RULE_PATH}/approve"),
+    ("sz-operator", "POST", f"{RULE_PATH}/test-send"),
+    ("yt-author", "POST", f"{RULE_PATH}/approve"),
+    ("yt-author", "POST", f"{RULE_PATH}/reject"),
+    ("yt-author", "POST", f"{RULE_PATH}/rollback"),
+    ("yt-author", "GET", "/api/audit"),
+    ("yt-approver", "PUT", f"{RULE_PATH}/draft"),
+    ("admin", "POST", f"{RULE_PATH}/preview"),
+    ("admin", "POST", f"{RULE_PATH}/backtest"),
+    ("admin", "GET", "/api/held"),
+]
+
+
+@pytest.mark.parametrize(("login", "method", "path"), WRONG_ROLE)
+async def test_a_role_that_does_not_allow_a_call_is_403(console, login, method, path):
+    session, csrf = await sign_in(console, login)
+    try:
+        response = await session.request(method, console["url"] + path, headers=csrf,
+                                         json={"rule": {}, "reason": "x", "version": 1})  # fmt: skip
+        assert response.status == 403, await response.text()
+    finally:
+        await session.close()
 
 
 async def test_a_wrong_password_is_401_and_repeated_failures_are_throttled(console, http):

@@ -260,6 +260,28 @@ async def test_the_deployment_wide_counters_need_a_token_for_every_district(stac
         await cap_token(stack["settings"], scopes=("stats:read",), districts=("440308",))
 
 
+async def test_the_counters_refuse_another_scope_and_a_token_narrowed_after_it_was_made(stack):
+    wrong = await cap_token(stack["settings"], scopes=("held:read",), districts=("*",))
+    assert (await get(stack, "/stats/", {"Authorization": f"Bearer {wrong}"}))[0] == 403
+    # a token whose districts were narrowed in Redis (by hand, or an older release) no longer
+    # sees the deployment-wide counters: the page checks districts itself, not only at issue
+    token = await cap_token(stack["settings"], scopes=("stats:read",), districts=("*",))
+    from app.access.tokens import token_hash
+
+    redis = make_redis(stack["settings"])
+    try:
+        key = f"{stack['settings'].redis_prefix}token:{token_hash(token)}"
+        await redis.hset(key, "districts", json.dumps(["440308"]))
+    finally:
+        await redis.aclose()
+    assert (await get(stack, "/stats/", {"Authorization": f"Bearer {token}"}))[0] == 403
+
+
+async def test_health_needs_no_token_and_says_nothing_but_whether_redis_answers(stack):
+    status, body = await get(stack, "/health/")
+    assert status == 200 and json.loads(body) == {"redis": "ok"}
+
+
 # Last in this module: it leaves this client throttled for a minute.
 async def test_a_valid_token_cannot_be_guessed_at_speed(stack):
     for _ in range(10):
