@@ -100,6 +100,17 @@ async def body_json(request: web.Request) -> Any:
                                  content_type="application/json") from exc  # fmt: skip
 
 
+async def caller_of(request: web.Request) -> Caller | None:
+    """The signed-in caller behind the session cookie; None without a live session and account."""
+    svc = services(request)
+    token = request.cookies.get(COOKIE, "")
+    session = await svc.sessions.get(token)
+    account = await svc.accounts.get(session.login) if session else None
+    if session is None or account is None:
+        return None
+    return Caller(account, session, token, client_of(request))
+
+
 def guarded(
     *roles: str, change: bool = False
 ) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
@@ -109,13 +120,11 @@ def guarded(
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @wraps(handler)
         async def guarded_handler(request: web.Request) -> web.StreamResponse:
-            svc = services(request)
-            token = request.cookies.get(COOKIE, "")
-            session = await svc.sessions.get(token)
-            account = await svc.accounts.get(session.login) if session else None
-            if session is None or account is None:
+            caller = await caller_of(request)
+            if caller is None:
                 return error(401, "sign in first (POST /api/login)")
-            caller = Caller(account, session, token, client_of(request))
+            account = caller.account
+            session = caller.session
             if change and not csrf_matches(session, request.headers.get(CSRF_HEADER)):
                 await audit(request, caller, "csrf-refused", outcome="refused",
                             path=request.path)  # fmt: skip

@@ -14,8 +14,8 @@ from aiohttp import web
 from app.planning.planner import Planner
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services
-from console.preview import _planner_with, _version_to_try
-from console.rules_api import base_version, rule_districts, rule_id_of
+from console.preview import planner_with, rule_to_try
+from console.rules_api import rule_districts
 from wiring.history import past_events
 
 MAX_DAYS = 400
@@ -41,10 +41,10 @@ async def _tally(planner: Planner, rule_id: str, events: list[Any], tz: Any) -> 
 @routes.post("/api/rules/{rule_id}/backtest")
 @guarded("author", "approver", "operator")
 async def backtest(request: web.Request, caller: Caller) -> web.StreamResponse:
-    rule_id = rule_id_of(request)
-    version = await _version_to_try(request, rule_id) if rule_id else None
-    if rule_id is None or version is None:
-        return error(404, "no such rule")
+    found = await rule_to_try(request)
+    if isinstance(found, web.Response):
+        return found
+    rule_id, version = found
     doc = await body_json(request)
     try:
         since = datetime.fromisoformat(str(doc["from"]))
@@ -63,15 +63,13 @@ async def backtest(request: web.Request, caller: Caller) -> web.StreamResponse:
     events, read, stopped = await past_events(rt.settings.kafka_servers, since, until, types)
     truncated = stopped or len(events) > MAX_PLANNED
     events = events[:MAX_PLANNED]
-    draft_planner, live_set = _planner_with(
-        request, rule_id, version, await base_version(request, rule_id) + 1
-    )
+    draft_planner, root = await planner_with(request, rule_id, version)
     try:
         if draft_planner.rules.get(rule_id) is None:
             return error(422, "the draft does not load; save it to see its errors")
         draft = await _tally(draft_planner, rule_id, events, rt.settings.tz)
     finally:
-        shutil.rmtree(live_set.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     await rt.reload_rules()
     live = (
         await _tally(rt.planner, rule_id, events, rt.settings.tz) if rt.rules.get(rule_id) else None

@@ -11,23 +11,13 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from console.api import routes, rule_listing, whoami
-from console.auth import COOKIE, Caller, client_of, services
+from console.auth import Caller, caller_of, services
 from console.rules_api import book, live_doc, rule_id_of
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 _pages = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                      autoescape=select_autoescape(["html"]))  # fmt: skip
-
-
-async def signed_in(request: web.Request) -> Caller | None:
-    svc = services(request)
-    token = request.cookies.get(COOKIE, "")
-    session = await svc.sessions.get(token)
-    account = await svc.accounts.get(session.login) if session else None
-    if session is None or account is None:
-        return None
-    return Caller(account, session, token, client_of(request))
 
 
 def page(template: str, caller: Caller | None, **values: Any) -> web.Response:
@@ -38,7 +28,7 @@ def page(template: str, caller: Caller | None, **values: Any) -> web.Response:
 
 @routes.get("/")
 async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/rules" if await signed_in(request) else "/login")
+    raise web.HTTPFound("/rules" if await caller_of(request) else "/login")
 
 
 @routes.get("/login")
@@ -48,7 +38,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/rules")
 async def rules_page(request: web.Request) -> web.StreamResponse:
-    caller = await signed_in(request)
+    caller = await caller_of(request)
     if caller is None:
         raise web.HTTPFound("/login")
     return page("rules.html", caller, title="规则 Rules", rules=await rule_listing(request))
@@ -56,7 +46,7 @@ async def rules_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/rules/{rule_id}")
 async def rule_page(request: web.Request) -> web.StreamResponse:
-    caller = await signed_in(request)
+    caller = await caller_of(request)
     if caller is None:
         raise web.HTTPFound("/login")
     rule_id = rule_id_of(request)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,35 +22,35 @@ from app.intake.events import Event, catalogue, validate_event
 from app.notifications import Category, Notification
 from app.planning.planner import Planner
 from app.planning.recipients import Recipient, template_context
-from app.planning.rulebook import materialise, read_snapshot
-from app.planning.rules import load_rules
 from app.planning.samples import sample_profile
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services
-from console.rules_api import base_version, book, live_doc, rule_districts, rule_id_of
-from wiring.runtime import make_renderer
+from console.rules_api import base_version, book, live_doc, rule_districts, rule_id_of, with_version
 
 SAMPLE = 5
 
 
-async def _version_to_try(request: web.Request, rule_id: str) -> dict[str, Any] | None:
-    """The draft if there is one, else the live version: what the caller is looking at."""
-    draft = await book(request).draft(rule_id)
-    return draft or await live_doc(request, rule_id)
+async def rule_to_try(request: web.Request) -> tuple[str, dict[str, Any]] | web.Response:
+    """The rule id of the address and the version the caller is looking at: the draft if there is
+    one, else the live version; a 404 response when there is neither."""
+    rule_id = rule_id_of(request)
+    version = None
+    if rule_id is not None:
+        version = await book(request).draft(rule_id) or await live_doc(request, rule_id)
+    if rule_id is None or version is None:
+        return error(404, "no such rule")
+    return rule_id, version
 
 
-def _planner_with(
-    request: web.Request, rule_id: str, version: dict[str, Any], number: int
-) -> tuple[Planner, Any]:
-    rt = services(request).runtime
-    settings = rt.settings
-    assert rt.state.sync_redis is not None
-    _, live = read_snapshot(rt.state.sync_redis, settings.redis_prefix)
-    live = dict(live) | {rule_id: {"version": number, "rule": version["rule"],
-                                   "templates": version.get("templates") or {}}}  # fmt: skip
-    live_set = materialise(settings.rules_dir, settings.templates_dir, live, -1)
-    renderer = make_renderer(settings, live_set.templates_dir)
-    return Planner(load_rules(live_set.rules_dir, renderer), rt.profiles, renderer), live_set
+async def planner_with(
+    request: web.Request, rule_id: str, version: dict[str, Any]
+) -> tuple[Planner, Path]:
+    """A planner over the live set with ``version`` in place (nothing it plans is recorded), and
+    the folder to remove after."""
+    rules, renderer, root = with_version(
+        request, rule_id, version, await base_version(request, rule_id) + 1
+    )
+    return Planner(rules, services(request).runtime.profiles, renderer), root
 
 
 async def _event_of(
@@ -72,22 +73,20 @@ async def _event_of(
 @routes.post("/api/rules/{rule_id}/preview")
 @guarded("author", "approver", "operator")
 async def preview(request: web.Request, caller: Caller) -> web.StreamResponse:
-    rule_id = rule_id_of(request)
-    version = await _version_to_try(request, rule_id) if rule_id else None
-    if rule_id is None or version is None:
-        return error(404, "no such rule")
+    found = await rule_to_try(request)
+    if isinstance(found, web.Response):
+        return found
+    rule_id, version = found
     event = await _event_of(request, await body_json(request), version)
     if isinstance(event, web.Response):
         return event
-    planner, live_set = _planner_with(
-        request, rule_id, version, await base_version(request, rule_id) + 1
-    )
+    planner, root = await planner_with(request, rule_id, version)
     try:
         if planner.rules.get(rule_id) is None:
             return error(422, "the draft does not load; save it to see its errors")
         plan = await planner.plan(event, only_rule=rule_id)
     finally:
-        shutil.rmtree(live_set.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     rt = services(request).runtime
     left_out: list[dict[str, Any]] = [{"rule": r, "why": why} for r, why in plan.skipped]
     sending: list[dict[str, Any]] = []
@@ -135,10 +134,10 @@ async def preview(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
     """The rendered draft to the caller's own mobile and e-mail (from the account), marked as a
     test; never to anyone else, whatever the body says."""
-    rule_id = rule_id_of(request)
-    version = await _version_to_try(request, rule_id) if rule_id else None
-    if rule_id is None or version is None:
-        return error(404, "no such rule")
+    found = await rule_to_try(request)
+    if isinstance(found, web.Response):
+        return found
+    rule_id, version = found
     if not caller.account.covers(rule_districts(version["rule"])):
         return error(403, "the rule's districts are outside your account's")
     account = caller.account
@@ -149,9 +148,7 @@ async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
     event = await _event_of(request, await body_json(request), version)
     if isinstance(event, web.Response):
         return event
-    planner, live_set = _planner_with(
-        request, rule_id, version, await base_version(request, rule_id) + 1
-    )
+    planner, root = await planner_with(request, rule_id, version)
     rt = services(request).runtime
     settings = rt.settings
     sent: list[dict[str, str]] = []
@@ -192,7 +189,7 @@ async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
                 return error(502, f"the {channel} gateway refused the test: {exc}")
             sent.append({"channel": channel, "to": mask_address(channel, address), "ref": str(ref)})
     finally:
-        shutil.rmtree(live_set.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     await audit(request, caller, "test-send", districts=tuple(rule_districts(version["rule"])),
                 rule=rule_id, channels=",".join(s["channel"] for s in sent))  # fmt: skip
     return web.json_response({"sent": sent})

@@ -8,22 +8,18 @@ place (``rulebook.materialise``) and loaded by ``load_rules``, so its errors are
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from app.planning.rulebook import (
-    BookError,
-    RuleBook,
-    materialise,
-    read_snapshot,
-    seed_rule,
-    template_problems,
-)
-from app.planning.rules import load_rules
+from app.planning.model import RuleSet
+from app.planning.rulebook import BookError, RuleBook, read_snapshot, seed_rule, template_problems
+from app.rendering.renderer import Renderer
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services
-from wiring.runtime import make_renderer
+from wiring.runtime import load_live_set
 
 _RULE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -68,19 +64,28 @@ def rule_districts(rule: dict[str, Any]) -> list[str]:
     return [districts] if isinstance(districts, str) else [str(d) for d in districts or ["*"]]
 
 
+def with_version(request: web.Request, rule_id: str, version: Mapping[str, Any],
+                 number: int) -> tuple[RuleSet, Renderer, Path]:  # fmt: skip
+    """The live set with ``version`` of ``rule_id`` in place (as number ``number``), loaded; the
+    caller removes the folder returned."""
+    rt = services(request).runtime
+    assert rt.state.sync_redis is not None
+    _, live = read_snapshot(rt.state.sync_redis, rt.settings.redis_prefix)
+    trial = {
+        "version": number,
+        "rule": version["rule"],
+        "templates": version.get("templates") or {},
+    }
+    return load_live_set(rt.settings, dict(live) | {rule_id: trial}, -1)
+
+
 def check_draft(request: web.Request, rule_id: str, rule: dict[str, Any],
                 templates: dict[str, str], version: int) -> list[dict[str, str]]:  # fmt: skip
     """The draft's errors, as ``lifecycle rules check`` finds them in the live set."""
-    settings = services(request).runtime.settings
-    rt = services(request).runtime
-    assert rt.state.sync_redis is not None
-    _, live = read_snapshot(rt.state.sync_redis, settings.redis_prefix)
-    live = dict(live) | {rule_id: {"version": version, "rule": rule, "templates": templates}}
-    live_set = materialise(settings.rules_dir, settings.templates_dir, live, -1)
-    try:
-        result = load_rules(live_set.rules_dir, make_renderer(settings, live_set.templates_dir))
-    finally:
-        shutil.rmtree(live_set.root, ignore_errors=True)
+    result, _, root = with_version(
+        request, rule_id, {"rule": rule, "templates": templates}, version
+    )
+    shutil.rmtree(root, ignore_errors=True)
     return [{"field": e.field, "message": e.message} for e in result.errors
             if e.rule_id == rule_id or e.file.endswith(f"console/{rule_id}.yaml")]  # fmt: skip
 

@@ -22,11 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from app.core.masking import mask_address, scrub
 from app.core.settings import Settings
 from wiring.kafka import publish_raw
+from wiring.kafka_async import read_from_start
 from wiring.runtime import Runtime
 
 TOPICS = ("life-events-dlq", "notifications-dlq")
@@ -89,43 +88,10 @@ async def read_dead_letters(
 ) -> list[DeadLetter]:
     """Every record on the dead-letter topics, oldest first (no consumer group: nothing is
     committed, so listing never changes what another reader sees)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
-    await consumer.start()
-    try:
-        await consumer.topics()
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        letters: list[DeadLetter] = []
-        deadline = time.monotonic() + 30
-        while (
-            any([await consumer.position(tp) < end[tp] for tp in tps])
-            and time.monotonic() < deadline
-        ):
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                letters.extend(
-                    DeadLetter(
-                        r.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        {k: bytes(v) for k, v in (r.headers or ())},
-                        r.timestamp,
-                    )  # fmt: skip
-                    for r in records
-                )
-        return sorted(letters, key=lambda d: (d.timestamp_ms, d.topic, d.partition, d.offset))
-    finally:
-        await consumer.stop()
+    letters = [DeadLetter(r.topic, r.partition, r.offset, r.key, r.value,
+                          {k: bytes(v) for k, v in (r.headers or ())}, r.timestamp)
+               async for r in read_from_start(servers, topics)]  # fmt: skip
+    return sorted(letters, key=lambda d: (d.timestamp_ms, d.topic, d.partition, d.offset))
 
 
 async def replay(rt: Runtime, letter: DeadLetter) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
@@ -57,9 +59,18 @@ def load_live_rules(
     if not live:
         renderer = make_renderer(settings)
         return load_rules(settings.rules_dir, renderer), renderer, generation, None
+    rules, renderer, root = load_live_set(settings, live, generation)
+    return rules, renderer, generation, root
+
+
+def load_live_set(
+    settings: Settings, live: Mapping[str, Mapping[str, Any]], generation: int
+) -> tuple[RuleSet, Renderer, Path]:
+    """The seed files with ``live`` versions over them, written to a new folder (its path is
+    returned: the caller removes it when done) and loaded with ``load_rules``' checks."""
     live_set = materialise(settings.rules_dir, settings.templates_dir, live, generation)
     renderer = make_renderer(settings, live_set.templates_dir)
-    return load_rules(live_set.rules_dir, renderer), renderer, generation, live_set.root
+    return load_rules(live_set.rules_dir, renderer), renderer, live_set.root
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
