@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 # The browser tests drive Debian's chromium (Playwright cannot download browsers here), with CJK
 # fonts so that the screenshots show the Chinese pages. Installed when missing; CI skips nothing.
-browser:
+browser: ## Install Debian's chromium and CJK fonts for the browser tests, when missing
 	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
 	  echo "installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -36,7 +36,7 @@ lint: $(STAMP) ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## Type-check app/, agents/, topics/ and lifecycle/ with mypy
+typecheck: $(STAMP) ## Type-check the shipped packages (pyproject: tool.mypy files) with mypy
 	$(BIN)/mypy
 
 bench: $(STAMP) ## Run the benchmarks under bench/ (prints numbers)
