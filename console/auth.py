@@ -80,13 +80,15 @@ async def body_json(request: web.Request) -> Any:
     from app.core.codec import decode_json
     from app.core.errors import EventRejected
 
+    too_large = web.HTTPRequestEntityTooLarge(
+        max_size=MAX_BODY_BYTES, actual_size=request.content_length or MAX_BODY_BYTES + 1,
+        text=json.dumps({"error": f"the body is over {MAX_BODY_BYTES // 1024} KB"}),
+        content_type="application/json")  # fmt: skip
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=MAX_BODY_BYTES, actual_size=request.content_length
-        )
+        raise too_large
     raw = await request.content.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+        raise too_large
     if not raw.strip():
         return {}
     if request.content_type != "application/json":

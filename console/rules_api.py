@@ -14,8 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from app.core.errors import BookError
 from app.planning.model import RuleSet
-from app.planning.rulebook import BookError, RuleBook, read_snapshot, seed_rule, template_problems
+from app.planning.rulebook import RuleBook, read_snapshot, seed_rule, template_problems
 from app.rendering.renderer import Renderer
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services

@@ -119,3 +119,36 @@ def business_event(event_id: str, subject: str, name: str = "测试企业有限�
             "source": "test", "subject": {"kind": "enterprise", "id": subject}, "district": "440308",
             "data": {"name": name, "enterprise_type": "有限责任公司", "industry": "advertising",
                      "registered_on": "2026-07-02"}}  # fmt: skip
+
+
+RETIREMENT = "retirement.approved"  # the console-added type of the staff story
+
+
+def retirement_event(
+    event_id: str, subject: str, *, pension: str = "城镇职工养老保险"
+) -> dict[str, Any]:
+    return {"id": event_id, "type": RETIREMENT, "occurred_at": local_iso(-3600), "source": "test",
+            "subject": {"kind": "person", "id": subject}, "district": "440308",
+            "data": {"approval_no": "SZTX-TEST-0001", "retire_on": "2026-12-01",
+                     "pension_scheme": pension}}  # fmt: skip
+
+
+def retirement_type() -> dict[str, Any]:
+    """What an admin enters in the console for the new type: a schema of its data, an example."""
+    return {
+        "subject": "person",
+        "description": "退休审批通过：养老金领取与医保关系接续是下一步",
+        "data": {
+            "type": "object",
+            "required": ["approval_no", "retire_on", "pension_scheme"],
+            "properties": {
+                "approval_no": {"type": "string", "minLength": 1},
+                "retire_on": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                "pension_scheme": {
+                    "type": "string",
+                    "enum": ["城镇职工养老保险", "城乡居民养老保险"],
+                },
+            },
+        },
+        "example": retirement_event("EVT-RT-0001", "P-000123"),
+    }

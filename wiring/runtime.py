@@ -28,6 +28,8 @@ from app.delivery.gateways.email import SmtpGateway
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
 from app.delivery.unsubscribe import UnsubscribeLinks
+from app.intake.events import install_types
+from app.intake.typebook import read_types
 from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.planner import Planner
 from app.planning.rulebook import materialise, read_snapshot
@@ -50,9 +52,11 @@ def load_live_rules(
 ) -> tuple[RuleSet, Renderer, int, Path | None]:
     """The live rules: the seed files with the rule book's live versions over them, checked by
     ``load_rules``; the book's generation; where the set was written (None: the seed as is).
+    The console's event types are installed first, so that rules on them load.
     With Redis unreachable, the seed files (generation -1, so that the book is tried again)."""
     try:
         generation, live = read_snapshot(sync_redis, settings.redis_prefix)
+        install_types(read_types(sync_redis, settings.redis_prefix))
     except (RedisError, OSError) as exc:
         logger.warning("rule book unreadable (%s); using the rule files", type(exc).__name__)
         generation, live = -1, {}

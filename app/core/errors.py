@@ -9,6 +9,7 @@ LifecycleError
  │    └── InvalidPhoneNumber     a number that cannot be normalised to E.164
  ├── RuleError                   a rule or template that does not load (file, rule id, field)
  ├── RenderError                 a template that fails to render with the given data (permanent)
+ ├── BookError                   a workflow step on a rule or event type not allowed now (an HTTP status)
  └── DeliveryError               a channel failed to hand a message over
       ├── TemporaryDeliveryError try again later (SMTP 4xx, connection refused, timeouts)
       └── PermanentDeliveryError never retry (SMTP 5xx, no address, invalid number)
@@ -75,6 +76,16 @@ class RuleError(LifecycleError):
 
 class RenderError(LifecycleError):
     """A template that cannot be rendered with the data given."""
+
+
+class BookError(LifecycleError):
+    """A workflow step (draft, submit, approve, …) that is not allowed now; ``status`` is the
+    HTTP status that says so."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class DeliveryError(LifecycleError):

@@ -1,19 +1,21 @@
 """Life events: the envelope, the catalogue of types and validation.
 
-The JSON Schemas in ``app/intake/schemas/events/`` are the catalogue: one file per event type describing
-its ``data`` (``x-subject`` says whether the event is about a person, an enterprise or an area),
+The JSON Schemas in ``app/intake/schemas/events/`` are the shipped catalogue: one file per event type
+describing its ``data`` (``x-subject`` says whether the event is about a person, an enterprise or an area),
 and ``envelope.json`` for the fields every event has. ``parse_event`` turns the bytes received
 into an ``Event`` or raises ``EventRejected`` with a reason a sender can act on.
 
 Each schema is compiled twice: by jsonschema-rs, which checks an event in about a microsecond,
 and by jsonschema, a hundred times slower, which only runs on an event the first one refused, to
 give the reason senders have always been given (tests check that the compiled validator passes
-nothing the reference one refuses).
+nothing the reference one refuses). Types an admin adds in the console (``app.intake.typebook``)
+are installed next to the shipped ones by ``install_types``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -73,14 +75,16 @@ class EventType:
     name: str
     subject: str | None  # "person", "enterprise" or None for area-wide events
     description: str
-    validator: Draft202012Validator
+    validator: Draft202012Validator | None  # the reference one; None for a console-added type
     fast: jsonschema_rs.Validator
     examples: tuple[dict[str, Any], ...]
+    schema: dict[str, Any]
+    shipped: bool = True  # in the package, not added in the console
 
 
 @cache
-def catalogue() -> dict[str, EventType]:
-    """Every known event type, loaded once from the schema files."""
+def shipped_types() -> dict[str, EventType]:
+    """The event types in the package, loaded once from the schema files."""
     types: dict[str, EventType] = {}
     folder = resources.files("app.intake") / "schemas" / "events"
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -96,8 +100,26 @@ def catalogue() -> dict[str, EventType]:
             validator=Draft202012Validator(schema),
             fast=jsonschema_rs.Draft202012Validator(schema),
             examples=tuple(schema.get("examples", ())),
+            schema=schema,
         )
     return types
+
+
+_installed: dict[str, EventType] | None = None  # shipped + console-added, as last installed
+
+
+def catalogue() -> dict[str, EventType]:
+    """Every known event type: the shipped ones, and those an admin added in the console
+    (``app.intake.typebook``) as this process last installed them."""
+    return _installed if _installed is not None else shipped_types()
+
+
+def install_types(added: dict[str, EventType]) -> None:
+    """Make ``added`` (console-added types) known in this process, next to the shipped ones,
+    which they never replace. One assignment: a reader sees the old catalogue or the new."""
+    global _installed
+    shipped = shipped_types()
+    _installed = shipped | {name: t for name, t in added.items() if name not in shipped}
 
 
 @cache
@@ -128,13 +150,13 @@ def parse_event(raw: bytes | str) -> Event:
     return validate_event(doc)
 
 
-def validate_event(doc: Any) -> Event:
-    """Validate an already decoded event document."""
+def validate_event(doc: Any, types: Mapping[str, EventType] | None = None) -> Event:
+    """Validate an already decoded event document (against ``types``, else the catalogue)."""
     if not isinstance(doc, dict):
         raise EventRejected(f"an event is a JSON object, not {type(doc).__name__}")
     if not _fast_envelope().is_valid(doc):
         _raise_first_error(_envelope(), _fast_envelope(), doc, "")
-    event_type = catalogue().get(doc["type"])
+    event_type = (catalogue() if types is None else types).get(doc["type"])
     if event_type is None:
         raise EventRejected(f"unknown event type {doc['type']!r}")
     if not event_type.fast.is_valid(doc):
@@ -166,12 +188,15 @@ def _check_subject(event_type: EventType, subject: dict[str, Any] | None) -> Non
         )
 
 
-def _raise_first_error(validator: Draft202012Validator, fast: jsonschema_rs.Validator, doc: Any,
-                       prefix: str) -> None:  # fmt: skip
+def _raise_first_error(validator: Draft202012Validator | None, fast: jsonschema_rs.Validator,
+                       doc: Any, prefix: str) -> None:  # fmt: skip
     """Raise the reference validator's first error; where only the compiled one finds a fault
     (patterns: in Python's regular expressions ``$`` also matches before a final newline, in
-    JSON Schema's it does not), raise that one."""
-    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.path))), None)
+    JSON Schema's it does not), or there is no reference validator (a console-added type, whose
+    patterns must not meet Python's backtracking engine), raise the compiled one's."""
+    error = None
+    if validator is not None:
+        error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.path))), None)
     if error is None:
         fault = next(iter(fast.iter_errors(doc)))
         where = ".".join(str(p) for p in fault.instance_path) or "event"

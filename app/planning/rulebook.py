@@ -38,6 +38,7 @@ import yaml
 from redis import Redis as SyncRedis
 
 from app.core.codec import text
+from app.core.errors import BookError
 from app.core.yaml12 import load_yaml
 
 TEMPLATE_FILES = ("sms.txt", "email_subject.txt", "email.txt", "email.html", "provider.yaml")
@@ -45,15 +46,6 @@ _TEMPLATE_PATH = re.compile(r"([a-z0-9][a-z0-9_-]{0,63})/([a-z]{2,3}(?:-[A-Za-z0
                             "|".join(re.escape(f) for f in TEMPLATE_FILES) + ")")  # fmt: skip
 MAX_TEMPLATE_CHARS = 16_000
 MAX_TEMPLATES = 40
-
-
-class BookError(Exception):
-    """A workflow step that is not allowed now; ``status`` is the HTTP status that says so."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def now_iso() -> str:

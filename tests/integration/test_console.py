@@ -119,6 +119,11 @@ EVERY_GUARDED_CALL = [
     ("POST", f"{RULE_PATH}/preview"),
     ("POST", f"{RULE_PATH}/test-send"),
     ("POST", f"{RULE_PATH}/backtest"),
+    ("GET", "/api/event-types"),
+    ("GET", "/api/event-types/retirement.approved"),
+    ("PUT", "/api/event-types/retirement.approved/draft"),
+    ("POST", "/api/event-types/retirement.approved/approve"),
+    ("POST", "/api/event-types/retirement.approved/reject"),
 ]
 
 
@@ -151,6 +156,11 @@ WRONG_ROLE = [
     ("admin", "POST", f"{RULE_PATH}/preview"),
     ("admin", "POST", f"{RULE_PATH}/backtest"),
     ("admin", "GET", "/api/held"),
+    ("sz-operator", "PUT", "/api/event-types/retirement.approved/draft"),
+    ("yt-approver", "PUT", "/api/event-types/retirement.approved/draft"),
+    ("yt-author", "POST", "/api/event-types/retirement.approved/approve"),
+    ("yt-approver", "POST", "/api/event-types/retirement.approved/approve"),
+    ("yt-author", "POST", "/api/event-types/retirement.approved/reject"),
 ]
 
 
