@@ -35,8 +35,10 @@ from app.core.yaml12 import load_yaml
 from app.intake.events import catalogue
 from app.notifications import Category, Channel
 from app.planning.expressions import Expression, ExpressionError, compile_expression
+from app.planning.fields import condition_problems, fields_for
+from app.planning.fields import template_problems as field_problems
 from app.planning.model import Audience, Rule, RuleSet
-from app.planning.samples import sample_contexts
+from app.planning.samples import labelled_contexts
 from app.rendering.renderer import CHANNEL_FILES, Renderer
 
 CATEGORIES = tuple(Category)
@@ -234,18 +236,50 @@ def _roles(value: Any, fld: str, bad: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
+    """Every field a rule's conditions and templates name is one its events or profiles have
+    (``app.planning.fields``), in every branch of a template."""
+    roots = fields_for(catalogue()[t] for t in rule.event_types)
+    conditions = [("when", rule.condition)]
+    if rule.audience is not None:
+        conditions += [("recipients.audience.areas", rule.audience.areas),
+                       ("recipients.audience.shapes", rule.audience.shapes)]  # fmt: skip
+    for where, expression in conditions:
+        for why in condition_problems(expression.tree, roots) if expression else ():
+            errors.append(RuleError(rule.file, rule.id, where, why))
+    for channel, template in rule.channels.items():
+        for language in renderer.languages(template):
+            for file in CHANNEL_FILES[channel.value]:
+                path = renderer.templates_dir / template / language / file
+                source = (
+                    path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+                )
+                for why in field_problems(source, roots):
+                    errors.append(RuleError(rule.file, rule.id, f"channels.{channel.value}",
+                                            f"{template}/{language}/{file} {why}"))  # fmt: skip
+
+
 def _check_templates(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
-    """Every template a rule names exists and renders with the catalogue's example events."""
+    """Every template a rule names exists, names only fields there are, and renders with the
+    catalogue's example events and their variations (``samples.variations``: each branch an
+    optional field, an enumerated value or a flag decides is taken)."""
+    before = len(errors)
     for channel, template in rule.channels.items():
         missing = renderer.missing_files(template, channel)
         if missing:
             errors.append(RuleError(rule.file, rule.id, f"channels.{channel}",
                                     f"template files missing: {', '.join(missing)}"))  # fmt: skip
-            continue
+    if len(errors) > before:
+        return
+    _check_fields(rule, renderer, errors)
+    if len(errors) > before:
+        return
+    for channel, template in rule.channels.items():
         for language in renderer.languages(template):
-            for context in sample_contexts(rule):
+            for label, context in labelled_contexts(rule):
                 try:
                     renderer.render(template, channel, language, context)
                 except RenderError as exc:
-                    errors.append(RuleError(rule.file, rule.id, f"channels.{channel}", str(exc)))
+                    errors.append(RuleError(rule.file, rule.id, f"channels.{channel}",
+                                            f"{exc} (with {label})"))  # fmt: skip
                     break

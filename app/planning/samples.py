@@ -32,12 +32,57 @@ def sample_profile(rule: Rule) -> Profile:
     return SAMPLE_ENTERPRISE if kind == "enterprise" else SAMPLE_PERSON
 
 
-def sample_contexts(rule: Rule) -> list[dict[str, Any]]:
-    """One template context per example event of the rule's event type."""
+MAX_VARIATIONS = 60  # per example event
+
+
+def variations(example: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The example event, and what its type also allows, one field changed at a time, so that a
+    template's other branches render too: each optional field left out, each other value of an
+    enumerated field, a true/false field flipped. Each as (what changed, event); only variations
+    the type's schema accepts."""
+    event_type = catalogue()[example["type"]]
+    data_schema = (event_type.schema.get("properties") or {}).get("data") or {}
+    properties = data_schema.get("properties") or {}
+    required = set(data_schema.get("required") or ())
+    data = example.get("data") or {}
+    found: list[tuple[str, dict[str, Any]]] = [("the example", example)]
+    for key, sub in properties.items():
+        if not isinstance(sub, dict):
+            continue
+        changed: list[tuple[str, Any]] = []
+        if key in data and key not in required:
+            changed.append((f"without data.{key}", _WITHOUT))
+        for value in sub.get("enum") or ():
+            if data.get(key) != value:
+                changed.append((f"data.{key} = {value!r}", value))
+        if sub.get("type") == "boolean":
+            changed.append((f"data.{key} = {not data.get(key)!r}", not data.get(key)))
+        for label, value in changed:
+            varied = {k: v for k, v in data.items() if k != key}
+            if value is not _WITHOUT:
+                varied[key] = value
+            candidate = {**example, "data": varied}
+            if event_type.fast.is_valid(candidate):
+                found.append((label, candidate))
+    return found[: MAX_VARIATIONS + 1]
+
+
+_WITHOUT = object()
+
+
+def sample_contexts(rule: Rule, *, varied: bool = False) -> list[dict[str, Any]]:
+    """One template context per example event of the rule's event types (and, ``varied``, per
+    variation of each: ``labelled_contexts``)."""
+    return [context for _, context in labelled_contexts(rule, varied=varied)]
+
+
+def labelled_contexts(rule: Rule, *, varied: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """(what the event is, context) for each example event and each of its variations."""
     profile = sample_profile(rule)
     people: list[Recipient | None] = [*recipients_of(rule, profile)] or [None]
-    contexts: list[dict[str, Any]] = []
+    contexts: list[tuple[str, dict[str, Any]]] = []
     for example in (e for t in rule.event_types for e in catalogue()[t].examples):
-        event = validate_event(example)
-        contexts.extend(template_context(event, profile, person) for person in people)
+        for label, doc in variations(example) if varied else [("the example", example)]:
+            event = validate_event(doc)
+            contexts.extend((label, template_context(event, profile, person)) for person in people)
     return contexts
