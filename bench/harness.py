@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -157,9 +158,13 @@ def tally(expected: dict[str, set[str]], got: Delivered) -> dict[str, int]:
 
 
 async def wait_until(predicate: Any, timeout: float, every: float = 0.05) -> bool:
+    """Whether ``predicate()`` (a plain or an async function) became true within ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return True
         await asyncio.sleep(every)
     return False

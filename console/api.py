@@ -102,6 +102,19 @@ async def rule_listing(request: web.Request) -> list[dict[str, Any]]:
                         "on": list(r.event_types), "channels": sorted(r.channels),
                         "districts": list(r.districts),
                         "pending_draft": {"status": draft["status"], "author": draft["author"]} if draft else None})  # fmt: skip
+    listed = {r["id"] for r in listing}
+    for rule_id in await rulebook.drafted():  # new items, not live yet
+        draft = await rulebook.draft(rule_id)
+        if rule_id in listed or draft is None:
+            continue
+        rule = draft["rule"]
+        on = rule.get("on")
+        listing.append({"id": rule_id, "name": str(rule.get("name") or ""), "live_version": None,
+                        "status": "new", "category": rule.get("category"),
+                        "on": [str(t) for t in on] if isinstance(on, list) else [str(on)],
+                        "channels": sorted(map(str, rule["channels"])) if isinstance(rule.get("channels"), dict) else [],
+                        "districts": [str(d) for d in rule.get("districts") or ["*"]] if isinstance(rule.get("districts"), list) else ["*"],
+                        "pending_draft": {"status": draft["status"], "author": draft["author"]}})  # fmt: skip
     return listing
 
 

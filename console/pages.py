@@ -3,6 +3,7 @@ calls the JSON API for each action. A page shows what the account may do; the AP
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,15 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from app.intake.events import catalogue
+from app.intake.typebook import TypeBook
+from app.planning.fields import PROFILE
+from app.planning.rulebook import version_text, with_diffs
+from app.rendering.renderer import CHANNEL_FILES
 from console.api import routes, rule_listing, whoami
 from console.auth import Caller, caller_of, services
-from console.rules_api import book, live_doc, rule_id_of
+from console.rules_api import book, live_doc, rule_id_of, seed_version
+from console.types_api import type_summary
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -44,29 +51,94 @@ async def rules_page(request: web.Request) -> web.StreamResponse:
     return page("rules.html", caller, title="规则 Rules", rules=await rule_listing(request))
 
 
+TEMPLATE_LANGUAGE = "zh-CN"  # the editor's; other languages are files under templates/
+_FORM_KEYS = ("id", "version", "name", "on", "category", "districts", "when", "channels")
+
+
 @routes.get("/rules/{rule_id}")
 async def rule_page(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     if caller is None:
         raise web.HTTPFound("/login")
     rule_id = rule_id_of(request)
-    live = await live_doc(request, rule_id) if rule_id else None
-    if rule_id is None or live is None:
+    if rule_id is None:
         raise web.HTTPNotFound(text="no such rule")
-    draft = await book(request).draft(rule_id)
-    current = draft or live
-    rule = current["rule"]
-    template = (rule.get("channels") or {}).get("sms", "")
-    sms_path = f"{template}/zh-CN/sms.txt"
-    sms_text = (current.get("templates") or {}).get(sms_path)
-    if sms_text is None:
-        rt = services(request).runtime
-        file = rt.renderer.templates_dir / sms_path
-        sms_text = file.read_text(encoding="utf-8") if file.is_file() else ""
-    history = [v for v in await book(request).versions(rule_id) if not v.get("placeholder")]
     rt = services(request).runtime
+    await rt.reload_rules()  # the event types and rules live now
+    live = await live_doc(request, rule_id)
+    draft = await book(request).draft(rule_id)
+    if live is None and draft is None and not caller.account.has("author"):
+        raise web.HTTPNotFound(text="no such rule")
+    current = draft or live or {"rule": new_rule(rule_id, caller), "templates": {}}
+    rule = current["rule"]
+    channels = rule.get("channels") or {}
+    default_template = rule_id.replace("-", "_")
+    templates: dict[str, dict[str, str]] = {}
+    for channel, files in CHANNEL_FILES.items():
+        name = channels.get(channel) or default_template
+        templates[channel] = {"name": name}
+        for file in files:
+            path = f"{name}/{TEMPLATE_LANGUAGE}/{file}"
+            body = (current.get("templates") or {}).get(path)
+            if body is None:
+                on_disk = rt.renderer.templates_dir / path
+                body = on_disk.read_text(encoding="utf-8") if on_disk.is_file() else ""
+            templates[channel][file] = body
+    on = rule.get("on")
+    rest = {k: v for k, v in rule.items() if k not in _FORM_KEYS}
+    districts = rule.get("districts") or ["*"]
+    history = with_diffs(await book(request).versions(rule_id), seed_version(request, rule_id))
+    pending = "\n".join(difflib.unified_diff(version_text(live), version_text(draft),
+                                             "live", "draft", lineterm="", n=1)) if draft else ""  # fmt: skip
+    types = [type_summary(t) for t in catalogue().values()]
     return page("rule.html", caller, title=rule.get("name") or rule_id, rule_id=rule_id,
-                name=rule.get("name") or rule_id, live_version=live["version"], draft=draft,
-                rule_json=json.dumps(rule, ensure_ascii=False, indent=2), sms_path=sms_path,
-                sms_text=sms_text, signature=rt.settings.sms_signature, history=history,
+                name=rule.get("name") or "", live_version=live["version"] if live else None,
+                draft=draft, on=on[0] if isinstance(on, list) and len(on) == 1 else on,
+                on_many=isinstance(on, list) and len(on) > 1, on_json=json.dumps(on, ensure_ascii=False),
+                category=rule.get("category", "reminder"), when=rule.get("when") or "",
+                districts=" ".join([districts] if isinstance(districts, str) else map(str, districts)),
+                channels=channels, templates=templates, language=TEMPLATE_LANGUAGE,
+                rest_json=json.dumps(rest, ensure_ascii=False, indent=2),
+                types=types, catalogue_json=script_json({t["name"]: t for t in types}),
+                profile_fields=[f"profile.{k}" for k in PROFILE], recipient_fields=["recipient.name", "recipient.role"],
+                signature=rt.settings.sms_signature, history=history, pending=pending,
                 can_author=caller.account.has("author"), can_approve=caller.account.has("approver"))  # fmt: skip
+
+
+def script_json(value: Any) -> str:
+    """JSON to put inside <script type="application/json">: no "</script>" can end it early."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def new_rule(rule_id: str, caller: Caller) -> dict[str, Any]:
+    """What the editor starts a new lifecycle item with: the caller's district, a reminder to the
+    event's subject by SMS."""
+    districts = sorted(caller.account.districts)
+    return {"id": rule_id, "name": "", "on": next(iter(catalogue())), "category": "reminder",
+            "districts": districts if "*" not in districts else ["*"],
+            "recipients": {"subject": True}, "channels": {"sms": rule_id.replace("-", "_")}}  # fmt: skip
+
+
+@routes.get("/event-types")
+async def types_page(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    if caller is None:
+        raise web.HTTPFound("/login")
+    await services(request).runtime.reload_rules()
+    book = TypeBook(
+        services(request).runtime.redis, services(request).runtime.settings.redis_prefix
+    )
+    types = [type_summary(t) | {"draft": await book.draft(t.name)} for t in catalogue().values()]
+    drafts = [
+        {"name": n, "draft": await book.draft(n)}
+        for n in await book.drafted()
+        if n not in catalogue()
+    ]
+    return page("types.html", caller, title="事件类型 Event types", types=types, drafts=drafts,
+                can_draft=caller.account.has("author") or caller.account.has("admin"),
+                can_admin=caller.account.has("admin"),
+                skeleton=json.dumps(SKELETON, ensure_ascii=False, indent=2))  # fmt: skip
+
+
+SKELETON = {"type": "object", "required": ["approval_no"],
+            "properties": {"approval_no": {"type": "string", "minLength": 1, "description": "审批编号"}}}  # fmt: skip

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from app.core.errors import BookError
 from app.planning.model import RuleSet
-from app.planning.rulebook import RuleBook, read_snapshot, seed_rule, template_problems
+from app.planning.rulebook import RuleBook, read_snapshot, seed_rule, template_problems, with_diffs
 from app.rendering.renderer import Renderer
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services
@@ -58,6 +58,11 @@ async def live_doc(request: web.Request, rule_id: str) -> dict[str, Any] | None:
         "templates": {},
         "note": "shipped",
     }
+
+
+def seed_version(request: web.Request, rule_id: str) -> dict[str, Any] | None:
+    seed = seed_rule(services(request).runtime.settings.rules_dir, rule_id)
+    return {"version": int(seed.get("version", 1)), "rule": seed, "templates": {}} if seed else None
 
 
 def rule_districts(rule: dict[str, Any]) -> list[str]:
@@ -127,8 +132,7 @@ async def rule_detail(request: web.Request, caller: Caller) -> web.StreamRespons
     live, draft = await live_doc(request, rule_id), await book(request).draft(rule_id)
     if live is None and draft is None:
         return error(404, f"no rule {rule_id}")
-    history = [{k: v for k, v in version.items() if k not in ("rule", "templates")}
-               for version in await book(request).versions(rule_id) if not version.get("placeholder")]  # fmt: skip
+    history = with_diffs(await book(request).versions(rule_id), seed_version(request, rule_id))
     return web.json_response({"id": rule_id, "live": live, "draft": draft, "history": history})
 
 
@@ -191,12 +195,7 @@ async def _decide(request: web.Request, caller: Caller, step: str) -> web.Stream
             to = doc.get("version") if isinstance(doc, dict) else None
             if not isinstance(to, int) or isinstance(to, bool):
                 return error(400, 'a rollback needs {"version": N}')
-            seed = seed_rule(services(request).runtime.settings.rules_dir, rule_id)
-            first = (
-                {"version": int(seed.get("version", 1)), "rule": seed, "templates": {}}
-                if seed
-                else None
-            )
+            first = seed_version(request, rule_id)
             outcome = await rulebook.rollback(rule_id, to, caller.login,
                                               await base_version(request, rule_id), first)  # fmt: skip
     except BookError as exc:

@@ -23,6 +23,7 @@ Keys (under the configured prefix):
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
@@ -146,6 +147,35 @@ def _copy_without(path: Path, target: Path, overridden: set[str]) -> None:
         shutil.copyfile(path, target)
 
 
+def version_text(version: Mapping[str, Any] | None) -> list[str]:
+    """A version as lines to compare: its rule as YAML, then each template file."""
+    if not version:
+        return []
+    rule = {k: v for k, v in (version.get("rule") or {}).items() if k != "version"}
+    lines = yaml.safe_dump(rule, allow_unicode=True, sort_keys=True).splitlines()
+    for path, body in sorted((version.get("templates") or {}).items()):
+        lines += [f"--- {path}", *str(body).splitlines()]
+    return lines
+
+
+def with_diffs(
+    versions: list[dict[str, Any]], first: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The history: each version's stamps and what it changed from the one before (a unified
+    diff; the first against the shipped rule, when there is one)."""
+    out, previous = [], first
+    for version in versions:
+        if version.get("placeholder"):
+            continue
+        diff = difflib.unified_diff(version_text(previous), version_text(version),
+                                    f"v{previous['version']}" if previous else "(none)",
+                                    f"v{version['version']}", lineterm="", n=1)  # fmt: skip
+        out.append({**{k: v for k, v in version.items() if k not in ("rule", "templates")},
+                    "diff": "\n".join(list(diff)[:400])})  # fmt: skip
+        previous = version
+    return out
+
+
 def seed_rule(seed_rules: Path, rule_id: str) -> dict[str, Any] | None:
     """The shipped rule ``rule_id`` as a document (the console's first version of it)."""
     for path in sorted([*seed_rules.rglob("*.yaml"), *seed_rules.rglob("*.yml")]):
@@ -174,6 +204,13 @@ class RuleBook:
 
     async def generation(self) -> int:
         return int(await self.redis.get(f"{self.prefix}rulebook:generation") or 0)
+
+    async def drafted(self) -> list[str]:
+        """The ids of rules with a draft (new ones among them)."""
+        found = []
+        async for key in self.redis.scan_iter(match=f"{self.prefix}rulebook:*:draft", count=500):
+            found.append(text(key).removeprefix(f"{self.prefix}rulebook:").removesuffix(":draft"))
+        return sorted(found)
 
     async def versions(self, rule_id: str) -> list[dict[str, Any]]:
         return [

@@ -236,9 +236,10 @@ def _roles(value: Any, fld: str, bad: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
+def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> set[Channel]:
     """Every field a rule's conditions and templates name is one its events or profiles have
-    (``app.planning.fields``), in every branch of a template."""
+    (``app.planning.fields``), in every branch of a template; the channels whose templates
+    name one that is not."""
     roots = fields_for(catalogue()[t] for t in rule.event_types)
     conditions = [("when", rule.condition)]
     if rule.audience is not None:
@@ -247,6 +248,7 @@ def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> No
     for where, expression in conditions:
         for why in condition_problems(expression.tree, roots) if expression else ():
             errors.append(RuleError(rule.file, rule.id, where, why))
+    faulty = set()
     for channel, template in rule.channels.items():
         for language in renderer.languages(template):
             for file in CHANNEL_FILES[channel.value]:
@@ -255,8 +257,10 @@ def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> No
                     path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
                 )
                 for why in field_problems(source, roots):
+                    faulty.add(channel)
                     errors.append(RuleError(rule.file, rule.id, f"channels.{channel.value}",
                                             f"{template}/{language}/{file} {why}"))  # fmt: skip
+    return faulty
 
 
 def _check_templates(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
@@ -271,10 +275,10 @@ def _check_templates(rule: Rule, renderer: Renderer, errors: list[RuleError]) ->
                                     f"template files missing: {', '.join(missing)}"))  # fmt: skip
     if len(errors) > before:
         return
-    _check_fields(rule, renderer, errors)
-    if len(errors) > before:
-        return
+    faulty = _check_fields(rule, renderer, errors)
     for channel, template in rule.channels.items():
+        if channel in faulty:  # rendering would only say it again
+            continue
         for language in renderer.languages(template):
             for label, context in labelled_contexts(rule):
                 try:

@@ -8,7 +8,10 @@ async function call(method, path, body) {
   try { data = await response.json(); } catch (e) { data = {error: response.statusText}; }
   return {status: response.status, data};
 }
-function show(html, cls) { const el = document.getElementById("result"); el.className = cls || ""; el.innerHTML = html; }
+function show(html, cls) {
+  const el = document.getElementById("result"); el.className = cls || ""; el.innerHTML = html;
+  el.scrollIntoView({block: "nearest"}); el.focus({preventScroll: true});  // seen, and read out
+}
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 
 function smsMeter() {
@@ -24,11 +27,55 @@ function smsMeter() {
 }
 
 function draftBody() {
-  let rule;
-  try { rule = JSON.parse(document.getElementById("rule-json").value); }
-  catch (e) { show(`<p class="error">规则不是有效的 JSON：${esc(e.message)}</p>`, "error"); return null; }
-  const area = document.getElementById("sms-text");
-  return {rule, templates: {[area.dataset.path]: area.value}};
+  const form = document.getElementById("editor");
+  let rest;
+  try { rest = JSON.parse(document.getElementById("rule-rest").value || "{}"); }
+  catch (e) { show(`<p class="error">“收件人与其他设置”不是有效的 JSON (not valid JSON)：${esc(e.message)}</p>`, "error"); return null; }
+  const onField = document.getElementById("rule-on");
+  let on = onField.value;
+  if (onField.dataset.json) { try { on = JSON.parse(on); } catch (e) { show(`<p class="error">触发事件 ${esc(e.message)}</p>`); return null; } }
+  const rule = {...rest, name: document.getElementById("rule-name").value.trim(), on,
+                category: document.getElementById("rule-category").value,
+                districts: document.getElementById("rule-districts").value.split(/[\s,，、]+/).filter(Boolean)};
+  const when = document.getElementById("rule-when").value.trim();
+  if (when) rule.when = when;
+  rule.channels = {};
+  const templates = {};
+  const sms = document.getElementById("sms-text");
+  if (document.getElementById("channel-sms").checked) {
+    rule.channels.sms = sms.dataset.template;
+    templates[sms.dataset.path] = sms.value;
+  }
+  if (document.getElementById("channel-email").checked) {
+    const subject = document.getElementById("email-subject");
+    rule.channels.email = subject.dataset.path.split("/")[0];
+    for (const id of ["email-subject", "email-text", "email-html"]) {
+      const el = document.getElementById(id); templates[el.dataset.path] = el.value;
+    }
+  }
+  return {rule, templates};
+}
+
+// the fields of the chosen event type, as buttons and as suggestions for the condition
+let lastFocused = null;
+function listFields() {
+  const list = document.getElementById("fields"); if (!list) return;
+  const catalogue = JSON.parse(document.getElementById("catalogue").textContent || "{}");
+  const chosen = document.getElementById("rule-on").value;
+  const type = catalogue[chosen] || {fields: []};
+  list.innerHTML = type.fields.map((f) => `<li><button type="button" class="field" data-field="${esc(f.field)}">${esc(f.field)}</button>` +
+    ` <span class="help">${esc(f.type)}${f.required ? " · 必填 required" : " · 可能缺省 may be absent"}${f.description ? " · " + esc(f.description) : ""}</span></li>`).join("");
+  const datalist = document.getElementById("field-list");
+  const all = [...type.fields.map((f) => f.field), ...[...document.querySelectorAll("aside .field")].map((b) => b.dataset.field)];
+  datalist.innerHTML = [...new Set(all)].map((f) => `<option value="${esc(f)}">`).join("");
+}
+function insertField(field) {
+  const target = lastFocused || document.getElementById("sms-text");
+  const text = target.id === "rule-when" ? field : `{{ ${field} }}`;
+  const start = target.selectionStart ?? target.value.length, end = target.selectionEnd ?? start;
+  target.value = target.value.slice(0, start) + text + target.value.slice(end);
+  target.focus(); target.selectionStart = target.selectionEnd = start + text.length;
+  target.dispatchEvent(new Event("input"));
 }
 
 const rulePath = () => `/api/rules/${document.getElementById("editor").dataset.rule}`;
@@ -78,4 +125,49 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const area = document.getElementById("sms-text");
   if (area) { area.addEventListener("input", smsMeter); smsMeter(); }
+  for (const el of document.querySelectorAll(".template, #rule-when")) el.addEventListener("focus", () => { lastFocused = el; });
+  const on = document.getElementById("rule-on");
+  if (on) { on.addEventListener("change", listFields); listFields(); }
+  document.addEventListener("click", (ev) => {
+    const button = ev.target.closest && ev.target.closest("button.field");
+    if (button) insertField(button.dataset.field);
+  });
+  const create = document.getElementById("new-rule");
+  if (create) create.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = create.querySelector("input").value.trim();
+    if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(id)) { document.getElementById("new-rule-error").textContent = "编号只能用小写字母、数字和 - (lower-case letters, digits and -)"; return; }
+    window.location = `/rules/${id}`;
+  });
+  typesPage();
 });
+
+// the event types page: a new type's schema and example, saved for an admin's approval
+function typesPage() {
+  const form = document.getElementById("type-editor"); if (!form) return;
+  const result = (html) => { document.getElementById("type-result").innerHTML = html; };
+  const name = () => document.getElementById("type-name").value.trim();
+  const save = document.getElementById("type-save");
+  if (save) save.addEventListener("click", async () => {
+    let data, example;
+    try { data = JSON.parse(document.getElementById("type-data").value); }
+    catch (e) { return result(`<p class="error">字段定义不是有效的 JSON (schema is not valid JSON): ${esc(e.message)}</p>`); }
+    try { example = JSON.parse(document.getElementById("type-example").value); }
+    catch (e) { return result(`<p class="error">示例不是有效的 JSON (example is not valid JSON): ${esc(e.message)}</p>`); }
+    const subject = document.getElementById("type-subject").value || null;
+    const {status, data: body} = await call("PUT", `/api/event-types/${encodeURIComponent(name())}/draft`,
+      {subject, description: document.getElementById("type-description").value, data, example});
+    if (status !== 200) return result(`<p class="error">${esc(body.error)}</p>`);
+    if (body.errors.length) return result(`<p class="error">有 ${body.errors.length} 处错误 (errors):</p><ul id="type-errors">` +
+      body.errors.map((e) => `<li><code>${esc(e.field)}</code>: ${esc(e.message)}</li>`).join("") + "</ul>");
+    result(`<p class="ok" id="type-saved">已保存，等待管理员批准 (saved, waiting for an admin)</p>`);
+  });
+  for (const step of ["approve", "reject"]) {
+    for (const button of document.querySelectorAll(`button.type-${step}`)) button.addEventListener("click", async () => {
+      const reason = step === "reject" ? {reason: document.getElementById(`reason-${button.dataset.name}`).value} : undefined;
+      const {status, data} = await call("POST", `/api/event-types/${encodeURIComponent(button.dataset.name)}/${step}`, reason);
+      if (status !== 200) return result(`<p class="error">${esc(data.error)}</p>`);
+      result(`<p class="ok" id="type-step-done">${esc(button.dataset.name)}: ${esc(data.status)}${data.version ? " · v" + data.version : ""}</p>`);
+    });
+  }
+}
