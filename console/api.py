@@ -118,20 +118,40 @@ async def rule_listing(request: web.Request) -> list[dict[str, Any]]:
     return listing
 
 
-def _visible(caller: Caller, held: HeldSend) -> bool:
+def visible(caller: Caller, held: HeldSend) -> bool:
     return caller.account.covers(districts_of(held["event"]))
 
 
 @routes.get("/api/held")
 @guarded("approver", "operator")
 async def held_list(request: web.Request, caller: Caller) -> web.StreamResponse:
-    held = [h for h in await services(request).runtime.guard.held() if _visible(caller, h)]
+    held = [h for h in await services(request).runtime.guard.held() if visible(caller, h)]
     return web.json_response({"held": [
         {"id": h["id"], "rule_id": h["rule_id"], "audience": h["audience"], "reason": h["reason"],
          "held_at": h["held_at"], "event_id": h["event"].get("id"),
-         "event_type": h["event"].get("type"), "districts": districts_of(h["event"])}
+         "event_type": h["event"].get("type"), "districts": districts_of(h["event"]),
+         "rule_version": h.get("rule_version"), "sample": h.get("sample", []),
+         "caused_by": await caused_by(request, h)}
         for h in held
     ]})  # fmt: skip
+
+
+async def caused_by(request: web.Request, held: HeldSend) -> list[str]:
+    """Who made the change that would send it: the author and submitter of the rule version
+    (none for a shipped version). They may not release or reject it: four eyes."""
+    from app.planning.rulebook import RuleBook
+
+    rt = services(request).runtime
+    number = held.get("rule_version")
+    if number is None:
+        return []
+    versions = await RuleBook(rt.redis, rt.settings.redis_prefix).versions(held["rule_id"])
+    version = next(
+        (v for v in versions if v["version"] == number and not v.get("placeholder")), None
+    )
+    if version is None:
+        return []
+    return sorted({str(v) for v in (version.get("author"), version.get("submitted_by")) if v})
 
 
 async def _held_for(request: web.Request, caller: Caller) -> HeldSend | web.Response:
@@ -141,8 +161,13 @@ async def _held_for(request: web.Request, caller: Caller) -> HeldSend | web.Resp
     )
     if found is None:
         return error(404, f"nothing is held as {hold_id[:80]}")
-    if not _visible(caller, found):
+    if not visible(caller, found):
         return error(403, "this held send concerns districts outside your account's")
+    if caller.login in await caused_by(request, found):
+        await audit(request, caller, f"held-{request.path.rsplit('/', 1)[-1]}", outcome="refused",
+                    districts=tuple(districts_of(found["event"])), hold=found["id"],
+                    why="caused by the caller's change")  # fmt: skip
+        return error(403, "you made the change that caused this hold; a colleague decides on it")
     return found
 
 
@@ -157,7 +182,16 @@ async def held_release(request: web.Request, caller: Caller) -> web.StreamRespon
     released = await svc.runtime.planner.release(found["id"], by=f"console:{caller.login}")
     if released is None:
         return error(404, f"nothing is held as {found['id'][:80]}")
-    await svc.kafka.send("fanout", released.commands)
+    try:
+        await svc.kafka.send("fanout", released.commands)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the hold must not be lost
+        await svc.runtime.guard.restore(released.held)
+        logger.error(
+            "release of %s not published (%s); held again", found["id"], type(exc).__name__
+        )
+        return error(
+            503, "the release could not be published to Kafka; it is held again, try later"
+        )
     await audit(request, caller, "held-release", districts=districts, hold=found["id"],
                 rule=found["rule_id"], chunks=len(released.commands))  # fmt: skip
     return web.json_response({"released": found["id"], "chunks": len(released.commands)})

@@ -11,12 +11,12 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from app.intake.events import catalogue
+from app.intake.events import catalogue, districts_of
 from app.intake.typebook import TypeBook
 from app.planning.fields import PROFILE
 from app.planning.rulebook import version_text, with_diffs
 from app.rendering.renderer import CHANNEL_FILES
-from console.api import routes, rule_listing, whoami
+from console.api import caused_by, routes, rule_listing, visible, whoami
 from console.auth import Caller, caller_of, services
 from console.rules_api import book, live_doc, rule_id_of, seed_version
 from console.types_api import type_summary
@@ -117,6 +117,19 @@ def new_rule(rule_id: str, caller: Caller) -> dict[str, Any]:
     return {"id": rule_id, "name": "", "on": next(iter(catalogue())), "category": "reminder",
             "districts": districts if "*" not in districts else ["*"],
             "recipients": {"subject": True}, "channels": {"sms": rule_id.replace("-", "_")}}  # fmt: skip
+
+
+@routes.get("/held")
+async def held_page(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    if caller is None:
+        raise web.HTTPFound("/login")
+    if not (caller.account.has("approver") or caller.account.has("operator")):
+        raise web.HTTPForbidden(text="held sends are for approvers and operators")
+    held = [h for h in await services(request).runtime.guard.held() if visible(caller, h)]
+    listing = [{**h, "event_type": h["event"].get("type"), "districts": districts_of(h["event"]),
+                "caused_by": await caused_by(request, h)} for h in held]  # fmt: skip
+    return page("held.html", caller, title="暂停的发送 Held sends", held=listing, can_decide=True)
 
 
 @routes.get("/event-types")

@@ -313,12 +313,18 @@ def _held_release(args: argparse.Namespace, settings: Settings) -> int:
         rt = Runtime.build(settings, deliver=False)
         try:
             released = await rt.planner.release(args.hold_id, by=f"cli:{getpass.getuser()}")
+            if released is None:
+                print(f"nothing is held as {args.hold_id}", file=sys.stderr)
+                return 1
+            try:
+                publish_raw(settings.kafka_servers, "fanout", released.commands)
+            except Exception as exc:  # the hold must not be lost: give it back
+                await rt.guard.restore(released.held)
+                print(f"not published ({type(exc).__name__}: {str(exc)[:200]}); "
+                      f"{args.hold_id} is held again", file=sys.stderr)  # fmt: skip
+                return 1
         finally:
             await rt.close()
-        if released is None:
-            print(f"nothing is held as {args.hold_id}", file=sys.stderr)
-            return 1
-        publish_raw(settings.kafka_servers, "fanout", released.commands)
         held = released.held
         print(
             f"released {held['id']}: rule {held['rule_id']}, {len(released.commands)} chunk(s) published"

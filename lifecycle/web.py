@@ -263,8 +263,16 @@ class ReleaseHeld(View):
         released = await runtime().planner.release(hold_id, by=f"token:{caller.name}")
         if released is None:
             return _json_error(self, 404, f"nothing is held as {hold_id[:80]}")
-        for key, value in released.commands:
-            await fanout.send(key=key, value=value)
+        try:
+            pending = [await fanout.send(key=key, value=value) for key, value in released.commands]
+            for acknowledged in pending:
+                await acknowledged  # the broker's acknowledgement, or it raises
+        except Exception as exc:  # noqa: BLE001 - the hold must not be lost: give it back
+            await runtime().guard.restore(released.held)
+            logger.error(
+                "release of %s not published (%s); held again", hold_id, type(exc).__name__
+            )
+            return _json_error(self, 503, "the release could not be published; it is held again")
         logger.warning("released %s (%d chunk(s)) by token %s", released.held["id"],
                        len(released.commands), caller.name)  # fmt: skip
         return self.json({"released": released.held["id"], "chunks": len(released.commands)})

@@ -22,7 +22,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import redis.asyncio as aioredis
 
@@ -40,6 +40,12 @@ class HeldSend(TypedDict):
     audience: int  # messages counted (or estimated) when it was held
     reason: str
     held_at: str
+    rule_version: NotRequired[
+        int
+    ]  # the version that would have sent it: its author may not release it
+    sample: NotRequired[
+        list[dict[str, str]]
+    ]  # a few of the messages: channel, masked address, text
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,20 @@ class BlastGuard:
             pipe.ltrim(key, 0, RUNS_KEPT - 1)
             await pipe.execute()
 
-    async def hold(self, event: dict[str, Any], rule_id: str, audience: int, reason: str) -> str:
+    async def hold(self, event: dict[str, Any], rule_id: str, audience: int, reason: str, *,
+                   rule_version: int | None = None, sample: list[dict[str, str]] | None = None) -> str:  # fmt: skip
         hold_id = f"{event['id']}~{rule_id}"
         record: HeldSend = {"id": hold_id, "event": event, "rule_id": rule_id, "audience": audience, "reason": reason,
                   "held_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        if rule_version is not None:
+            record["rule_version"] = rule_version
+        if sample:
+            record["sample"] = sample
+        return await self.restore(record)
+
+    async def restore(self, record: HeldSend) -> str:
+        """Hold ``record`` (again: a release whose chunks could not be published gives it back)."""
+        hold_id = record["id"]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(f"{self.prefix}held:{hold_id}", json.dumps(record, ensure_ascii=False))
             pipe.sadd(f"{self.prefix}held", hold_id)

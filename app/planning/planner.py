@@ -38,6 +38,7 @@ from app.state import DeliveryState, Writes
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # profiles fetched and planned together when a whole plan is made at once
+HOLD_SAMPLE = 3  # messages a held send shows its approver
 GUARD_SAMPLE = 100  # profiles of a large audience planned to estimate its messages
 MAX_NOTIFICATION_BYTES = 256 * 1024  # a planned notification; an SMS or e-mail is far smaller
 
@@ -153,7 +154,11 @@ class Planner:
             messages = round(messages * len(ids) / len(sample))
         reason = await guard.reason_to_hold(rule.id, messages, rule.version)
         if reason:
-            hold_id = await guard.hold(event.as_dict(), rule.id, messages, reason)
+            shown = [{"channel": n.channel, "to": mask_address(n.channel, n.address),
+                       "text": (n.content.get("text") or n.content.get("subject") or "")[:500]}
+                      for n in scratch.notifications[:HOLD_SAMPLE]]  # fmt: skip
+            hold_id = await guard.hold(event.as_dict(), rule.id, messages, reason,
+                                       rule_version=rule.version, sample=shown)  # fmt: skip
             await state.trace(event.id, "held", rule=rule.id, hold=hold_id, reason=reason)
             await state.count("events", "held")
             logger.warning("held %s: %s", hold_id, reason)

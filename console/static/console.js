@@ -171,3 +171,17 @@ function typesPage() {
     });
   }
 }
+
+// held sends: release, or reject with a reason; the API refuses whoever caused the hold
+document.addEventListener("DOMContentLoaded", () => {
+  const result = (html) => { const el = document.getElementById("held-result"); if (el) el.innerHTML = html; };
+  for (const button of document.querySelectorAll("button.held-release, button.held-reject")) {
+    button.addEventListener("click", async () => {
+      const reject = button.classList.contains("held-reject");
+      const body = reject ? {reason: document.getElementById(button.dataset.reason).value} : {};
+      const {status, data} = await call("POST", `/api/held/${encodeURIComponent(button.dataset.hold)}/${reject ? "reject" : "release"}`, body);
+      if (status !== 200) return result(`<p class="error" id="held-error">${esc(data.error)}</p>`);
+      result(`<p class="ok" id="held-done">${reject ? "已驳回 rejected" : "已放行 released"}: ${esc(button.dataset.hold)}</p>`);
+    });
+  }
+});

@@ -20,7 +20,14 @@ from app.core.settings import PROJECT_ROOT
 from app.intake.events import validate_event
 from bench.harness import Workers, load_profiles, wait_until
 from tests.conftest import LOGS
-from tests.helpers import RETIREMENT, outbox_lines, person, retirement_event, retirement_type
+from tests.helpers import (
+    RETIREMENT,
+    outbox_lines,
+    person,
+    retirement_event,
+    retirement_type,
+    weather_event,
+)
 from tests.integration.test_console import PASSWORD
 from tests.integration.test_console import console as console  # noqa: F401 - a fixture
 from wiring.kafka import publish
@@ -202,12 +209,25 @@ async def test_an_author_adds_a_lifecycle_item_on_a_new_event_type_and_an_approv
         assert [ln["to"] for ln in real] == ["+8613800000501"]  # exactly the intended one
         assert "城镇职工养老保险" in real[0]["text"] and not real[0]["text"].startswith("【测试】")
 
+        # a held warning: the approver sees its audience and a masked sample, and releases it
+        held_id = await console["svc"].runtime.guard.hold(
+            weather_event("E-BR-HOLD", ["440308"]), "weather-outdoor-ads-warning", 4200,
+            "4200 messages is 12× the median of 350", rule_version=2,
+            sample=[{"channel": "sms", "to": "+86139****0098", "text": "【盐田区】大风黄色预警：请立即加固户外广告设施。"}])  # fmt: skip
+        await approver.get_by_role("link", name="暂停的发送 Held").click()
+        await approver.wait_for_url("**/held")
+        assert "4200" in await approver.locator(".audience").inner_text()
+        await approver.screenshot(path=SHOTS / "held.png", full_page=True)
+        await approver.get_by_role("button", name="放行 Release").click()
+        await approver.locator("#held-done").wait_for()
+        assert held_id not in [h["id"] for h in await console["svc"].runtime.guard.held()]
+
         steps = [(e.who, e.action, e.outcome) for e in await console["svc"].audit.read()]
         for expected in [("yt-author", "login-failed", "refused"), ("yt-author", "login", "ok"),
                          ("yt-author", "event-type-draft", "ok"), ("admin", "event-type-approve", "ok"),
                          ("yt-author", "rule-draft", "ok"), ("yt-author", "test-send", "ok"),
                          ("yt-author", "rule-submit", "ok"), ("yt-approver", "login", "ok"),
-                         ("yt-approver", "rule-approve", "ok")]:  # fmt: skip
+                         ("yt-approver", "rule-approve", "ok"), ("yt-approver", "held-release", "ok")]:  # fmt: skip
             assert expected in steps, expected
     finally:
         workers.stop_all()

@@ -110,6 +110,14 @@ async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_i
 
     listing = await asyncio.wait_for(_poll(held), 120)
     assert "2000 messages is 2× the median of 1000" in listing
+    [record] = [h for h in await held_records(stack["settings"])
+                if h["id"] == "BC-CITY~weather-outdoor-ads-warning"]  # fmt: skip
+    assert record["rule_version"] == 2  # whose author may not release it
+    assert len(record["sample"]) == 3  # what an approver sees of it: masked, with the text
+    assert all(
+        s["channel"] == "sms" and "****" in s["to"] and "大风" in s["text"]
+        for s in record["sample"]
+    )
 
     def alerted() -> list[str]:
         return [m["To"].addresses[0].addr_spec for m in stack["sink"].received()
@@ -133,6 +141,18 @@ async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_i
     await asyncio.sleep(3)
     lines = sent_for(stack, "BC-CITY")
     assert len(lines) == 2 * PER_GROUP and {line["to"] for line in lines} == mobiles(0) | mobiles(1)
+
+
+async def held_records(settings: Settings) -> list:
+    import redis.asyncio as aioredis
+
+    from app.planning.blast import BlastGuard, BlastPolicy
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await BlastGuard(redis, settings.redis_prefix, BlastPolicy()).held()
+    finally:
+        await redis.aclose()
 
 
 async def approvers(settings: Settings) -> None:

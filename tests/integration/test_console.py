@@ -69,13 +69,13 @@ async def sign_in(console, login, password=PASSWORD):
     return session, {"X-CSRF-Token": csrf}
 
 
-async def hold(console, event_id, areas):
+async def hold(console, event_id, areas, rule_version=None):
     svc = console["svc"]
     await svc.runtime.profiles.upsert(parse_profile(enterprise(
         f"E-{event_id}", district=areas[0], permits=("outdoor_advertising",),
         contacts=[contact("safety_officer", "13900000099")])))  # fmt: skip
     return await svc.runtime.guard.hold(weather_event(event_id, areas), "weather-outdoor-ads-warning",
-                                        9999, "test: held")  # fmt: skip
+                                        9999, "test: held", rule_version=rule_version)  # fmt: skip
 
 
 async def test_login_sets_a_strict_http_only_session_and_logout_ends_it(console, http):
@@ -137,7 +137,7 @@ async def test_without_a_session_every_call_is_401(console, http, method, path):
 
 
 async def test_the_pages_send_a_caller_without_a_session_to_sign_in(console, http):
-    for path in ("/", "/rules", "/rules/graduate-hukou-transfer"):
+    for path in ("/", "/rules", "/rules/graduate-hukou-transfer", "/held", "/event-types"):
         response = await http.get(console["url"] + path, allow_redirects=False)
         assert response.status == 302 and response.headers["Location"] == "/login", path
 
@@ -286,6 +286,74 @@ async def test_a_rejection_needs_a_reason_and_is_recorded(console):
     finally:
         await operator.close()
         await admin.close()
+
+
+async def test_whoever_made_the_change_that_caused_a_hold_cannot_release_or_reject_it(console):
+    """Four eyes on held sends: an author who is also an approver changes the warning rule; a send
+    that version would make is held; she may not decide on it, a colleague may."""
+    svc = console["svc"]
+    await svc.accounts.put("yt-both", PASSWORD, ["author", "approver"], ["440308"])
+    await svc.runtime.profiles.upsert(parse_profile(enterprise(
+        "E-4EYES", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000098")])))  # fmt: skip
+    both, both_csrf = await sign_in(console, "yt-both")
+    approver, approver_csrf = await sign_in(console, "yt-approver")
+    url = console["url"]
+    try:
+        rule = (await (await both.get(f"{url}/api/rules/weather-outdoor-ads-warning")).json())[
+            "live"
+        ]["rule"]
+        drafted = await both.put(f"{url}/api/rules/weather-outdoor-ads-warning/draft", headers=both_csrf,
+                                 json={"rule": {**rule, "districts": ["440308"]}, "templates": {}})  # fmt: skip
+        assert (await drafted.json())["errors"] == []
+        assert (
+            await both.post(
+                f"{url}/api/rules/weather-outdoor-ads-warning/submit", headers=both_csrf
+            )
+        ).status == 200
+        approved = await approver.post(
+            f"{url}/api/rules/weather-outdoor-ads-warning/approve", headers=approver_csrf
+        )
+        version = (await approved.json())["version"]
+
+        held_id = await hold(console, "CON-4EYES", ["440308"], rule_version=version)
+        [listed] = (await (await approver.get(f"{url}/api/held")).json())["held"]
+        assert listed["caused_by"] == ["yt-both"] and listed["rule_version"] == version
+        for step, body in (("release", {}), ("reject", {"reason": "不发"})):
+            own = await both.post(f"{url}/api/held/{held_id}/{step}", headers=both_csrf, json=body)
+            assert own.status == 403, step
+            assert "a colleague" in (await own.json())["error"]
+        assert [h["id"] for h in await svc.runtime.guard.held()] == [held_id]
+        page = await (await both.get(f"{url}/held")).text()
+        assert "yt-both" in page and "CON-4EYES" not in page.split("<main")[0]
+        released = await approver.post(f"{url}/api/held/{held_id}/release", headers=approver_csrf)
+        assert released.status == 200
+        refused = [
+            e for e in await svc.audit.read() if e.action == "held-release" and e.who == "yt-both"
+        ]
+        assert [e.outcome for e in refused] == ["refused"]
+    finally:
+        await both.close()
+        await approver.close()
+
+
+async def test_a_release_that_cannot_be_published_is_held_again(console, monkeypatch):
+    """Kafka refusing the chunk commands must not lose the held warning."""
+    held_id = await hold(console, "CON-KAFKA", ["440308"])
+    approver, csrf = await sign_in(console, "yt-approver")
+
+    async def broker_gone(topic, records):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(console["svc"].kafka, "send", broker_gone)
+    try:
+        response = await approver.post(f"{console['url']}/api/held/{held_id}/release", headers=csrf)
+        assert response.status == 503 and "held again" in (await response.json())["error"]
+        assert [h["id"] for h in await console["svc"].runtime.guard.held()] == [held_id]
+        monkeypatch.undo()
+        again = await approver.post(f"{console['url']}/api/held/{held_id}/release", headers=csrf)
+        assert again.status == 200 and (await again.json())["chunks"] == 1
+    finally:
+        await approver.close()
 
 
 async def test_the_audit_log_refuses_a_time_without_a_zone(console):
