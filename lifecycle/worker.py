@@ -18,9 +18,11 @@ def run_worker(settings: Settings) -> int:
     app = configure(settings, runtime)
     import agents  # noqa: F401 - registers the agents
     import lifecycle.web  # noqa: F401 - registers the operator pages
+    from app.access.audit import AUDIT_TOPIC
     from topics import ALL
 
     ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL], settings.partitions)
+    ensure_topics(settings.kafka_servers, [AUDIT_TOPIC], 1)  # one order for the whole log
     if settings.event_loop == "uvloop":
         # Before the worker creates its loops (its own and the Kafka consumer's thread).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

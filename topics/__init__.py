@@ -13,12 +13,14 @@ Faust's deserializer.
 | fanout           | event/rule/chunk          | a chunk of a large audience to plan: event, rule id, profile ids |
 | notifications-dlq| notification id           | a failed notification with its history |
 | deliveries       | notification id           | each status change (JSON)              |
+| audit            | who                       | an audit entry (``app.access.audit``); 1 partition, not in ALL |
 """
 
 from __future__ import annotations
 
 from faust.types import TopicT
 
+from app.access.audit import AUDIT_TOPIC
 from app.notifications import Category
 from wiring.faust_app import app
 
@@ -38,6 +40,7 @@ notifications_warning = _topic("notifications-warning")
 fanout = _topic("fanout")
 notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
+audit = _topic(AUDIT_TOPIC)  # written by workers (rule reloads) and the console
 
 ALL = (
     life_events,

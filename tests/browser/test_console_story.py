@@ -229,5 +229,7 @@ async def test_an_author_adds_a_lifecycle_item_on_a_new_event_type_and_an_approv
                          ("yt-author", "rule-submit", "ok"), ("yt-approver", "login", "ok"),
                          ("yt-approver", "rule-approve", "ok"), ("yt-approver", "held-release", "ok")]:  # fmt: skip
             assert expected in steps, expected
+        reloads = [o for w, a, o in steps if a == "rules-reload" and w.startswith("worker:")]
+        assert reloads and set(reloads) == {"ok"}  # the running worker's reloads, recorded
     finally:
         workers.stop_all()
