@@ -106,10 +106,10 @@ async def audience_problems(request: web.Request, rule: dict[str, Any]) -> list[
 
     rt = services(request).runtime
     recipients = rule.get("recipients")
+    problems = await _role_and_district_problems(request, rule)
     audience = recipients.get("audience") if isinstance(recipients, dict) else None
     if not isinstance(audience, dict):
-        return []
-    problems = []
+        return problems
     for term in AUDIENCE_TERMS:
         value = audience.get(term)
         if not isinstance(value, str) or await rt.profiles.term_exists(term, value):
@@ -120,6 +120,45 @@ async def audience_problems(request: web.Request, rule: dict[str, Any]) -> list[
             f"; profiles hold: {', '.join(known[:10])}" if known else "")  # fmt: skip
         problems.append({"field": f"recipients.audience.{term}",
                          "message": f"no profile has {term} {value!r}, so the rule would reach nobody{hint}"})  # fmt: skip
+    return problems
+
+
+async def _role_and_district_problems(
+    request: web.Request, rule: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Contact roles no stored enterprise has (``contacts: [saftey_officer]`` would send every
+    warning to the fallback role) and districts no profile is in, with the closest there are."""
+    import difflib
+
+    rt = services(request).runtime
+    problems = []
+    recipients = rule.get("recipients")
+    roles = await rt.profiles.roles()
+    for key in ("contacts", "fallback_contacts"):
+        named = recipients.get(key) if isinstance(recipients, dict) else None
+        for role in [named] if isinstance(named, str) else named if isinstance(named, list) else []:
+            if not isinstance(role, str) or not roles or role in roles:
+                continue
+            close = difflib.get_close_matches(role, roles, n=3, cutoff=0.6)
+            hint = (
+                f"; did you mean {', '.join(close)}?"
+                if close
+                else f"; profiles have: {', '.join(roles[:10])}"
+            )
+            problems.append({"field": f"recipients.{key}", "message": f"no enterprise has a contact with the role {role!r}{hint}"})  # fmt: skip
+    for district in rule_districts(rule):
+        if (
+            district == "*"
+            or not isinstance(district, str)
+            or await rt.profiles.term_exists("area", district)
+        ):
+            continue
+        known = [d for d in await rt.profiles.terms("area") if not d.endswith("00")]
+        if not known:  # an empty store: nothing to check against yet
+            continue
+        close = difflib.get_close_matches(district, known, n=3, cutoff=0.6)
+        hint = f"; profiles are in: {', '.join(close or known[:10])}"
+        problems.append({"field": "districts", "message": f"no profile is in district {district}{hint}"})  # fmt: skip
     return problems
 
 

@@ -75,9 +75,13 @@ class ProfileStore:
     async def upsert(self, profile: Profile) -> str:
         """Store a validated profile; returns "inserted", "updated" or "unchanged"."""
         encoded = json.dumps(profile, ensure_ascii=False, sort_keys=True)
-        return await self._replace(
-            profile["id"], encoded, index_terms(profile), profile.get("location")
-        )
+        return await self._replace(profile["id"], encoded, index_terms(profile),
+                                   profile.get("location"), roles_of(profile))  # fmt: skip
+
+    async def roles(self) -> list[str]:
+        """Every contact role some stored profile has had (a vocabulary for the rule checker:
+        ``contacts: [saftey_officer]`` names none of them). Not an index: it only grows."""
+        return sorted(text(r) for r in await self.redis.smembers(f"{self.prefix}vocab:role"))
 
     async def insert_new(self, profiles: list[Profile]) -> None:
         """Bulk-load profiles known not to be stored yet (an initial import), pipelined.
@@ -92,6 +96,8 @@ class ProfileStore:
                 )
                 for term in index_terms(profile):
                     pipe.sadd(self._index(term), profile["id"])
+                if roles := roles_of(profile):
+                    pipe.sadd(f"{self.prefix}vocab:role", *roles)
                 if profile.get("location"):
                     location = profile["location"]
                     pipe.geoadd(
@@ -103,7 +109,7 @@ class ProfileStore:
         return await self._replace(profile_id, None, set(), None) != "unchanged"
 
     async def _replace(self, profile_id: str, encoded: str | None, terms: set[str],
-                       location: Location | None) -> str:  # fmt: skip
+                       location: Location | None, roles: set[str] | None = None) -> str:  # fmt: skip
         key = self._key(profile_id)
         for _ in range(UPSERT_ATTEMPTS):
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -119,6 +125,8 @@ class ProfileStore:
                         pipe.srem(self._index(term), profile_id)
                     for term in terms - old_terms:
                         pipe.sadd(self._index(term), profile_id)
+                    if roles:
+                        pipe.sadd(f"{self.prefix}vocab:role", *roles)
                     if location:
                         pipe.geoadd(
                             f"{self.prefix}geo", (location["lon"], location["lat"], profile_id)
@@ -209,3 +217,7 @@ class ProfileStore:
             if cursor == 0:
                 break
         await self.redis.delete(f"{scratch}:any", f"{scratch}:all")
+
+
+def roles_of(profile: Profile) -> set[str]:
+    return {c["role"] for c in profile.get("contacts", ()) if c.get("role")}

@@ -209,6 +209,10 @@ async def test_an_author_adds_a_lifecycle_item_on_a_new_event_type_and_an_approv
         assert [ln["to"] for ln in real] == ["+8613800000501"]  # exactly the intended one
         assert "城镇职工养老保险" in real[0]["text"] and not real[0]["text"].startswith("【测试】")
 
+        await author.goto(f"{console['url']}/rules")
+        await author.get_by_role("link", name="退休审批通过").wait_for()
+        await author.screenshot(path=SHOTS / "rules.png", full_page=True)
+
         # a held warning: the approver sees its audience and a masked sample, and releases it
         held_id = await console["svc"].runtime.guard.hold(
             weather_event("E-BR-HOLD", ["440308"]), "weather-outdoor-ads-warning", 4200,

@@ -259,7 +259,8 @@ async def test_an_audience_term_no_profile_has_is_caught_with_a_did_you_mean(con
     from tests.helpers import contact, enterprise
 
     await load_profiles(console["settings"], [enterprise("E-DYM", permits=("outdoor_advertising",),
-                                                         contacts=[contact("safety_officer", "13900000601")])])  # fmt: skip
+                                                         contacts=[contact("safety_officer", "13900000601"),
+                                                                   contact("legal_representative", "13900000604")])])  # fmt: skip
     author, csrf = await sign_in(console, "yt-author")
     try:
         url = f"{console['url']}/api/rules/weather-outdoor-ads-warning"
@@ -281,5 +282,51 @@ async def test_an_audience_term_no_profile_has_is_caught_with_a_did_you_mean(con
             f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}}
         )
         assert (await response.json())["errors"] == []
+    finally:
+        await author.close()
+
+
+async def test_a_contact_role_or_district_no_profile_has_is_caught_with_a_did_you_mean(console):
+    from tests.helpers import contact, enterprise
+
+    await load_profiles(console["settings"], [enterprise("E-ROLE", permits=("outdoor_advertising",),
+                                                         contacts=[contact("safety_officer", "13900000602"),
+                                                                   contact("legal_representative", "13900000603")])])  # fmt: skip
+    author, csrf = await sign_in(console, "yt-author")
+    try:
+        url = f"{console['url']}/api/rules/weather-outdoor-ads-warning"
+        rule = (await (await author.get(url)).json())["live"]["rule"]
+        rule = {**rule, "districts": ["440308"]}
+        rule["recipients"] = {**rule["recipients"], "contacts": ["saftey_officer"],
+                              "fallback_contacts": ["legal_represntative"]}  # fmt: skip
+        response = await author.put(f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}})
+        errors = (await response.json())["errors"]
+        assert [e["field"] for e in errors] == ["recipients.contacts", "recipients.fallback_contacts"]
+        assert "did you mean safety_officer?" in errors[0]["message"]
+        assert "did you mean legal_representative?" in errors[1]["message"]
+
+        rule["recipients"] = {**rule["recipients"], "contacts": ["safety_officer"],
+                              "fallback_contacts": ["legal_representative"]}  # fmt: skip
+        admin, admin_csrf = await sign_in(console, "admin")  # "*" covers any district it names
+        try:
+            elsewhere = {**rule, "districts": ["440309"]}
+            response = await admin.put(f"{url}/draft", headers=admin_csrf,
+                                       json={"rule": elsewhere, "templates": {}})  # fmt: skip
+            assert response.status == 403  # admin is not an author
+        finally:
+            await admin.close()
+        await console["svc"].accounts.put("city-author", PASSWORD, ["author"], ["440300"])
+        city, city_csrf = await sign_in(console, "city-author")
+        try:
+            response = await city.put(f"{url}/draft", headers=city_csrf,
+                                      json={"rule": {**rule, "districts": ["440309"]}, "templates": {}})  # fmt: skip
+            [problem] = (await response.json())["errors"]
+            assert problem["field"] == "districts" and "no profile is in district 440309" in problem["message"]
+            assert "440308" in problem["message"]
+            response = await city.put(f"{url}/draft", headers=city_csrf,
+                                      json={"rule": rule, "templates": {}})  # fmt: skip
+            assert (await response.json())["errors"] == []
+        finally:
+            await city.close()
     finally:
         await author.close()
