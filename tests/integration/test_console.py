@@ -15,6 +15,7 @@ from aiohttp import web
 
 from app.access.accounts import THROTTLE_FAILURES
 from app.core.errors import ConfigError
+from app.intake.events import install_types
 from app.profiles.validate import parse_profile
 from console.app import build_app, open_services
 from devstack.stack import free_port
@@ -45,6 +46,7 @@ async def console(settings, broker, smtp_sink):
         ]:
             await svc.accounts.put(login, PASSWORD, roles, districts, mobile="+8613800000001",
                                    email=f"{login}@example.cn")  # fmt: skip
+        stack.callback(install_types, {})  # the types this prefix added are not the next test's
         yield {
             "url": f"http://127.0.0.1:{port}",
             "svc": svc,

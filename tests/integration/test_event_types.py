@@ -9,18 +9,12 @@ import json
 import pytest
 
 from app.core.errors import EventRejected
-from app.intake.events import catalogue, install_types, validate_event
+from app.intake.events import catalogue, validate_event
 from tests.helpers import RETIREMENT, retirement_event, retirement_type
 from tests.integration.test_console import console as console  # noqa: F401 - a fixture
 from tests.integration.test_console import sign_in
 
 TYPES = "/api/event-types"
-
-
-@pytest.fixture(autouse=True)
-def shipped_catalogue_after():
-    yield
-    install_types({})  # what this process installed for one test's prefix is not the next's
 
 
 async def put_type(session, csrf, console, doc, name=RETIREMENT):
@@ -193,6 +187,27 @@ async def test_an_approver_or_author_cannot_approve_a_type_and_a_rejection_needs
         )
         assert again.status == 409  # nothing waits now
         assert RETIREMENT not in catalogue()
+    finally:
+        await author.close()
+        await admin.close()
+
+
+async def test_a_description_written_to_break_out_of_the_page_stays_text(console):
+    """A type's description and fields end up in the editor's embedded catalogue and the types
+    page: neither may become markup or script."""
+    author, author_csrf = await sign_in(console, "yt-author")
+    admin, admin_csrf = await sign_in(console, "admin")
+    try:
+        doc = retirement_type()
+        doc["description"] = '</script><script>alert("x")</script><img src=x onerror=alert(1)>'
+        doc["data"]["properties"]["approval_no"]["description"] = "</script><b>bold</b>"
+        assert (await put_type(author, author_csrf, console, doc))[1]["errors"] == []
+        assert (await admin.post(f"{console['url']}{TYPES}/{RETIREMENT}/approve",
+                                 headers=admin_csrf)).status == 200  # fmt: skip
+        for path in ("/event-types", "/rules/retirement-next-steps"):
+            page = await (await author.get(console["url"] + path)).text()
+            assert "<script>alert" not in page and "<img src=x" not in page, path
+            assert "<b>bold</b>" not in page, path
     finally:
         await author.close()
         await admin.close()

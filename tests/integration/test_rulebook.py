@@ -299,9 +299,14 @@ async def test_a_contact_role_or_district_no_profile_has_is_caught_with_a_did_yo
         rule = {**rule, "districts": ["440308"]}
         rule["recipients"] = {**rule["recipients"], "contacts": ["saftey_officer"],
                               "fallback_contacts": ["legal_represntative"]}  # fmt: skip
-        response = await author.put(f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}})
+        response = await author.put(
+            f"{url}/draft", headers=csrf, json={"rule": rule, "templates": {}}
+        )
         errors = (await response.json())["errors"]
-        assert [e["field"] for e in errors] == ["recipients.contacts", "recipients.fallback_contacts"]
+        assert [e["field"] for e in errors] == [
+            "recipients.contacts",
+            "recipients.fallback_contacts",
+        ]
         assert "did you mean safety_officer?" in errors[0]["message"]
         assert "did you mean legal_representative?" in errors[1]["message"]
 
@@ -321,7 +326,10 @@ async def test_a_contact_role_or_district_no_profile_has_is_caught_with_a_did_yo
             response = await city.put(f"{url}/draft", headers=city_csrf,
                                       json={"rule": {**rule, "districts": ["440309"]}, "templates": {}})  # fmt: skip
             [problem] = (await response.json())["errors"]
-            assert problem["field"] == "districts" and "no profile is in district 440309" in problem["message"]
+            assert (
+                problem["field"] == "districts"
+                and "no profile is in district 440309" in problem["message"]
+            )
             assert "440308" in problem["message"]
             response = await city.put(f"{url}/draft", headers=city_csrf,
                                       json={"rule": rule, "templates": {}})  # fmt: skip
