@@ -22,7 +22,7 @@ from app.intake.events import Event, catalogue, validate_event
 from app.notifications import Category, Notification
 from app.planning.planner import Planner
 from app.planning.recipients import Recipient, template_context
-from app.planning.samples import sample_profile
+from app.planning.samples import SAMPLE_ENTERPRISE, SAMPLE_PERSON, sample_profile
 from console.api import routes
 from console.auth import Caller, audit, body_json, error, guarded, services
 from console.rules_api import base_version, book, live_doc, rule_districts, rule_id_of, with_version
@@ -193,3 +193,36 @@ async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
     await audit(request, caller, "test-send", districts=tuple(rule_districts(version["rule"])),
                 rule=rule_id, channels=",".join(s["channel"] for s in sent))  # fmt: skip
     return web.json_response({"sent": sent})
+
+
+@routes.post("/api/render-sms")
+@guarded("author", "approver")
+async def render_sms(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The editor's SMS meter: ``{"text": template, "event_type": name}`` rendered with the type's
+    example and a sample recipient, as it will be sent: characters with the signature, encoding,
+    segments, and whether it is over the gateways' 500. Nothing is sent or stored."""
+    from app.rendering.renderer import MAX_SMS_CHARS
+    from app.rendering.sms import sms_length
+
+    doc = await body_json(request)
+    source = doc.get("text") if isinstance(doc, dict) else None
+    type_name = doc.get("event_type") if isinstance(doc, dict) else None
+    if not isinstance(source, str) or len(source) > 16_000:
+        return error(
+            400, 'expected {"text": the SMS template (at most 16,000 characters), "event_type"}'
+        )
+    await services(request).runtime.reload_rules()
+    event_type = catalogue().get(type_name) if isinstance(type_name, str) else None
+    if event_type is None or not event_type.examples:
+        return error(400, "event_type: a known event type with an example")
+    event = validate_event(event_type.examples[0])
+    profile = SAMPLE_ENTERPRISE if event_type.subject == "enterprise" else SAMPLE_PERSON
+    try:
+        text = services(request).runtime.renderer.render_sms_text(
+            source, template_context(event, profile, None)
+        )
+    except RenderError as exc:
+        return web.json_response({"error": str(exc)})
+    length = sms_length(text)
+    return web.json_response({"text": text, "chars": len(text), "encoding": length.encoding,
+                              "segments": length.segments, "over_limit": len(text) > MAX_SMS_CHARS})  # fmt: skip

@@ -95,6 +95,20 @@ class Renderer:
             )
         raise RenderError(f"unknown channel {channel!r}")
 
+    def render_sms_text(self, source: str, context: dict[str, Any]) -> str:
+        """An SMS template given as text (the editor's, as one types) rendered with its signature,
+        bounded as every template is; RenderError with the line when it does not render."""
+        try:
+            return with_signature(render_bounded(self._text.from_string(source), context).strip(),
+                                  self.signature)  # fmt: skip
+        except TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            raise RenderError(
+                f"line {line}: {exc.message or exc}" if line else str(exc.message or exc)
+            ) from exc
+        except (TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
+            raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+
     def _provider(self, name: str, lang: str, context: dict[str, Any]) -> dict[str, Any] | None:
         """``provider.yaml`` rendered: ``{provider: {"template_code": …, "params": {k: text}}}``."""
         if (name, lang) not in self._providers:

@@ -22,8 +22,23 @@ function smsMeter() {
   const single = gsm ? 160 : 70, part = gsm ? 153 : 67;
   const segments = chars <= single ? 1 : Math.ceil(chars / part);
   const meter = document.getElementById("sms-meter");
-  meter.textContent = `${chars} 字（含签名） · ${gsm ? "GSM-7" : "UCS-2"} · ${segments} 条短信` + (chars > 500 ? " · 超过网关上限 500 字 (over the gateway's 500)" : "");
+  meter.textContent = `模板 template: ${chars} 字（含签名） · ${gsm ? "GSM-7" : "UCS-2"} · ${segments} 条短信` + (chars > 500 ? " · 超过网关上限 500 字 (over the gateway's 500)" : "");
   meter.className = chars > 500 ? "error" : "";
+  clearTimeout(smsMeter.timer);
+  smsMeter.timer = setTimeout(renderedMeter, 300);
+}
+
+// the same count on the text as it will be sent: rendered with the event type's example
+async function renderedMeter() {
+  const area = document.getElementById("sms-text"), out = document.getElementById("sms-rendered");
+  const on = document.getElementById("rule-on");
+  if (!area || !out || !on || on.dataset.json) return;
+  const {status, data} = await call("POST", "/api/render-sms", {text: area.value, event_type: on.value});
+  if (status !== 200) { out.textContent = ""; return; }
+  if (data.error) { out.className = "error"; out.textContent = `无法生成 cannot render: ${data.error}`; return; }
+  out.className = data.over_limit ? "error" : "";
+  out.textContent = `按示例生成 as sent with the example: ${data.chars} 字 · ${data.encoding === "GSM7" ? "GSM-7" : "UCS-2"} · ${data.segments} 条短信` +
+    (data.over_limit ? " · 超过网关上限 500 字 (over the gateway's 500)" : "") + ` — ${data.text}`;
 }
 
 function draftBody() {
@@ -127,7 +142,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (area) { area.addEventListener("input", smsMeter); smsMeter(); }
   for (const el of document.querySelectorAll(".template, #rule-when")) el.addEventListener("focus", () => { lastFocused = el; });
   const on = document.getElementById("rule-on");
-  if (on) { on.addEventListener("change", listFields); listFields(); }
+  if (on) { on.addEventListener("change", () => { listFields(); renderedMeter(); }); listFields(); }
   document.addEventListener("click", (ev) => {
     const button = ev.target.closest && ev.target.closest("button.field");
     if (button) insertField(button.dataset.field);

@@ -135,6 +135,7 @@ async def test_an_author_adds_a_lifecycle_item_on_a_new_event_type_and_an_approv
         sms = author.locator("#sms-text")
         await sms.fill("请尽快申领养老金并办理医保关系接续。" * 30)
         assert "超过网关上限" in await author.locator("#sms-meter").inner_text()  # as you type
+        await author.locator("#sms-rendered").get_by_text("超过网关上限").wait_for()
         await author.get_by_role("button", name="保存草稿 Save draft").click()
         errors = author.locator("#errors")
         await errors.wait_for()
@@ -152,6 +153,9 @@ async def test_an_author_adds_a_lifecycle_item_on_a_new_event_type_and_an_approv
         await sms.press("End")
         await sms.type("）及医保关系接续。")
         assert "{{ data.pension_scheme }}" in await sms.input_value()
+        rendered = author.locator("#sms-rendered")  # the text as it will be sent, as one types
+        await rendered.get_by_text("城镇职工养老保险）及医保关系接续").wait_for()
+        assert "条短信" in await rendered.inner_text() and "{{" not in await rendered.inner_text()
         assert (
             "1 条短信" in await author.locator("#sms-meter").inner_text()
             or "2 条短信" in await author.locator("#sms-meter").inner_text()

@@ -122,6 +122,7 @@ EVERY_GUARDED_CALL = [
     ("POST", f"{RULE_PATH}/test-send"),
     ("POST", f"{RULE_PATH}/backtest"),
     ("GET", "/api/event-types"),
+    ("POST", "/api/render-sms"),
     ("GET", "/api/event-types/retirement.approved"),
     ("PUT", "/api/event-types/retirement.approved/draft"),
     ("POST", "/api/event-types/retirement.approved/approve"),
@@ -159,6 +160,7 @@ WRONG_ROLE = [
     ("admin", "POST", f"{RULE_PATH}/backtest"),
     ("admin", "GET", "/api/held"),
     ("sz-operator", "PUT", "/api/event-types/retirement.approved/draft"),
+    ("admin", "POST", "/api/render-sms"),
     ("yt-approver", "PUT", "/api/event-types/retirement.approved/draft"),
     ("yt-author", "POST", "/api/event-types/retirement.approved/approve"),
     ("yt-approver", "POST", "/api/event-types/retirement.approved/approve"),
@@ -296,7 +298,8 @@ async def test_whoever_made_the_change_that_caused_a_hold_cannot_release_or_reje
     svc = console["svc"]
     await svc.accounts.put("yt-both", PASSWORD, ["author", "approver"], ["440308"])
     await svc.runtime.profiles.upsert(parse_profile(enterprise(
-        "E-4EYES", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000098")])))  # fmt: skip
+        "E-4EYES", permits=("outdoor_advertising",),
+        contacts=[contact("safety_officer", "13900000098"), contact("legal_representative", "13900000097")])))  # fmt: skip
     both, both_csrf = await sign_in(console, "yt-both")
     approver, approver_csrf = await sign_in(console, "yt-approver")
     url = console["url"]

@@ -338,3 +338,32 @@ async def test_a_contact_role_or_district_no_profile_has_is_caught_with_a_did_yo
             await city.close()
     finally:
         await author.close()
+
+
+async def test_the_sms_meter_counts_the_text_as_sent_not_the_template(console):
+    author, csrf = await sign_in(console, "yt-author")
+    try:
+        url = f"{console['url']}/api/render-sms"
+        ask = {"event_type": "graduate.reception.approved",
+               "text": "{{ recipient.name }}同学：请办理户籍迁入（{{ data.approval_no }}）。"}  # fmt: skip
+        body = await (await author.post(url, headers=csrf, json=ask)).json()
+        signature = console["settings"].sms_signature
+        assert body["text"] == f"{signature}李明同学：请办理户籍迁入（SZJS2026070100123）。"
+        assert (body["chars"], body["encoding"], body["segments"]) == (len(body["text"]), "UCS2", 1)
+        long = await (
+            await author.post(
+                url, headers=csrf, json={**ask, "text": "{{ data.school * 1 }}" + "长" * 499}
+            )
+        ).json()
+        assert long["over_limit"] is True and long["chars"] > 500
+        wrong = await (
+            await author.post(url, headers=csrf, json={**ask, "text": "{{ data.shcool }}"})
+        ).json()
+        assert "shcool" in wrong["error"]
+        endless = await (await author.post(url, headers=csrf,
+                                           json={**ask, "text": "{% for i in range(10**9) %}x{% endfor %}"})).json()  # fmt: skip
+        assert "error" in endless  # bounded: refused, not run
+        unknown = await author.post(url, headers=csrf, json={**ask, "event_type": "no.such"})
+        assert unknown.status == 400
+    finally:
+        await author.close()
