@@ -24,6 +24,7 @@ from app.core.masking import scrub
 from app.planning.planner import Plan
 from topics import REASON_HEADER, lane
 from wiring.faust_app import runtime
+from wiring.metrics import count_dead_letter
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,6 +79,7 @@ async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
     why it is here) goes as a bounded copy, its first bytes, with its size and SHA-256 in headers.
     The reason is scrubbed of personal data. Should even that send fail, the failure is logged
     and the agent goes on: the message's neighbours are never held hostage by it."""
+    count_dead_letter(topic.get_topic_name(), reason)
     origin = message.message
     value = message.value if isinstance(message.value, bytes | None) else bytes(message.value)
     key = message.key if isinstance(message.key, bytes | None) else str(message.key).encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
@@ -18,12 +19,15 @@ from agents.common import (
 )
 from app.core.errors import internal_error
 from app.delivery.deliverer import DeliveryOutcome
-from app.notifications import Notification
+from app.notifications import Category, Channel, Notification
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
+from wiring.metrics import LATENCY, NOTIFICATIONS, count_dead_letter, rule_label
 
 logger = logging.getLogger(__name__)
 
+CHANNELS = {c.value for c in Channel}
+CATEGORIES = {c.value for c in Category}
 CONCURRENCY = 2  # batches in flight per lane and worker: a slow batch does not hold up the next
 
 
@@ -52,12 +56,14 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     results = await together_or_alone(batch, deliverer.deliver_many, "delivering")
     for (i, n), outcomes in zip(decoded, results, strict=True):
         if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
+            count_dead_letter(notifications_dlq.get_topic_name(), internal_error(outcomes))
             await notifications_dlq.send(key=n.id.encode(), value=_json({
                 "reason": internal_error(outcomes), "retriable": True,
                 "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
             statuses[i] = "error"
             continue
         for outcome in outcomes:
+            observe(n, outcome)
             await deliveries.send(key=n.id.encode(), value=_json(outcome.as_dict()))
             if outcome.dead_letter:
                 await dead_letter_failed(n, outcome)
@@ -68,7 +74,17 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     return statuses
 
 
+def observe(n: Notification, outcome: DeliveryOutcome) -> None:
+    """Count an outcome; for a hand-off to the gateway, its latency from the event's publication."""
+    channel = n.channel if n.channel in CHANNELS else "unknown"  # labels stay bounded, whatever
+    category = n.category if n.category in CATEGORIES else "unknown"  # a record claims
+    NOTIFICATIONS.labels(rule_label(n.rule_id), channel, outcome.status).inc()
+    if outcome.status == "sent" and isinstance(n.event_published_at, int | float):
+        LATENCY.labels(channel, category).observe(max(0.0, time.time() - n.event_published_at))
+
+
 async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcome) -> None:
+    count_dead_letter(notifications_dlq.get_topic_name(), outcome.error or "delivery failed")
     history = await until_available(lambda: runtime().state.steps(notification.id))
     value = {"reason": outcome.error, "retriable": outcome.retriable, "attempts": outcome.attempt,
              "notification": json.loads(notification.to_json()), "history": history}  # fmt: skip

@@ -9,7 +9,9 @@ life-events-dlq with the reason, and the agent carries on.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from functools import partial
 
 from faust.types import EventT, StreamT
@@ -22,12 +24,14 @@ from agents.common import (
     until_available,
 )
 from app.core.errors import EventRejected, internal_error
-from app.intake.events import Event, parse_event
+from app.intake.events import MAX_EVENT_BYTES, Event, parse_event
 from app.planning.planner import Outcome, refuse_oversized
 from topics import fanout, life_events, life_events_dlq
 from wiring.faust_app import app, runtime
+from wiring.metrics import count_event
 
 logger = logging.getLogger(__name__)
+_TYPE = re.compile(rb'"type"\s*:\s*"([a-z0-9_.]{1,80})"')
 
 
 @app.agent(life_events)
@@ -60,6 +64,7 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
             logger.exception("planning failed for event %s", event.id)
             await dead_letter(life_events_dlq, messages[i], internal_error(exc))
             statuses[i] = "error"
+            count_event(event.type, "error")
     recorded = await together_or_alone(
         [outcome.plan for _, outcome, _ in planned], planner.record, "recording plans"
     )
@@ -67,6 +72,7 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
         if failure is not None:
             await dead_letter(life_events_dlq, messages[i], internal_error(failure))
             statuses[i] = "error"
+            count_event(outcome.plan.event.type, "error")
             continue
         for key, value in outcome.commands:
             await fanout.send(key=key, value=value)
@@ -77,6 +83,10 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
             except Exception:  # the hold stands and is listed; only the e-mail is missing
                 logger.exception("telling the approvers of %s failed", outcome.held)
         plan = outcome.plan
+        count_event(
+            plan.event.type,
+            "held" if outcome.held else "suppressed" if outcome.suppressed else "planned",
+        )
         logger.log(logging.INFO if outcome.commands else logging.DEBUG,
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    plan.event.id, plan.event.type, len(plan.matched), len(plan.notifications),
@@ -94,12 +104,25 @@ async def read_events(messages: Sequence[EventT], statuses: list[str]) -> list[t
     events: list[tuple[int, Event]] = []
     for i, message in enumerate(messages):
         try:
-            events.append((i, parse_event(message.value)))
+            event = parse_event(message.value)
+            published = message.message.timestamp  # the record's time (CreateTime), in seconds
+            events.append((i, replace(event, published_at=published) if published else event))
         except EventRejected as exc:
             await dead_letter(life_events_dlq, message, exc.reason)
             statuses[i] = "rejected"
+            count_event(claimed_type(message.value), "rejected")
         except Exception as exc:  # whatever the bytes hold, the batch goes on without them
             logger.exception("reading an event failed")
             await dead_letter(life_events_dlq, message, internal_error(exc))
             statuses[i] = "rejected"
+            count_event(None, "rejected")
     return events
+
+
+def claimed_type(raw: object) -> str | None:
+    """The type a refused event says it has (only as a label: ``unknown`` unless the catalogue
+    knows it), from a cheap look at its bytes; None when there is none to find."""
+    if not isinstance(raw, bytes) or len(raw) > MAX_EVENT_BYTES:
+        return None
+    found = _TYPE.search(raw)
+    return found.group(1).decode("ascii") if found else None

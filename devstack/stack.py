@@ -210,6 +210,16 @@ class SmtpSink:
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()  # type: ignore[attr-defined]
+            self._controller = None
+
+    def resume(self) -> None:
+        """Serve again on the same port after ``stop`` (an outage that ends)."""
+        from aiosmtpd.controller import Controller
+
+        if self._controller is None:
+            controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port)
+            controller.start()
+            self._controller = controller
 
 
 class _SinkHandler:

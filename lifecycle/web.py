@@ -2,7 +2,8 @@
 
 Public — what recipients and anyone may reach:
 
-GET  /health/         200 while Redis answers, 503 otherwise (no detail beyond that)
+GET  /health/         200 when the worker can deliver (Redis, Kafka and a gateway answer), 503
+                      otherwise; each component's state, without addresses (``wiring.health``)
 GET  /unsubscribe/    ?t=TOKEN: a confirmation page (a GET never unsubscribes: mail scanners
                       follow links)
 POST /unsubscribe/    ?t=TOKEN: records the opt-out (RFC 8058 one-click, or the page's button);
@@ -21,6 +22,7 @@ POST /cap/                 cap:publish: a CAP 1.2 document from one of the token
 GET  /held/                held:read
 POST /held/{id}/release/   held:release
 GET  /stats/               stats:read
+GET  /metrics              metrics:read: Prometheus text format (``wiring.metrics``)
 
 A browser cannot be made to send any of the token-guarded calls: a cross-site page cannot set an
 Authorization header without a CORS preflight, which this server never grants. Every POST is rate
@@ -39,7 +41,7 @@ from collections import deque
 from typing import Any
 
 from faust.web import View
-from redis.exceptions import RedisError
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.access.tokens import Caller
 from app.core.errors import InvalidInput
@@ -49,7 +51,9 @@ from app.intake.cap import CapRejected, alert_events
 from app.intake.events import districts_of
 from app.profiles.phones import normalise_mobile
 from topics import fanout, life_events
-from wiring.faust_app import app, runtime
+from wiring.faust_app import APP_ID, app, runtime
+from wiring.health import Probe
+from wiring.metrics import exposition, update_gauges
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +177,38 @@ class Stats(View):
                           "deferred": await state.deferred_count()})  # fmt: skip
 
 
+_probe: Probe | None = None
+
+
+def probe() -> Probe:
+    global _probe
+    if _probe is None:
+        from topics import SOURCES
+
+        settings = runtime().settings
+        _probe = Probe(settings.kafka_servers, APP_ID, [t.get_topic_name() for t in SOURCES])
+    return _probe
+
+
 @app.page("/health/")
 async def health(self: Any, request: Any) -> Any:
-    try:
-        await runtime().redis.ping()
-    except (RedisError, OSError) as exc:
-        return self.json({"redis": f"unavailable: {type(exc).__name__}"}, status=503)
-    return self.json({"redis": "ok"})
+    report = await probe().check(runtime())
+    return self.json(report.as_dict(), status=200 if report.can_deliver else 503)
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Any) -> Any:
+        caller = await authorise(self, request, "metrics:read")
+        if not isinstance(caller, Caller):
+            return caller
+        if "*" not in caller.districts:
+            return _json_error(self, 403, "the metrics cover every district; this token does not")
+        report = await probe().check(runtime())
+        update_gauges(report)
+        response = self.bytes(exposition(), content_type="text/plain")
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset
+        return response
 
 
 @app.page("/unsubscribe/")

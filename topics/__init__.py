@@ -42,6 +42,14 @@ notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
 audit = _topic(AUDIT_TOPIC)  # written by workers (rule reloads) and the console
 
+SOURCES = (
+    life_events,
+    profiles,
+    fanout,
+    notifications,
+    notifications_warning,
+)  # the agents consume
+
 ALL = (
     life_events,
     life_events_dlq,

@@ -13,6 +13,7 @@ Scopes say what a caller may do:
 | `held:read`    | `GET /held/`                                                  |
 | `held:release` | `POST /held/{id}/release/`                                    |
 | `stats:read`   | `GET /stats/`                                                 |
+| `metrics:read` | `GET /metrics` (Prometheus: ``authorization: {credentials_file: …}``) |
 
 Every token is scoped to districts too (``--district``, GB/T 2260 codes; a city code such as
 440300 covers its districts, a province code 440000 its cities): a CAP token may speak only for
@@ -40,6 +41,7 @@ SCOPES = {
     "held:read": "list sends held by the blast-radius guard",
     "held:release": "release a held send",
     "stats:read": "read the worker's counters",
+    "metrics:read": "scrape the worker's Prometheus metrics (GET /metrics)",
 }
 TOKEN_PREFIX = "lct_"  # noqa: S105 - the visible prefix of every token, not a secret
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -171,5 +173,7 @@ def check_token_request(
         raise ConfigError(f"--district takes six-digit GB/T 2260 codes or *, not {', '.join(bad)}")
     if "stats:read" in scopes and "*" not in districts:
         raise ConfigError("stats:read counts for the whole deployment: it needs --district '*'")
+    if "metrics:read" in scopes and "*" not in districts:
+        raise ConfigError("metrics:read counts for the whole deployment: it needs --district '*'")
     if cap_senders and "cap:publish" not in scopes:
         raise ConfigError("--cap-sender goes with --scope cap:publish")

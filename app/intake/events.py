@@ -43,6 +43,7 @@ class Event:
     subject_kind: str | None = None
     subject_id: str | None = None
     district: str | None = None
+    published_at: float | None = None  # epoch seconds of its record on life-events (not in as_dict)
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ class ChunkCommand(TypedDict):
     rule_id: str
     chunk: NotRequired[int]  # its number, from 0, in the event's trace
     ids: list[str]  # profile ids
+    published_at: NotRequired[float]  # the event's record time on life-events (latency)
 
 
 def chunk_commands(
@@ -30,6 +31,8 @@ def chunk_commands(
             "chunk": number,
             "ids": ids[start : start + size],
         }
+        if event.published_at is not None:
+            value["published_at"] = event.published_at
         key = f"{event.id}/{rule_id}/{number}".encode()
         commands.append(
             (key, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))

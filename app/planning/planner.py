@@ -184,6 +184,9 @@ class Planner:
         try:
             command = read_command(raw)
             event = validate_event(command["event"])
+            published = command.get("published_at")
+            if isinstance(published, int | float) and not isinstance(published, bool):
+                event = replace(event, published_at=float(published))
         except (ValueError, EventRejected, KeyError, TypeError, RecursionError) as exc:
             reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
             raise ChunkRejected(f"unreadable chunk command: {reason}", "unreadable") from exc
@@ -373,7 +376,7 @@ class Planner:
             recipient=person.key, recipient_name=person.name, role=person.role,
             address=address, language=language,
             planned_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            content=content, error=error,
+            content=content, error=error, event_published_at=event.published_at,
         )  # fmt: skip
 
 

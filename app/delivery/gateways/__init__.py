@@ -22,6 +22,10 @@ class SmsGateway(Protocol):
 
     async def close(self) -> None: ...
 
+    async def check(self) -> str | None:
+        """None when the gateway would take a message now; else why not (no address in it)."""
+        ...
+
 
 def sms_gateway_from_url(url: str | None) -> SmsGateway:
     """``file:///abs/path.jsonl`` → the outbox gateway; ``aliyun://…`` → Aliyun SendSms."""

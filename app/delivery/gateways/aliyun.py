@@ -16,6 +16,7 @@ StringToSign)).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -124,6 +125,21 @@ class AliyunSmsGateway:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TemporaryDeliveryError(f"Aliyun SMS unreachable: {type(exc).__name__}") from exc
         return classify(status, body)
+
+    async def check(self) -> str | None:
+        """The API's host takes a TLS connection (no message, no credentials sent)."""
+        parts = urlsplit(self.endpoint)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    parts.hostname, parts.port or 443, ssl=parts.scheme == "https"
+                ),
+                3.0,
+            )
+        except (OSError, TimeoutError) as exc:
+            return f"SMS API unreachable: {type(exc).__name__}"
+        writer.close()
+        return None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -76,6 +76,9 @@ def build_message(
     return msg
 
 
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
 class SmtpGateway:
     """Sends over a small pool of persistent SMTP connections.
 
@@ -134,6 +137,20 @@ class SmtpGateway:
                 self._hooks.pop(id(client), None)
             self._idle.append((client, time.monotonic()))
         return str(message["Message-ID"])
+
+    async def check(self) -> str | None:
+        """The SMTP server answers: a connection of its own, EHLO (by connect) and NOOP, closed."""
+        config = self.config
+        client = aiosmtplib.SMTP(hostname=config.host, port=config.port, use_tls=config.use_tls,
+                                 start_tls=config.start_tls, timeout=CHECK_TIMEOUT_SECONDS)  # fmt: skip
+        try:
+            await client.connect()
+            await client.noop()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return f"SMTP unreachable: {type(exc).__name__}"
+        finally:
+            client.close()
+        return None
 
     async def _client(self) -> aiosmtplib.SMTP:
         while self._idle:

@@ -97,5 +97,16 @@ class OutboxSmsGateway:
                 continue
         self._offset += len(complete)
 
+    async def check(self) -> str | None:
+        """The outbox can be appended to: its folder exists and is writable."""
+        folder = self.path.parent
+        if not folder.is_dir():
+            return "the outbox's folder does not exist"
+        if not os.access(folder, os.W_OK) or (
+            self.path.exists() and not os.access(self.path, os.W_OK)
+        ):
+            return "the outbox is not writable"
+        return None
+
     async def close(self) -> None:
         return None

@@ -1,0 +1,120 @@
+"""The worker's metrics, in Prometheus text format (``GET /metrics``), with prometheus_client.
+
+Families (``../shared/CONTRACT.md``, "Metrics"):
+
+    lifecycle_events_total{type,outcome}                 events planned, rejected, suppressed, held, error
+    lifecycle_notifications_total{rule,channel,status}   delivery outcomes: sent, deferred, suppressed, failed
+    lifecycle_delivery_latency_seconds{channel,category} histogram: the event's publication on
+                                                         life-events → the hand-off to the gateway
+    lifecycle_consumer_lag{topic,partition}              messages behind the partition's current end
+    lifecycle_dead_letters_total{topic,reason}           dead letters by topic and reason class
+    lifecycle_held_sends                                 sends held for an approver now
+    lifecycle_gateway_up{channel}                        1 when the channel's gateway answered its last check
+
+Labels are bounded: an event type the catalogue does not know is ``unknown``, a dead letter's
+reason is its class (``reason_class``), never its text; no label carries an id or an address.
+
+Counters and the histogram are per process, counted where the agents act. Lag, held sends and the
+gateways are read when Prometheus scrapes (``Gauges.refresh``): lag from the group's committed
+offsets and each partition's end offset asked of the broker then, so an idle partition reads 0
+and never a stale end. Every worker reports the lag of the whole group: take ``max`` across them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from app.intake.events import catalogue
+
+logger = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("lifecycle_events", "Events by type and outcome.", ["type", "outcome"],
+                 registry=REGISTRY)  # fmt: skip
+NOTIFICATIONS = Counter("lifecycle_notifications", "Delivery outcomes by rule, channel and status.",
+                        ["rule", "channel", "status"], registry=REGISTRY)  # fmt: skip
+LATENCY = Histogram(
+    "lifecycle_delivery_latency_seconds",
+    "From the event's publication on life-events to the hand-off to the gateway.",
+    ["channel", "category"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter("lifecycle_dead_letters", "Dead letters by topic and reason class.",
+                       ["topic", "reason"], registry=REGISTRY)  # fmt: skip
+LAG = Gauge("lifecycle_consumer_lag", "Messages behind the partition's current end.",
+            ["topic", "partition"], registry=REGISTRY)  # fmt: skip
+HELD = Gauge("lifecycle_held_sends", "Sends held for an approver.", registry=REGISTRY)
+GATEWAY_UP = Gauge("lifecycle_gateway_up", "1 when the channel's gateway answered its last check.",
+                   ["channel"], registry=REGISTRY)  # fmt: skip
+
+# (pattern, class): the first that matches a reason names its class
+_REASONS = [
+    (r"^not UTF-8", "not_utf8"),
+    (r"^invalid JSON|^invalid (event|request): nested|^an event is a JSON object", "invalid_json"),
+    (r"bytes; the limit is", "too_large"),
+    (r"^empty message", "empty"),
+    (r"^unknown event type", "unknown_type"),
+    (r"^internal error", "internal"),
+    (r"^undecodable notification", "undecodable"),
+    (r"^unreadable chunk|^chunk for unknown rule", "bad_chunk"),
+    (r"^replayed|^replay", "replay"),
+]
+_REASON_PATTERNS = [(re.compile(p), c) for p, c in _REASONS]
+RULE_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+def reason_class(reason: str) -> str:
+    """A dead letter's reason as a bounded label: schema (a field failed its type's schema),
+    delivery (the gateways gave up), or one of the classes above."""
+    for pattern, name in _REASON_PATTERNS:
+        if pattern.search(reason):
+            return name
+    if re.match(r"^[a-z0-9_.]+: ", reason) or reason.startswith(
+        ("data.", "subject", "occurred_at")
+    ):
+        return "schema"
+    return "delivery" if reason else "other"
+
+
+def type_label(event_type: object) -> str:
+    return event_type if isinstance(event_type, str) and event_type in catalogue() else "unknown"
+
+
+def rule_label(rule_id: object) -> str:
+    return rule_id if isinstance(rule_id, str) and RULE_LABEL.fullmatch(rule_id) else "unknown"
+
+
+def count_event(event_type: object, outcome: str) -> None:
+    EVENTS.labels(type_label(event_type), outcome).inc()
+
+
+def count_dead_letter(topic: str, reason: str) -> None:
+    DEAD_LETTERS.labels(topic, reason_class(reason)).inc()
+
+
+def update_gauges(health: Any) -> None:
+    """Lag, held sends and gateways from a ``wiring.health.Health`` just checked."""
+    for channel, state in health.gateways.items():
+        GATEWAY_UP.labels(channel).set(1 if state == "ok" else 0)
+    if health.kafka == "ok":
+        LAG.clear()  # partitions gone from the group are not reported forever
+        for (topic, partition), behind in health.lag.items():
+            LAG.labels(topic, str(partition)).set(behind)
+    if health.held is not None:
+        HELD.set(health.held)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)
