@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
@@ -19,15 +18,13 @@ from agents.common import (
 )
 from app.core.errors import internal_error
 from app.delivery.deliverer import DeliveryOutcome
-from app.notifications import Category, Channel, Notification
+from app.notifications import Notification
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
-from wiring.metrics import LATENCY, NOTIFICATIONS, count_dead_letter, rule_label
+from wiring.metrics import count_dead_letter, count_delivery
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = {c.value for c in Channel}
-CATEGORIES = {c.value for c in Category}
 CONCURRENCY = 2  # batches in flight per lane and worker: a slow batch does not hold up the next
 
 
@@ -75,12 +72,7 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
 
 
 def observe(n: Notification, outcome: DeliveryOutcome) -> None:
-    """Count an outcome; for a hand-off to the gateway, its latency from the event's publication."""
-    channel = n.channel if n.channel in CHANNELS else "unknown"  # labels stay bounded, whatever
-    category = n.category if n.category in CATEGORIES else "unknown"  # a record claims
-    NOTIFICATIONS.labels(rule_label(n.rule_id), channel, outcome.status).inc()
-    if outcome.status == "sent" and isinstance(n.event_published_at, int | float):
-        LATENCY.labels(channel, category).observe(max(0.0, time.time() - n.event_published_at))
+    count_delivery(n.rule_id, n.channel, n.category, outcome.status, n.event_published_at)
 
 
 async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcome) -> None:

@@ -84,10 +84,16 @@ class Workers:
     settings: Settings
     log_dir: Path
     processes: list[Any] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # more environment (LIFECYCLE_METRICS=off)
 
     def start(self) -> Any:
         # each worker its own web port: two on one machine cannot share one
-        env = {**os.environ, **to_environ(self.settings), "LIFECYCLE_WEB_PORT": str(free_port())}
+        env = {
+            **os.environ,
+            **to_environ(self.settings),
+            "LIFECYCLE_WEB_PORT": str(free_port()),
+            **self.env,
+        }
         proc = spawn([sys.executable, "-m", "lifecycle", "worker"],
                      self.log_dir / f"worker-{len(self.processes)}.log", env=env, cwd=PROJECT_ROOT)  # fmt: skip
         self.processes.append(proc)

@@ -36,6 +36,7 @@ class Health:
     gateways: dict[str, str] = field(default_factory=dict)
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     held: int | None = None
+    deferred: int | None = None
     at: float = 0.0
 
     @property
@@ -77,6 +78,7 @@ class Probe:
             await asyncio.wait_for(runtime.redis.ping(), TIMEOUT_SECONDS)
             health.redis = "ok"
             health.held = len(await runtime.guard.held())
+            health.deferred = await runtime.state.deferred_count()
         except (RedisError, OSError, TimeoutError) as exc:
             health.redis = f"unavailable: {type(exc).__name__}"
 

@@ -10,6 +10,7 @@ Families (``../shared/CONTRACT.md``, "Metrics"):
     lifecycle_dead_letters_total{topic,reason}           dead letters by topic and reason class
     lifecycle_held_sends                                 sends held for an approver now
     lifecycle_gateway_up{channel}                        1 when the channel's gateway answered its last check
+    lifecycle_deferred_notifications                     waiting in the deferred queue (quiet hours, retries)
 
 Labels are bounded: an event type the catalogue does not know is ``unknown``, a dead letter's
 reason is its class (``reason_class``), never its text; no label carries an id or an address.
@@ -23,7 +24,9 @@ and never a stale end. Every worker reports the lag of the whole group: take ``m
 from __future__ import annotations
 
 import logging
+import os
 import re
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -39,6 +42,8 @@ from app.intake.events import catalogue
 logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# off only to measure what counting costs (bench/metrics_cost.py): /metrics then shows zeros
+COUNTING = os.environ.get("LIFECYCLE_METRICS", "on") != "off"
 
 EVENTS = Counter("lifecycle_events", "Events by type and outcome.", ["type", "outcome"],
                  registry=REGISTRY)  # fmt: skip
@@ -56,6 +61,8 @@ DEAD_LETTERS = Counter("lifecycle_dead_letters", "Dead letters by topic and reas
 LAG = Gauge("lifecycle_consumer_lag", "Messages behind the partition's current end.",
             ["topic", "partition"], registry=REGISTRY)  # fmt: skip
 HELD = Gauge("lifecycle_held_sends", "Sends held for an approver.", registry=REGISTRY)
+DEFERRED = Gauge("lifecycle_deferred_notifications", "Notifications waiting in the deferred queue "
+                 "(quiet hours, retries).", registry=REGISTRY)  # fmt: skip
 GATEWAY_UP = Gauge("lifecycle_gateway_up", "1 when the channel's gateway answered its last check.",
                    ["channel"], registry=REGISTRY)  # fmt: skip
 
@@ -96,12 +103,42 @@ def rule_label(rule_id: object) -> str:
     return rule_id if isinstance(rule_id, str) and RULE_LABEL.fullmatch(rule_id) else "unknown"
 
 
+_children: dict[tuple[Any, ...], Any] = {}  # (family, labels…) → its child: labels() is slow
+
+
+def _child(family: Any, *labels: str) -> Any:
+    key = (id(family), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = family.labels(*labels)
+    return child
+
+
 def count_event(event_type: object, outcome: str) -> None:
-    EVENTS.labels(type_label(event_type), outcome).inc()
+    if COUNTING:
+        _child(EVENTS, type_label(event_type), outcome).inc()
 
 
 def count_dead_letter(topic: str, reason: str) -> None:
-    DEAD_LETTERS.labels(topic, reason_class(reason)).inc()
+    if COUNTING:
+        _child(DEAD_LETTERS, topic, reason_class(reason)).inc()
+
+
+def count_delivery(rule_id: str, channel: str, category: str, status: str,
+                   published_at: object) -> None:  # fmt: skip
+    """A delivery outcome; for a hand-off to the gateway, its latency from the event's publication.
+    ``channel`` and ``category`` as the record claims them: bounded here."""
+    if not COUNTING:
+        return
+    channel = channel if channel in ("sms", "email") else "unknown"
+    category = category if category in ("reminder", "notice", "warning") else "unknown"
+    NOTIFICATIONS.labels(rule_label(rule_id), channel, status).inc()
+    if (
+        status == "sent"
+        and isinstance(published_at, int | float)
+        and not isinstance(published_at, bool)
+    ):
+        LATENCY.labels(channel, category).observe(max(0.0, time.time() - published_at))
 
 
 def update_gauges(health: Any) -> None:
@@ -114,6 +151,8 @@ def update_gauges(health: Any) -> None:
             LAG.labels(topic, str(partition)).set(behind)
     if health.held is not None:
         HELD.set(health.held)
+    if health.deferred is not None:
+        DEFERRED.set(health.deferred)
 
 
 def exposition() -> bytes:

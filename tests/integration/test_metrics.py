@@ -88,7 +88,9 @@ async def test_metrics_need_a_metrics_token(stack):
     stats_only = await cap_token(stack["settings"], scopes=("stats:read",), districts=("*",))
     assert http(url, headers={"Authorization": f"Bearer {stats_only}"})[0] == 403
     token = await cap_token(stack["settings"], scopes=("metrics:read",), districts=("*",))
-    assert value(await scrape(stack, token), "lifecycle_held_sends") == 0
+    samples = await scrape(stack, token)
+    assert value(samples, "lifecycle_held_sends") == 0
+    assert ("lifecycle_deferred_notifications", ()) in samples
 
 
 async def test_a_burst_is_counted_as_it_was_delivered(stack):

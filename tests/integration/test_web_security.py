@@ -277,9 +277,15 @@ async def test_the_counters_refuse_another_scope_and_a_token_narrowed_after_it_w
     assert (await get(stack, "/stats/", {"Authorization": f"Bearer {token}"}))[0] == 403
 
 
-async def test_health_needs_no_token_and_says_nothing_but_whether_redis_answers(stack):
+async def test_health_needs_no_token_and_says_only_what_answers(stack):
     status, body = await get(stack, "/health/")
-    assert status == 200 and json.loads(body) == {"redis": "ok"}
+    assert status == 200 and json.loads(body) == {
+        "status": "ok",
+        "redis": "ok",
+        "kafka": "ok",
+        "gateways": {"email": "ok", "sms": "ok"},
+    }
+    assert "127.0.0.1" not in body and "sms.jsonl" not in body  # no address, no path
 
 
 # Last in this module: it leaves this client throttled for a minute.
