@@ -18,8 +18,10 @@ from app.planning.rulebook import version_text, with_diffs
 from app.rendering.renderer import CHANNEL_FILES
 from console.api import caused_by, routes, rule_listing, visible, whoami
 from console.auth import Caller, caller_of, services
+from console.dlq_api import visible_letters
 from console.rules_api import book, live_doc, rule_id_of, seed_version
 from console.types_api import type_summary
+from wiring.dlq import TOPICS, states
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -130,6 +132,23 @@ async def held_page(request: web.Request) -> web.StreamResponse:
     listing = [{**h, "event_type": h["event"].get("type"), "districts": districts_of(h["event"]),
                 "caused_by": await caused_by(request, h)} for h in held]  # fmt: skip
     return page("held.html", caller, title="暂停的发送 Held sends", held=listing, can_decide=True)
+
+
+@routes.get("/dlq")
+async def dlq_page(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    if caller is None:
+        raise web.HTTPFound("/login")
+    if not caller.account.has("operator"):
+        raise web.HTTPForbidden(text="dead letters are for operators")
+    shown = await visible_letters(request, caller)
+    marks = await states(services(request).runtime, [d for d, _ in shown])
+    reason = request.query.get("reason", "")
+    state = request.query.get("state", "")
+    letters = [{**d.summary(), "state": marks[d.name]} for d, _ in reversed(shown)
+               if (not reason or reason.lower() in d.reason.lower()) and (not state or marks[d.name] == state)]  # fmt: skip
+    return page("dlq.html", caller, title="死信 Dead letters", letters=letters[:500], total=len(letters),
+                topics=TOPICS, topic=request.query.get("topic", ""), reason=reason, state=state)  # fmt: skip
 
 
 @routes.get("/event-types")

@@ -200,3 +200,22 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// dead letters: replay or discard the picked ones
+document.addEventListener("DOMContentLoaded", () => {
+  const out = document.getElementById("dlq-result"); if (!out) return;
+  const picked = () => [...document.querySelectorAll("input.dlq-pick:checked")].map((b) => b.value);
+  const report = (data) => { out.innerHTML = `<ul id="dlq-done">` + Object.entries(data).map(([k, v]) => `<li><code>${esc(k)}</code>: ${esc(v)}</li>`).join("") + "</ul>"; };
+  document.getElementById("dlq-replay").addEventListener("click", async () => {
+    const names = picked(); if (!names.length) { out.textContent = "先选择 pick some first"; return; }
+    const {status, data} = await call("POST", "/api/dlq/replay", {names});
+    if (status !== 200) { out.innerHTML = `<p class="error">${esc(data.error)}</p>`; return; }
+    report(data.replayed);
+  });
+  document.getElementById("dlq-discard").addEventListener("click", async () => {
+    const names = picked(); if (!names.length) { out.textContent = "先选择 pick some first"; return; }
+    const {status, data} = await call("POST", "/api/dlq/discard", {names, why: document.getElementById("dlq-why").value});
+    if (status !== 200) { out.innerHTML = `<p class="error">${esc(data.error)}</p>`; return; }
+    report(data.discarded);
+  });
+});

@@ -140,7 +140,7 @@ async def test_without_a_session_every_call_is_401(console, http, method, path):
 
 
 async def test_the_pages_send_a_caller_without_a_session_to_sign_in(console, http):
-    for path in ("/", "/rules", "/rules/graduate-hukou-transfer", "/held", "/event-types"):
+    for path in ("/", "/rules", "/rules/graduate-hukou-transfer", "/held", "/event-types", "/dlq"):
         response = await http.get(console["url"] + path, allow_redirects=False)
         assert response.status == 302 and response.headers["Location"] == "/login", path
 
@@ -161,6 +161,9 @@ WRONG_ROLE = [
     ("admin", "GET", "/api/held"),
     ("sz-operator", "PUT", "/api/event-types/retirement.approved/draft"),
     ("admin", "POST", "/api/render-sms"),
+    ("yt-approver", "GET", "/api/dlq"),
+    ("yt-author", "POST", "/api/dlq/replay"),
+    ("admin", "POST", "/api/dlq/discard"),
     ("yt-approver", "PUT", "/api/event-types/retirement.approved/draft"),
     ("yt-author", "POST", "/api/event-types/retirement.approved/approve"),
     ("yt-approver", "POST", "/api/event-types/retirement.approved/approve"),
