@@ -72,6 +72,7 @@ class Notification:
     content: Content = field(default_factory=lambda: Content())
     error: str | None = None  # set when the text could not be rendered: a permanent failure
     event_published_at: float | None = None  # the event's record time on life-events (latency)
+    district: str | None = None  # the recipient profile's, for who may see it (message search)
 
     def to_json(self) -> bytes:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.

@@ -58,6 +58,7 @@ from app.notifications import Notification
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
 from app.state.records import decode_record
+from app.state.writes import TRACE_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,6 +189,9 @@ class Deliverer:
                 self.state.queue_record(pipe, n.id)
                 self.preferences.queue_opt_outs(pipe, n.address)
                 self.profiles.queue_get(pipe, n.profile_id)
+            if claim:  # the message search's index, in the same round trip (replies unread)
+                for n in batch:
+                    self._queue_index(pipe, n)
             results = iter(await pipe.execute())
         begun = []
         for _ in batch:
@@ -196,6 +200,17 @@ class Deliverer:
             begun.append(Begun(claimed, decode_record(raw_record), set(texts(members)),
                                json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
         return begun
+
+    def _queue_index(self, pipe: Any, n: Notification) -> None:
+        """Remember, under keyed hashes of its address and its profile id, that ``n`` went to
+        them: the console's message search ("why did I get this?") finds it there."""
+        member = f"{n.district or '*'}|{n.id}"
+        for value in (n.address, f"profile:{n.profile_id}"):
+            key = self.preferences.who_key(value)
+            now = self.clock()
+            pipe.zadd(key, {member: now}, nx=True)
+            pipe.zremrangebyscore(key, 0, now - TRACE_TTL_SECONDS)  # the retention window only
+            pipe.expire(key, TRACE_TTL_SECONDS)
 
     def _settled(self, record: dict[str, str]) -> bool:
         """Nothing to do now: a final status, or deferred to a later time (the timer owns it)."""

@@ -3,6 +3,9 @@
 Keys (under the configured prefix):
 
     optout:{address_key}     set of "category:channel" entries; no expiry (README, key families)
+    who:{address_key}        sorted set: "district|notification id" by time, for each address and
+                             each profile id ("profile:ID") a notification went to; the message
+                             search of the console; 30 days
     cap:{recipient}:{day}    sorted set: the day's notifications of a recipient key, in order
                              of first sight (the daily cap); expires after two days
 """
@@ -30,6 +33,10 @@ class Preferences:
 
     def key(self, address: str) -> str:
         return self.key_of(address_key(self.secret, address))
+
+    def who_key(self, value: str) -> str:
+        """The message-search index of an address or a ``profile:ID``: its keyed hash only."""
+        return f"{self.prefix}who:{address_key(self.secret, value)}"
 
     def key_of(self, hashed: str) -> str:
         return f"{self.prefix}optout:{hashed}"

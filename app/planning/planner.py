@@ -377,6 +377,7 @@ class Planner:
             address=address, language=language,
             planned_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             content=content, error=error, event_published_at=event.published_at,
+            district=person.profile.get("district"),
         )  # fmt: skip
 
 

@@ -162,6 +162,7 @@ WRONG_ROLE = [
     ("sz-operator", "PUT", "/api/event-types/retirement.approved/draft"),
     ("admin", "POST", "/api/render-sms"),
     ("yt-approver", "GET", "/api/dlq"),
+    ("yt-author", "GET", "/api/messages?to=13800000001"),
     ("yt-author", "POST", "/api/dlq/replay"),
     ("admin", "POST", "/api/dlq/discard"),
     ("yt-approver", "PUT", "/api/event-types/retirement.approved/draft"),
