@@ -8,6 +8,7 @@ from agents import (
     release_deferred,
     reload_rules,
     store_profiles,
+    watch_warnings,
 )
 
 ALL = (
@@ -17,4 +18,8 @@ ALL = (
     deliver_warnings.deliver_warnings,
     store_profiles.store_profiles,
 )
-TIMERS = (release_deferred.release_deferred, reload_rules.reload_rules)
+TIMERS = (
+    release_deferred.release_deferred,
+    reload_rules.reload_rules,
+    watch_warnings.watch_warnings,
+)

@@ -50,9 +50,9 @@ from app.intake.cap import MAX_BYTES as MAX_CAP_BYTES
 from app.intake.cap import CapRejected, alert_events
 from app.intake.events import districts_of
 from app.profiles.phones import normalise_mobile
-from topics import fanout, life_events
-from wiring.faust_app import APP_ID, app, runtime
-from wiring.health import Probe
+from topics import SOURCES, fanout, life_events
+from wiring.faust_app import app, runtime
+from wiring.health import probe_for
 from wiring.metrics import exposition, update_gauges
 
 logger = logging.getLogger(__name__)
@@ -177,22 +177,12 @@ class Stats(View):
                           "deferred": await state.deferred_count()})  # fmt: skip
 
 
-_probe: Probe | None = None
-
-
-def probe() -> Probe:
-    global _probe
-    if _probe is None:
-        from topics import SOURCES
-
-        settings = runtime().settings
-        _probe = Probe(settings.kafka_servers, APP_ID, [t.get_topic_name() for t in SOURCES])
-    return _probe
+SOURCE_TOPICS = [t.get_topic_name() for t in SOURCES]  # whose lag /metrics reports
 
 
 @app.page("/health/")
 async def health(self: Any, request: Any) -> Any:
-    report = await probe().check(runtime())
+    report = await probe_for(runtime().settings, SOURCE_TOPICS).check(runtime())
     return self.json(report.as_dict(), status=200 if report.can_deliver else 503)
 
 
@@ -204,7 +194,7 @@ class Metrics(View):
             return caller
         if "*" not in caller.districts:
             return _json_error(self, 403, "the metrics cover every district; this token does not")
-        report = await probe().check(runtime())
+        report = await probe_for(runtime().settings, SOURCE_TOPICS).check(runtime())
         update_gauges(report)
         response = self.bytes(exposition(), content_type="text/plain")
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset

@@ -137,3 +137,17 @@ class Probe:
                     ) else await client.close()
                 except Exception:  # noqa: BLE001 - closing a broken client
                     logger.debug("closing the probe's Kafka client failed", exc_info=True)
+
+
+_probes: dict[tuple[str, ...], Probe] = {}
+
+
+def probe_for(settings: Any, topics: list[str]) -> Probe:
+    """This process's probe for the group's source ``topics`` (one per broker address and topics:
+    the checks' cache and Kafka clients are shared by /health/, /metrics and the warnings watch)."""
+    from wiring.faust_app import APP_ID
+
+    key = (*settings.kafka_servers, "|", *topics)
+    if key not in _probes:
+        _probes[key] = Probe(settings.kafka_servers, APP_ID, topics)
+    return _probes[key]

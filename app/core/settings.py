@@ -81,6 +81,7 @@ class Settings:
     blast_ceiling: int = 500_000  # hold any send to more recipients than this
     blast_min_runs: int = 3  # runs of a rule before its median counts
     blast_first_run: int = 100  # messages a rule version may send before a person released a run
+    warning_stuck_seconds: int = 300  # the warnings lane behind this long: operators are e-mailed
     fetch_max_wait_ms: int = (
         20  # how long a consumer fetch may wait for data (Faust hard-codes 1500)
     )
@@ -156,6 +157,7 @@ _ENV = {
     "LIFECYCLE_BLAST_CEILING": ("blast_ceiling", int),
     "LIFECYCLE_BLAST_MIN_RUNS": ("blast_min_runs", int),
     "LIFECYCLE_BLAST_FIRST_RUN": ("blast_first_run", int),
+    "LIFECYCLE_WARNING_STUCK_SECONDS": ("warning_stuck_seconds", int),
     "LIFECYCLE_FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
     "LIFECYCLE_BATCH_MAX": ("batch_max", int),
     "LIFECYCLE_BATCH_WAIT_MS": ("batch_wait_ms", int),
