@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.core.masking import scrub
 from app.planning.planner import Plan
 from topics import REASON_HEADER, lane
+from wiring import metrics
 from wiring.faust_app import runtime
 from wiring.metrics import count_dead_letter
 
@@ -70,6 +71,17 @@ async def together_or_alone(
             logger.exception("%s failed", what)
             results.append(exc)
     return results
+
+
+async def add_counts(counts: Mapping[str, float]) -> None:
+    """Add a batch's counts to the dashboard's series; a failure costs the dashboard a few
+    counts, never the batch. Off with the metrics (``LIFECYCLE_METRICS=off``), to measure both."""
+    if not metrics.COUNTING:
+        return
+    try:
+        await runtime().state.add_counts(counts)
+    except Exception:  # noqa: BLE001 - Redis away, or anything: the batch goes on
+        logger.warning("could not add a batch's counts to the dashboard series", exc_info=True)
 
 
 async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:

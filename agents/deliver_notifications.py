@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from faust.types import EventT, StreamT
 
 from agents.common import (
+    add_counts,
     batches,
     dead_letter,
     together_or_alone,
@@ -21,7 +24,7 @@ from app.delivery.deliverer import DeliveryOutcome
 from app.notifications import Notification
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
-from wiring.metrics import count_dead_letter, count_delivery
+from wiring.metrics import count_dead_letter, count_delivery, rule_label
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +68,29 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
             if outcome.dead_letter:
                 await dead_letter_failed(n, outcome)
         statuses[i] = outcomes[-1].status
+    await add_counts(series_counts(decoded, results))
     counts = Counter(statuses)
     logger.info("delivered a batch of %d: %s", len(messages),
                 ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))  # fmt: skip
     return statuses
+
+
+def series_counts(decoded: list[tuple[int, Notification]], results: list[Any]) -> dict[str, float]:
+    """What a batch adds to the dashboard's counts: outcomes by channel and by rule, latency."""
+    counts: Counter[str] = Counter()
+    latency: dict[str, float] = {}
+    for (_, n), outcomes in zip(decoded, results, strict=True):
+        if isinstance(outcomes, Exception):
+            continue
+        channel = n.channel if n.channel in ("sms", "email") else "unknown"
+        for outcome in outcomes:
+            counts[f"{outcome.status}:{channel}"] += 1
+            counts[f"rule:{rule_label(n.rule_id)}:{outcome.status}"] += 1
+            if outcome.status == "sent" and isinstance(n.event_published_at, int | float):
+                latency[f"latency_sum:{channel}"] = latency.get(f"latency_sum:{channel}", 0.0) + max(
+                    0.0, time.time() - n.event_published_at)  # fmt: skip
+                counts[f"latency_count:{channel}"] += 1
+    return {**counts, **latency}
 
 
 def observe(n: Notification, outcome: DeliveryOutcome) -> None:

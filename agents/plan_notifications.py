@@ -17,6 +17,7 @@ from functools import partial
 from faust.types import EventT, StreamT
 
 from agents.common import (
+    add_counts,
     batches,
     dead_letter,
     publish_plan,
@@ -91,6 +92,10 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    plan.event.id, plan.event.type, len(plan.matched), len(plan.notifications),
                    len(outcome.commands))  # fmt: skip
+    await add_counts(
+        {f"events:{status}": statuses.count(status) for status in set(statuses)}
+        | {"planned_notifications": sum(len(o.plan.notifications) for _, o, _ in planned)}
+    )
     if events:
         logger.info("planned %d event(s) into %d notification(s); %d rejected, %d failed",
                     statuses.count("planned"), sum(len(o.plan.notifications) for _, o, _ in planned),

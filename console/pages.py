@@ -18,6 +18,7 @@ from app.planning.rulebook import version_text, with_diffs
 from app.rendering.renderer import CHANNEL_FILES
 from console.api import caused_by, routes, rule_listing, visible, whoami
 from console.auth import Caller, caller_of, services
+from console.dashboard import dashboard_data, spark
 from console.dlq_api import visible_letters
 from console.rules_api import book, live_doc, rule_id_of, seed_version
 from console.types_api import type_summary
@@ -149,6 +150,17 @@ async def dlq_page(request: web.Request) -> web.StreamResponse:
                if (not reason or reason.lower() in d.reason.lower()) and (not state or marks[d.name] == state)]  # fmt: skip
     return page("dlq.html", caller, title="死信 Dead letters", letters=letters[:500], total=len(letters),
                 topics=TOPICS, topic=request.query.get("topic", ""), reason=reason, state=state)  # fmt: skip
+
+
+@routes.get("/dashboard")
+async def dashboard_page(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    if caller is None:
+        raise web.HTTPFound("/login")
+    if not caller.account.has("operator"):
+        raise web.HTTPForbidden(text="the dashboard is for operators")
+    data = await dashboard_data(request, caller)
+    return page("dashboard.html", caller, title="运行看板 Dashboard", d=data, spark=spark)
 
 
 @routes.get("/event-types")

@@ -23,6 +23,7 @@ from faust.types import TopicT
 from app.access.audit import AUDIT_TOPIC
 from app.notifications import Category
 from wiring.faust_app import app
+from wiring.health import SOURCE_TOPICS
 
 REASON_HEADER = "x-lifecycle-reason"
 
@@ -42,13 +43,10 @@ notifications_dlq = _topic("notifications-dlq")
 deliveries = _topic("deliveries")
 audit = _topic(AUDIT_TOPIC)  # written by workers (rule reloads) and the console
 
-SOURCES = (
-    life_events,
-    profiles,
-    fanout,
-    notifications,
-    notifications_warning,
-)  # the agents consume
+# what the agents consume, whose lag is watched: wiring.health names them for the console
+SOURCES = (life_events, profiles, fanout, notifications, notifications_warning)
+if tuple(t.get_topic_name() for t in SOURCES) != SOURCE_TOPICS:
+    raise RuntimeError("wiring.health.SOURCE_TOPICS and topics.SOURCES name different topics")
 
 ALL = (
     life_events,

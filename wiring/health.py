@@ -26,6 +26,8 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 2.0
+# the topics the worker's agents consume (``topics.SOURCES`` is built from these names): their lag
+SOURCE_TOPICS = ("life-events", "profiles", "fanout", "notifications", "notifications-warning")
 TIMEOUT_SECONDS = 3.0
 
 

@@ -219,3 +219,16 @@ document.addEventListener("DOMContentLoaded", () => {
     report(data.discarded);
   });
 });
+
+// the dashboard redraws itself: the same page fetched again, its panels swapped in
+document.addEventListener("DOMContentLoaded", () => {
+  const panels = document.getElementById("panels"); if (!panels || !panels.dataset.refresh) return;
+  setInterval(async () => {
+    try {
+      const response = await fetch(window.location.pathname, {credentials: "same-origin"});
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("panels");
+      if (fresh) panels.innerHTML = fresh.innerHTML;
+    } catch (e) { /* the next round tries again */ }
+  }, Number(panels.dataset.refresh) * 1000);
+});

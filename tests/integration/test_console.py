@@ -140,7 +140,15 @@ async def test_without_a_session_every_call_is_401(console, http, method, path):
 
 
 async def test_the_pages_send_a_caller_without_a_session_to_sign_in(console, http):
-    for path in ("/", "/rules", "/rules/graduate-hukou-transfer", "/held", "/event-types", "/dlq"):
+    for path in (
+        "/",
+        "/rules",
+        "/rules/graduate-hukou-transfer",
+        "/held",
+        "/event-types",
+        "/dlq",
+        "/dashboard",
+    ):
         response = await http.get(console["url"] + path, allow_redirects=False)
         assert response.status == 302 and response.headers["Location"] == "/login", path
 
@@ -162,6 +170,7 @@ WRONG_ROLE = [
     ("sz-operator", "PUT", "/api/event-types/retirement.approved/draft"),
     ("admin", "POST", "/api/render-sms"),
     ("yt-approver", "GET", "/api/dlq"),
+    ("yt-author", "GET", "/api/dashboard"),
     ("yt-author", "GET", "/api/messages?to=13800000001"),
     ("yt-author", "POST", "/api/dlq/replay"),
     ("admin", "POST", "/api/dlq/discard"),
