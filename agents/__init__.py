@@ -3,6 +3,7 @@
 from agents import (
     deliver_notifications,
     deliver_warnings,
+    flush_counts,
     plan_chunk,
     plan_notifications,
     release_deferred,
@@ -22,4 +23,5 @@ TIMERS = (
     release_deferred.release_deferred,
     reload_rules.reload_rules,
     watch_warnings.watch_warnings,
+    flush_counts.flush_counts,
 )
