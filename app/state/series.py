@@ -6,8 +6,9 @@ Keys (under the configured prefix):
     ts:m:{epoch minute}   hash of counters ("events:planned", "sent:sms", "latency_sum:sms", …); 2 days
     ts:h:{epoch hour}     the same by hour; 8 days
 
-One pipelined round trip per batch of events or notifications: a few HINCRBY, never one per
-message. Fields are bounded like metric labels (outcomes, channels, rule ids).
+A worker keeps its counts and writes them every 2 s (``agents/flush_counts.py``) in one pipelined
+round trip: a few HINCRBY, never one per message or per batch. Fields are bounded like metric
+labels (outcomes, channels, rule ids).
 """
 
 from __future__ import annotations
