@@ -17,6 +17,7 @@ from console import backtest, dashboard, dlq_api, pages, preview, rules_api, sea
 from console.api import routes
 from console.auth import MAX_BODY_BYTES, SERVICES, Services
 from wiring.audit import AuditLog
+from wiring.health import close_probes
 from wiring.kafka import ensure_topics
 from wiring.kafka_async import KafkaWriter
 from wiring.runtime import Runtime
@@ -54,6 +55,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     await asyncio.to_thread(ensure_topics, settings.kafka_servers, [AUDIT_TOPIC], 1)
     runtime = Runtime.build(settings, deliver=False)
     stack.push_async_callback(runtime.close)
+    stack.push_async_callback(close_probes)  # the dashboard's Kafka clients
     writer = KafkaWriter(settings.kafka_servers)
     await writer.start()
     stack.push_async_callback(writer.stop)

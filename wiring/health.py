@@ -153,3 +153,11 @@ def probe_for(settings: Any, topics: list[str]) -> Probe:
     if key not in _probes:
         _probes[key] = Probe(settings.kafka_servers, APP_ID, topics)
     return _probes[key]
+
+
+async def close_probes() -> None:
+    """Close every probe's Kafka clients (a process that made probes, as it stops)."""
+    probes = list(_probes.values())
+    _probes.clear()
+    for probe in probes:
+        await probe.close()
