@@ -36,6 +36,17 @@ def page(template: str, caller: Caller | None, **values: Any) -> web.Response:
     return web.Response(text=body, content_type="text/html", charset="utf-8")
 
 
+async def signed_in(request: web.Request, *roles: str) -> Caller:
+    """The page's caller: to the sign-in page without a session; 403 without one of ``roles``
+    (any role, when none are named). The API checks each call again."""
+    caller = await caller_of(request)
+    if caller is None:
+        raise web.HTTPFound("/login")
+    if roles and not any(caller.account.has(r) for r in roles):
+        raise web.HTTPForbidden(text=f"this page is for the role {' or '.join(roles)}")
+    return caller
+
+
 @routes.get("/")
 async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/rules" if await caller_of(request) else "/login")
@@ -48,9 +59,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/rules")
 async def rules_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
+    caller = await signed_in(request)
     return page("rules.html", caller, title="规则 Rules", rules=await rule_listing(request))
 
 
@@ -60,9 +69,7 @@ _FORM_KEYS = ("id", "version", "name", "on", "category", "districts", "when", "c
 
 @routes.get("/rules/{rule_id}")
 async def rule_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
+    caller = await signed_in(request)
     rule_id = rule_id_of(request)
     if rule_id is None:
         raise web.HTTPNotFound(text="no such rule")
@@ -124,11 +131,7 @@ def new_rule(rule_id: str, caller: Caller) -> dict[str, Any]:
 
 @routes.get("/held")
 async def held_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
-    if not (caller.account.has("approver") or caller.account.has("operator")):
-        raise web.HTTPForbidden(text="held sends are for approvers and operators")
+    caller = await signed_in(request, "approver", "operator")
     held = [h for h in await services(request).runtime.guard.held() if visible(caller, h)]
     listing = [{**h, "event_type": h["event"].get("type"), "districts": districts_of(h["event"]),
                 "caused_by": await caused_by(request, h)} for h in held]  # fmt: skip
@@ -137,11 +140,7 @@ async def held_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/dlq")
 async def dlq_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
-    if not caller.account.has("operator"):
-        raise web.HTTPForbidden(text="dead letters are for operators")
+    caller = await signed_in(request, "operator")
     shown = await visible_letters(request, caller)
     marks = await states(services(request).runtime, [d for d, _ in shown])
     reason = request.query.get("reason", "")
@@ -154,20 +153,14 @@ async def dlq_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/dashboard")
 async def dashboard_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
-    if not caller.account.has("operator"):
-        raise web.HTTPForbidden(text="the dashboard is for operators")
+    caller = await signed_in(request, "operator")
     data = await dashboard_data(request, caller)
     return page("dashboard.html", caller, title="运行看板 Dashboard", d=data, spark=spark)
 
 
 @routes.get("/event-types")
 async def types_page(request: web.Request) -> web.StreamResponse:
-    caller = await caller_of(request)
-    if caller is None:
-        raise web.HTTPFound("/login")
+    caller = await signed_in(request)
     await services(request).runtime.reload_rules()
     book = TypeBook(
         services(request).runtime.redis, services(request).runtime.settings.redis_prefix

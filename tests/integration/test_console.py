@@ -407,3 +407,15 @@ def test_users_add_reads_the_password_from_standard_input(settings, monkeypatch,
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert main(["users", "add", "wang-li", "--role", "boss", "--district", "440308"]) == 2
     assert "unknown: boss" in capsys.readouterr().err
+
+
+async def test_the_operators_pages_refuse_other_roles(console):
+    author, _ = await sign_in(console, "yt-author")
+    operator, _ = await sign_in(console, "sz-operator")
+    try:
+        for path in ("/dashboard", "/dlq", "/held"):
+            assert (await author.get(console["url"] + path)).status == 403, path
+            assert (await operator.get(console["url"] + path)).status == 200, path
+    finally:
+        await author.close()
+        await operator.close()
