@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from topics import SOURCES
 from wiring.faust_app import app, runtime
 from wiring.health import probe_for
 from wiring.watch import StuckWarnings
@@ -26,7 +25,7 @@ async def watch_warnings() -> None:
     if _watch is None:
         _watch = StuckWarnings(rt.settings, rt.redis)
     try:
-        health = await probe_for(rt.settings, [t.get_topic_name() for t in SOURCES]).check(rt)
+        health = await probe_for(rt.settings).check(rt)
         if health.kafka == "ok":
             await _watch.check(health.lag)
     except Exception:  # never let the watch stop the timer

@@ -92,7 +92,7 @@ async def dashboard_data(request: web.Request, caller: Caller) -> dict[str, Any]
     rt = services(request).runtime
     hour = await rt.state.series("m", 60)
     day = await rt.state.series("h", 24)
-    health = await probe_for(rt.settings, list(SOURCE_TOPICS)).check(rt)
+    health = await probe_for(rt.settings).check(rt)
     lag: dict[str, int] = defaultdict(int)
     for (topic, _), behind in health.lag.items():
         lag[topic] += behind

@@ -2,8 +2,9 @@
 
 Public — what recipients and anyone may reach:
 
-GET  /health/         200 when the worker can deliver (Redis, Kafka and a gateway answer), 503
-                      otherwise; each component's state, without addresses (``wiring.health``)
+GET  /health/         200 when the worker can deliver (Redis, Kafka and every gateway answer), 503
+                      otherwise; with a metrics:read token, each component's state too
+                      (``wiring.health``)
 GET  /unsubscribe/    ?t=TOKEN: a confirmation page (a GET never unsubscribes: mail scanners
                       follow links)
 POST /unsubscribe/    ?t=TOKEN: records the opt-out (RFC 8058 one-click, or the page's button);
@@ -50,7 +51,7 @@ from app.intake.cap import MAX_BYTES as MAX_CAP_BYTES
 from app.intake.cap import CapRejected, alert_events
 from app.intake.events import districts_of
 from app.profiles.phones import normalise_mobile
-from topics import SOURCES, fanout, life_events
+from topics import fanout, life_events
 from wiring.faust_app import app, runtime
 from wiring.health import probe_for
 from wiring.metrics import exposition, update_gauges
@@ -177,13 +178,18 @@ class Stats(View):
                           "deferred": await state.deferred_count()})  # fmt: skip
 
 
-SOURCE_TOPICS = [t.get_topic_name() for t in SOURCES]  # whose lag /metrics reports
-
-
 @app.page("/health/")
 async def health(self: Any, request: Any) -> Any:
-    report = await probe_for(runtime().settings, SOURCE_TOPICS).check(runtime())
-    return self.json(report.as_dict(), status=200 if report.can_deliver else 503)
+    """Anyone (a load balancer, compose) gets the verdict; each component's state is operational
+    data, for a token with ``metrics:read`` only."""
+    detailed = "Authorization" in request.headers
+    if detailed:
+        caller = await authorise(self, request, "metrics:read")
+        if not isinstance(caller, Caller):
+            return caller
+    report = await probe_for(runtime().settings).check(runtime())
+    body = report.as_dict() if detailed else {"status": report.as_dict()["status"]}
+    return self.json(body, status=200 if report.can_deliver else 503)
 
 
 @app.page("/metrics")
@@ -194,7 +200,7 @@ class Metrics(View):
             return caller
         if "*" not in caller.districts:
             return _json_error(self, 403, "the metrics cover every district; this token does not")
-        report = await probe_for(runtime().settings, SOURCE_TOPICS).check(runtime())
+        report = await probe_for(runtime().settings).check(runtime())
         update_gauges(report)
         response = self.bytes(exposition(), content_type="text/plain")
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset

@@ -144,14 +144,14 @@ class Probe:
 _probes: dict[tuple[str, ...], Probe] = {}
 
 
-def probe_for(settings: Any, topics: list[str]) -> Probe:
-    """This process's probe for the group's source ``topics`` (one per broker address and topics:
-    the checks' cache and Kafka clients are shared by /health/, /metrics and the warnings watch)."""
+def probe_for(settings: Any) -> Probe:
+    """This process's probe of the group's SOURCE_TOPICS (one per broker address: the checks'
+    cache and Kafka clients are shared by /health/, /metrics, the dashboard and the watch)."""
     from wiring.faust_app import APP_ID
 
-    key = (*settings.kafka_servers, "|", *topics)
+    key = tuple(settings.kafka_servers)
     if key not in _probes:
-        _probes[key] = Probe(settings.kafka_servers, APP_ID, topics)
+        _probes[key] = Probe(settings.kafka_servers, APP_ID, list(SOURCE_TOPICS))
     return _probes[key]
 
 

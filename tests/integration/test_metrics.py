@@ -14,6 +14,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.access.tokens import token_hash
+from app.core.errors import ConfigError
 from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.intake.events import validate_event
 from bench.harness import load_profiles, wait_until
@@ -24,6 +26,7 @@ from tests.integration.test_scenarios import cap_token, http
 from wiring.faust_app import APP_ID
 from wiring.health import Probe
 from wiring.kafka import publish, publish_raw
+from wiring.runtime import make_redis
 
 pytestmark = pytest.mark.integration
 RULE = "graduate-hukou-transfer"
@@ -87,10 +90,20 @@ async def test_metrics_need_a_metrics_token(stack):
     assert http(url)[0] == 401
     stats_only = await cap_token(stack["settings"], scopes=("stats:read",), districts=("*",))
     assert http(url, headers={"Authorization": f"Bearer {stats_only}"})[0] == 403
+    with pytest.raises(ConfigError, match="needs --district"):
+        await cap_token(stack["settings"], scopes=("metrics:read",), districts=("440308",))
     token = await cap_token(stack["settings"], scopes=("metrics:read",), districts=("*",))
     samples = await scrape(stack, token)
     assert value(samples, "lifecycle_held_sends") == 0
     assert ("lifecycle_deferred_notifications", ()) in samples
+    # a token narrowed in Redis after it was made no longer sees the deployment's metrics
+    redis = make_redis(stack["settings"])
+    try:
+        key = f"{stack['settings'].redis_prefix}token:{token_hash(token)}"
+        await redis.hset(key, "districts", json.dumps(["440308"]))
+    finally:
+        await redis.aclose()
+    assert http(url, headers={"Authorization": f"Bearer {token}"})[0] == 403
 
 
 async def test_a_burst_is_counted_as_it_was_delivered(stack):
@@ -198,7 +211,7 @@ async def test_smtp_down_turns_health_to_503_and_the_gateway_gauge_to_0(stack):
     health = settings.web_url + "/health/"
 
     def status():
-        return http(health)
+        return http(health, headers={"Authorization": f"Bearer {token}"})  # the detail too
 
     assert await wait_until(lambda: status()[0] == 200, 30)
     stack["sink"].stop()

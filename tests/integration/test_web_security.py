@@ -277,8 +277,15 @@ async def test_the_counters_refuse_another_scope_and_a_token_narrowed_after_it_w
     assert (await get(stack, "/stats/", {"Authorization": f"Bearer {token}"}))[0] == 403
 
 
-async def test_health_needs_no_token_and_says_only_what_answers(stack):
+async def test_health_gives_anyone_the_verdict_and_only_a_metrics_token_the_detail(stack):
     status, body = await get(stack, "/health/")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    forged = await get(stack, "/health/", {"Authorization": "Bearer lct_forged"})
+    assert forged[0] == 401
+    other = await cap_token(stack["settings"], scopes=("held:read",), districts=("*",))
+    assert (await get(stack, "/health/", {"Authorization": f"Bearer {other}"}))[0] == 403
+    token = await cap_token(stack["settings"], scopes=("metrics:read",), districts=("*",))
+    status, body = await get(stack, "/health/", {"Authorization": f"Bearer {token}"})
     assert status == 200 and json.loads(body) == {
         "status": "ok",
         "redis": "ok",
