@@ -21,6 +21,7 @@ from console.auth import (
     client_of,
     error,
     guarded,
+    reason_in,
     services,
 )
 
@@ -200,9 +201,8 @@ async def held_release(request: web.Request, caller: Caller) -> web.StreamRespon
 @routes.post("/api/held/{hold_id}/reject")
 @guarded("approver", "operator", change=True)
 async def held_reject(request: web.Request, caller: Caller) -> web.StreamResponse:
-    doc = await body_json(request)
-    reason = doc.get("reason") if isinstance(doc, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
+    reason = reason_in(await body_json(request), limit=500)
+    if reason is None:
         return error(400, 'a rejection needs {"reason": …}')
     found = await _held_for(request, caller)
     if isinstance(found, web.Response):

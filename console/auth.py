@@ -20,6 +20,7 @@ from app.access.accounts import (
     csrf_matches,
 )
 from app.access.audit import AuditEntry
+from app.core.errors import BookError
 from wiring.audit import AuditLog
 from wiring.kafka_async import KafkaWriter
 from wiring.runtime import Runtime
@@ -100,6 +101,21 @@ async def body_json(request: web.Request) -> Any:
     except EventRejected as exc:
         raise web.HTTPBadRequest(text=json.dumps({"error": exc.reason}),
                                  content_type="application/json") from exc  # fmt: skip
+
+
+def reason_in(doc: Any, key: str = "reason", limit: int = 1000) -> str | None:
+    """The non-empty text ``doc[key]`` (a rejection's reason, a discard's why), cut to ``limit``;
+    None when there is none."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value[:limit] if isinstance(value, str) and value.strip() else None
+
+
+async def book_refusal(request: web.Request, caller: Caller, action: str, exc: BookError,
+                       **details: Any) -> web.Response:  # fmt: skip
+    """A workflow step the book refused: a 403 (four eyes) is audited; each answers its status."""
+    if exc.status == 403:
+        await audit(request, caller, action, outcome="refused", why=exc.message, **details)
+    return error(exc.status, exc.message)
 
 
 async def caller_of(request: web.Request) -> Caller | None:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from console.api import routes
-from console.auth import Caller, audit, body_json, error, guarded, services
+from console.auth import Caller, audit, body_json, error, guarded, reason_in, services
 from wiring.dlq import (
     TOPICS,
     DeadLetter,
@@ -110,8 +110,8 @@ async def dlq_replay(request: web.Request, caller: Caller) -> web.StreamResponse
 async def dlq_discard(request: web.Request, caller: Caller) -> web.StreamResponse:
     """``{"names": […], "why": "…"}`` (or picked as for replay): set aside for good, with the reason."""
     doc = await body_json(request)
-    why = doc.get("why") if isinstance(doc, dict) else None
-    if not isinstance(why, str) or not why.strip():
+    why = reason_in(doc, "why", 500)
+    if why is None:
         return error(400, 'a discard needs {"why": …}')
     chosen = await _chosen(request, caller, doc)
     if isinstance(chosen, web.Response):
@@ -121,5 +121,5 @@ async def dlq_discard(request: web.Request, caller: Caller) -> web.StreamRespons
     for letter in chosen:
         outcomes[letter.name] = await discard(rt, letter, f"console:{caller.login}", why)
         await audit(request, caller, "dlq-discard", outcome="ok" if outcomes[letter.name] == "discarded" else "refused",
-                    dead_letter=letter.name, why=why[:500])  # fmt: skip
+                    dead_letter=letter.name, why=why)  # fmt: skip
     return web.json_response({"discarded": outcomes})

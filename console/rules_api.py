@@ -19,7 +19,7 @@ from app.planning.model import RuleSet
 from app.planning.rulebook import RuleBook, read_snapshot, seed_rule, template_problems, with_diffs
 from app.rendering.renderer import Renderer
 from console.api import routes
-from console.auth import Caller, audit, body_json, error, guarded, services
+from console.auth import Caller, audit, body_json, book_refusal, error, guarded, reason_in, services
 from wiring.runtime import load_live_set
 
 _RULE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -226,10 +226,10 @@ async def _decide(request: web.Request, caller: Caller, step: str) -> web.Stream
                 rule_id, caller.login, await base_version(request, rule_id)
             )
         elif step == "reject":
-            reason = doc.get("reason") if isinstance(doc, dict) else None
-            if not isinstance(reason, str) or not reason.strip():
+            reason = reason_in(doc)
+            if reason is None:
                 return error(400, 'a rejection needs {"reason": …}')
-            outcome = await rulebook.reject(rule_id, caller.login, reason[:1000])
+            outcome = await rulebook.reject(rule_id, caller.login, reason)
         else:
             to = doc.get("version") if isinstance(doc, dict) else None
             if not isinstance(to, int) or isinstance(to, bool):
@@ -238,10 +238,8 @@ async def _decide(request: web.Request, caller: Caller, step: str) -> web.Stream
             outcome = await rulebook.rollback(rule_id, to, caller.login,
                                               await base_version(request, rule_id), first)  # fmt: skip
     except BookError as exc:
-        if exc.status == 403:
-            await audit(request, caller, f"rule-{step}", outcome="refused",
-                        districts=tuple(districts), rule=rule_id, why=exc.message)  # fmt: skip
-        return error(exc.status, exc.message)
+        return await book_refusal(request, caller, f"rule-{step}", exc, districts=tuple(districts),
+                                  rule=rule_id)  # fmt: skip
     await audit(request, caller, f"rule-{step}", districts=tuple(districts), rule=rule_id,
                 version=outcome.get("version", ""))  # fmt: skip
     return web.json_response({"rule": rule_id, "status": outcome.get("status", "live"),

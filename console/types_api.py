@@ -16,7 +16,7 @@ from app.core.errors import BookError
 from app.intake.events import EventType, catalogue
 from app.intake.typebook import NAME, TypeBook, type_problems
 from console.api import routes
-from console.auth import Caller, audit, body_json, error, guarded, services
+from console.auth import Caller, audit, body_json, book_refusal, error, guarded, reason_in, services
 
 
 def typebook(request: web.Request) -> TypeBook:
@@ -125,16 +125,12 @@ async def _decide(request: web.Request, caller: Caller, step: str) -> web.Stream
         if step == "approve":
             outcome = await book.approve(name, caller.login)
         else:
-            doc = await body_json(request)
-            reason = doc.get("reason") if isinstance(doc, dict) else None
-            if not isinstance(reason, str) or not reason.strip():
+            reason = reason_in(await body_json(request))
+            if reason is None:
                 return error(400, 'a rejection needs {"reason": …}')
-            outcome = await book.reject(name, caller.login, reason[:1000])
+            outcome = await book.reject(name, caller.login, reason)
     except BookError as exc:
-        if exc.status == 403:
-            await audit(request, caller, f"event-type-{step}", outcome="refused",
-                        event_type=name, why=exc.message)  # fmt: skip
-        return error(exc.status, exc.message)
+        return await book_refusal(request, caller, f"event-type-{step}", exc, event_type=name)
     await audit(request, caller, f"event-type-{step}", event_type=name,
                 version=outcome.get("version", ""))  # fmt: skip
     if step == "approve":

@@ -23,15 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
-import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from redis import Redis as SyncRedis
 
+from app.core.book import Book, now_iso
 from app.core.codec import nesting_depth, text
 from app.core.errors import BookError, EventRejected
 from app.intake.events import EventType, shipped_types, validate_event
@@ -135,10 +134,6 @@ def _schema_problems(data: Any) -> list[dict[str, str]]:
     return problems
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def read_types(redis: SyncRedis, prefix: str) -> dict[str, EventType]:
     """The live version of every console type, compiled (sync: a worker reads it as it starts).
     A stored version that no longer compiles is left out, and said: its rules then do not load,
@@ -158,32 +153,10 @@ def read_types(redis: SyncRedis, prefix: str) -> dict[str, EventType]:
     return types
 
 
-class TypeBook:
+class TypeBook(Book):
     """Console event types: drafts, an admin's approval, versions."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def _key(self, name: str, part: str) -> str:
-        return f"{self.prefix}eventtypes:{name}:{part}"
-
-    async def names(self) -> list[str]:
-        return sorted(text(n) for n in await self.redis.smembers(f"{self.prefix}eventtypes:names"))
-
-    async def drafted(self) -> list[str]:
-        """Names with a draft and no version yet (new types on their way)."""
-        found = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}eventtypes:*:draft", count=500):
-            found.append(text(key).removeprefix(f"{self.prefix}eventtypes:").removesuffix(":draft"))
-        return sorted(found)
-
-    async def versions(self, name: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in await self.redis.lrange(self._key(name, "versions"), 0, -1)]
-
-    async def draft(self, name: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._key(name, "draft"))
-        return json.loads(raw) if raw else None
+    family = "eventtypes"
 
     async def save_draft(self, name: str, doc: dict[str, Any], author: str,
                          errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip

@@ -30,14 +30,13 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import yaml
 from redis import Redis as SyncRedis
 
+from app.core.book import Book, now_iso
 from app.core.codec import text
 from app.core.errors import BookError
 from app.core.yaml12 import load_yaml
@@ -47,10 +46,6 @@ _TEMPLATE_PATH = re.compile(r"([a-z0-9][a-z0-9_-]{0,63})/([a-z]{2,3}(?:-[A-Za-z0
                             "|".join(re.escape(f) for f in TEMPLATE_FILES) + ")")  # fmt: skip
 MAX_TEMPLATE_CHARS = 16_000
 MAX_TEMPLATES = 40
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def template_problems(templates: Any) -> list[dict[str, str]]:
@@ -194,36 +189,15 @@ def seed_rule(seed_rules: Path, rule_id: str) -> dict[str, Any] | None:
     return None
 
 
-class RuleBook:
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def _key(self, rule_id: str, part: str) -> str:
-        return f"{self.prefix}rulebook:{rule_id}:{part}"
+class RuleBook(Book):
+    family = "rulebook"
 
     async def generation(self) -> int:
         return int(await self.redis.get(f"{self.prefix}rulebook:generation") or 0)
 
-    async def drafted(self) -> list[str]:
-        """The ids of rules with a draft (new ones among them)."""
-        found = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}rulebook:*:draft", count=500):
-            found.append(text(key).removeprefix(f"{self.prefix}rulebook:").removesuffix(":draft"))
-        return sorted(found)
-
-    async def versions(self, rule_id: str) -> list[dict[str, Any]]:
-        return [
-            json.loads(v) for v in await self.redis.lrange(self._key(rule_id, "versions"), 0, -1)
-        ]
-
     async def live_number(self, rule_id: str) -> int | None:
         raw = await self.redis.get(self._key(rule_id, "live"))
         return int(raw) if raw else None
-
-    async def draft(self, rule_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._key(rule_id, "draft"))
-        return json.loads(raw) if raw else None
 
     async def save_draft(self, rule_id: str, rule: dict[str, Any], templates: dict[str, str],
                          author: str, errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
