@@ -133,9 +133,13 @@ def _json_error(view: Any, status: int, message: str, **headers: str) -> Any:
     return response
 
 
-async def authorise(view: Any, request: Any, scope: str) -> Caller | Any:
+async def authorise(
+    view: Any, request: Any, scope: str, *, every_district: bool = False
+) -> Caller | Any:
     """The caller of a valid token with ``scope``, or the response refusing the call (401 without
-    a valid token, 403 without the scope, 429 when throttled)."""
+    a valid token, 403 without the scope, or without every district when what it reads is the
+    whole deployment's, 429 when throttled). Districts are checked here at each call, not only
+    when the token was made: a token narrowed later is refused."""
     client = _client(request)
     if LIMITS["bad-token"].full(client):  # a client guessing tokens is slowed to 10 a minute
         return _json_error(view, 429, "too many refused calls; wait a minute", Retry_After="60")
@@ -155,6 +159,8 @@ async def authorise(view: Any, request: Any, scope: str) -> Caller | Any:
         logger.warning("refused %s %s to token %s: no scope %s", request.method, request.path,
                        caller.name, scope)  # fmt: skip
         return _json_error(view, 403, f"this token lacks the scope {scope}")
+    if every_district and "*" not in caller.districts:
+        return _json_error(view, 403, "this covers every district; this token does not")
     if request.method != "GET" and not LIMITS["token"].allow(caller.name):
         return _json_error(view, 429, "too many calls for this token; wait a minute",
                            Retry_After="60")  # fmt: skip
@@ -164,11 +170,9 @@ async def authorise(view: Any, request: Any, scope: str) -> Caller | Any:
 @app.page("/stats/")
 class Stats(View):
     async def get(self, request: Any) -> Any:
-        caller = await authorise(self, request, "stats:read")
+        caller = await authorise(self, request, "stats:read", every_district=True)
         if not isinstance(caller, Caller):
             return caller
-        if "*" not in caller.districts:  # the counters are the whole deployment's
-            return _json_error(self, 403, "the counters cover every district; this token does not")
         state = runtime().state
         rules: dict[str, dict[str, int]] = {}
         for key, value in (await state.counters("rules")).items():
@@ -184,7 +188,7 @@ async def health(self: Any, request: Any) -> Any:
     data, for a token with ``metrics:read`` only."""
     detailed = "Authorization" in request.headers
     if detailed:
-        caller = await authorise(self, request, "metrics:read")
+        caller = await authorise(self, request, "metrics:read", every_district=True)
         if not isinstance(caller, Caller):
             return caller
     report = await probe_for(runtime().settings).check(runtime())
@@ -195,11 +199,9 @@ async def health(self: Any, request: Any) -> Any:
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Any) -> Any:
-        caller = await authorise(self, request, "metrics:read")
+        caller = await authorise(self, request, "metrics:read", every_district=True)
         if not isinstance(caller, Caller):
             return caller
-        if "*" not in caller.districts:
-            return _json_error(self, 403, "the metrics cover every district; this token does not")
         report = await probe_for(runtime().settings).check(runtime())
         update_gauges(report)
         response = self.bytes(exposition(), content_type="text/plain")

@@ -104,6 +104,10 @@ async def test_metrics_need_a_metrics_token(stack):
     finally:
         await redis.aclose()
     assert http(url, headers={"Authorization": f"Bearer {token}"})[0] == 403
+    health = stack["settings"].web_url + "/health/"
+    assert http(health, headers={"Authorization": f"Bearer {token}"})[0] == 403  # nor the detail
+    status, body = http(health)
+    assert status == 200 and json.loads(body) == {"status": "ok"}  # the verdict, for anyone
 
 
 async def test_a_burst_is_counted_as_it_was_delivered(stack):
