@@ -21,6 +21,7 @@ from console.auth import Caller, caller_of, services
 from console.dashboard import dashboard_data, spark
 from console.dlq_api import visible_letters
 from console.rules_api import book, live_doc, rule_id_of, seed_version
+from console.search_api import find_messages
 from console.types_api import type_summary
 from wiring.dlq import TOPICS, states
 
@@ -149,6 +150,16 @@ async def dlq_page(request: web.Request) -> web.StreamResponse:
                if (not reason or reason.lower() in d.reason.lower()) and (not state or marks[d.name] == state)]  # fmt: skip
     return page("dlq.html", caller, title="死信 Dead letters", letters=letters[:500], total=len(letters),
                 topics=TOPICS, topic=request.query.get("topic", ""), reason=reason, state=state)  # fmt: skip
+
+
+@routes.get("/messages")
+async def messages_page(request: web.Request) -> web.StreamResponse:
+    """The hotline's search: a person's messages, and the broadcasts that did not reach them."""
+    caller = await signed_in(request, "operator", "approver")
+    given = request.query.get("to", "").strip()
+    found = await find_messages(request, caller, given) if given else None
+    return page("messages.html", caller, title="消息查询 Message search", given=given,
+                found=found, invalid=bool(given) and found is None)  # fmt: skip
 
 
 @routes.get("/dashboard")

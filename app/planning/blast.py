@@ -130,6 +130,9 @@ class BlastGuard:
         raws = await self.redis.mget([f"{self.prefix}held:{i}" for i in ids]) if ids else []
         return [json.loads(r) for r in raws if r]
 
+    async def is_held(self, hold_id: str) -> bool:
+        return bool(await self.redis.sismember(f"{self.prefix}held", hold_id))
+
     async def take(self, hold_id: str) -> HeldSend | None:
         """Remove a held send and return it, to be released; None if there is no such hold."""
         raw = await self.redis.getdel(f"{self.prefix}held:{hold_id}")

@@ -25,6 +25,7 @@ from app.core.masking import mask_address
 from app.intake.events import Event, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
+from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
 from app.planning.fanout import ChunkCommand, chunk_commands, read_command
 from app.planning.model import Rule, RuleSet
@@ -93,6 +94,7 @@ class Planner:
         self.fanout_chunk = fanout_chunk
         self.max_event_age_days = max_event_age_days
         self.warned = WarnedRegistry(store.redis, store.prefix)
+        self.broadcasts = Broadcasts(store.redis, store.prefix)
 
     # -- the one loop --------------------------------------------------------------------------
 
@@ -120,6 +122,10 @@ class Planner:
         warning = await self.warning_context(event)
         outcome = Outcome(Plan(event, warning_root=warning.root if warning else None))
         plan = outcome.plan
+        addressed = {r.id: r.version for r in self.rules.for_event(event.type)
+                     if not r.subject and (not only_rule or r.id == only_rule)}  # fmt: skip
+        if act and addressed:  # remembered for the hotline's "why didn't she get it?"
+            await self.broadcasts.remember(event, addressed)
         for rule in self.rules.for_event(event.type):
             if only_rule and rule.id != only_rule:
                 continue
@@ -176,6 +182,64 @@ class Planner:
         if self.guard is None or self.state is None:
             raise RuntimeError("this planner only previews: it has no guard or delivery state")
         return self.guard, self.state
+
+    # -- one profile, for the hotline ----------------------------------------------------------
+
+    async def explain(self, event: Event, profile: Profile) -> list[Finding]:
+        """For each audience rule of ``event``: does it reach ``profile``, and if not, why not
+        (``app.planning.explain``). Reached: the notifications it plans, by id and channel."""
+        findings = []
+        warning: WarningContext | None = None
+        for rule in self.rules.for_event(event.type):
+            if rule.subject:
+                continue
+            if warning is None:  # only this profile's entries of a city-wide registry
+                every_contact = replace(rule, contacts=None, fallback_contacts=())
+                keys = [p.key for p in recipients_of(every_contact, profile)]
+                warning = await self.warning_context(event, only=keys)
+            finding = Finding(rule.id, rule.version, reached=False, reason="")
+            findings.append(finding)
+            try:
+                if rule.audience is not None:
+                    outside = outside_audience(rule, event, profile)
+                    if outside:
+                        finding.reason = outside
+                        continue
+                plan = Plan(event)
+                self._plan_profiles(plan, rule, event, [profile], warning)
+            except ExpressionError as exc:
+                finding.reason = f"the rule could not be evaluated: {exc}"
+                continue
+            if plan.notifications:
+                finding.reached = True
+                finding.notifications = [(n.id, n.channel) for n in plan.notifications]
+                finding.reason = "in the audience: " + ", ".join(
+                    f"{n.channel} to {mask_address(n.channel, n.address)}"
+                    for n in plan.notifications
+                )
+            elif rule.condition is not None and any(
+                why.startswith("condition false") for _, why in plan.skipped
+            ):
+                finding.reason = f"the rule's condition is false for it: {rule.condition.source}"
+            else:
+                finding.reason = self._why_nobody(rule, profile, warning)
+        return findings
+
+    def _why_nobody(self, rule: Rule, profile: Profile, warning: WarningContext | None) -> str:
+        """Why a profile in the audience gives no notification, in the planner's order."""
+        if rule.previously_warned:
+            return "not warned earlier under this warning, so not told that it ended"
+        everyone = recipients_of(rule, profile)
+        if not everyone:
+            wanted = ", ".join(rule.contacts or ()) or "any"
+            fallback = (
+                f" (or {', '.join(rule.fallback_contacts)})" if rule.fallback_contacts else ""
+            )
+            return f"no contact with the role {wanted}{fallback} on file"
+        if warning and warning.updating and not self._people(rule, profile, warning):
+            return "already warned under this warning at this level or higher"
+        channels = ", ".join(rule.channels)
+        return f"no address for {channels} on file for the contacts the rule reaches"
 
     # -- chunks, holds, what is read and written around a plan --------------------------------
 
@@ -263,12 +327,15 @@ class Planner:
 
     # -- audiences and recipients --------------------------------------------------------------
 
-    async def warning_context(self, event: Event) -> WarningContext | None:
+    async def warning_context(
+        self, event: Event, only: list[str] | None = None
+    ) -> WarningContext | None:
+        """The warning's chain and who was warned (of the recipient keys ``only``, if given)."""
         if not event.type.startswith("weather.warning."):
             return None
         root = await self.warned.root(event.data)
         return WarningContext(root=root, rank=LEVEL_RANK.get(str(event.data.get("level")), 0),
-                              warned=await self.warned.warned(root),
+                              warned=await self.warned.warned(root, only),
                               updating=event.type == "weather.warning.updated")  # fmt: skip
 
     async def audience(self, rule: Rule, event: Event, warning: WarningContext | None) -> list[str]:

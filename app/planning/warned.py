@@ -37,13 +37,20 @@ class WarnedRegistry:
         references = data.get("references") or []
         return str(references[0]) if references else str(data["warning_id"])
 
-    async def warned(self, root: str) -> dict[str, tuple[int, str]]:
-        """recipient key → (level rank, profile id) of everyone warned under ``root``."""
-        raw = await self.redis.hgetall(f"{self.prefix}warned:{root}")
+    async def warned(self, root: str, only: list[str] | None = None) -> dict[str, tuple[int, str]]:
+        """recipient key → (level rank, profile id) of everyone warned under ``root`` (or of
+        those among the recipient keys ``only``)."""
+        key = f"{self.prefix}warned:{root}"
+        raw: dict[Any, Any]
+        if only is not None:
+            values = await self.redis.hmget(key, only) if only else []
+            raw = {k: v for k, v in zip(only, values, strict=True) if v is not None}
+        else:
+            raw = await self.redis.hgetall(key)
         out = {}
-        for key, value in raw.items():
+        for recipient, value in raw.items():
             rank, _, profile_id = text(value).partition("|")
-            out[text(key)] = (int(rank), profile_id)
+            out[text(recipient)] = (int(rank), profile_id)
         return out
 
     async def record(

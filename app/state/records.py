@@ -110,7 +110,8 @@ class Records(Store):
             writes.hsetnx(key, "status", Status.PLANNED)
             writes.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
                                     "channel": n.channel, "category": n.category,
-                                    "recipient": mask_address(n.channel, n.address)})  # fmt: skip
+                                    "recipient": mask_address(n.channel, n.address),
+                                    "profile": n.profile_id})  # fmt: skip
             writes.expire(key, TRACE_TTL_SECONDS)
             writes.sadd(self.key("ev", n.event_id), n.id)
             writes.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)

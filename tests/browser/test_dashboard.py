@@ -79,6 +79,20 @@ async def test_the_dashboard_shows_what_the_api_says_and_refreshes_itself(consol
         )
         await page.locator("#hour-sent-sms").get_by_text("8", exact=True).wait_for(timeout=45_000)
         assert (await figures())["hour"]["totals"]["sms"]["sent"] == 8
+
+        # the hotline: the operator searches a profile (its SMS and its e-mail)
+        await page.get_by_role("link", name="消息查询 Messages").click()
+        await page.wait_for_url("**/messages")
+        await page.get_by_label("手机号、邮箱或档案编号 Mobile, e-mail or profile id").fill("P-DB1")
+        await page.get_by_role("button", name="查询 Search").click()
+        await page.wait_for_url("**/messages?to=*")
+        api_says = await (await api.get(f"{console['url']}/api/messages",
+                                        params={"to": "P-DB1"})).json()  # fmt: skip
+        rows = page.locator("#messages-table tr.message")
+        assert await rows.count() == len(api_says["notifications"]) == 2  # an SMS and an e-mail
+        shown = sorted(await rows.locator("td.status").all_inner_texts())
+        assert shown == sorted(n["status"] for n in api_says["notifications"]) == ["sent", "sent"]
+        await page.screenshot(path=SHOTS / "messages.png", full_page=True)
     finally:
         await api.close()
         workers.stop_all()
