@@ -58,7 +58,6 @@ from app.notifications import Notification
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
 from app.state.records import decode_record
-from app.state.writes import TRACE_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,9 +188,8 @@ class Deliverer:
                 self.state.queue_record(pipe, n.id)
                 self.preferences.queue_opt_outs(pipe, n.address)
                 self.profiles.queue_get(pipe, n.profile_id)
-            if claim:  # the message search's index, in the same round trip (replies unread)
-                for n in batch:
-                    self._queue_index(pipe, n)
+            if claim:  # the message search's index, in the same round trip (one reply)
+                await self._queue_index(pipe, batch)
             results = iter(await pipe.execute())
         begun = []
         for _ in batch:
@@ -201,16 +199,11 @@ class Deliverer:
                                json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
         return begun
 
-    def _queue_index(self, pipe: Any, n: Notification) -> None:
-        """Remember, under keyed hashes of its address and its profile id, that ``n`` went to
-        them: the console's message search ("why did I get this?") finds it there."""
-        member = f"{n.district or '*'}|{n.id}"
-        for value in (n.address, f"profile:{n.profile_id}"):
-            key = self.preferences.who_key(value)
-            now = self.clock()
-            pipe.zadd(key, {member: now}, nx=True)
-            pipe.zremrangebyscore(key, 0, now - TRACE_TTL_SECONDS)  # the retention window only
-            pipe.expire(key, TRACE_TTL_SECONDS)
+    async def _queue_index(self, pipe: Any, batch: list[Notification]) -> None:
+        """Remember, under keyed hashes of its address and its profile id, that each notification
+        went to them: the console's message search ("why did I get this?") finds it there."""
+        entries = [(n.address, n.profile_id, f"{n.district or '*'}|{n.id}") for n in batch]
+        await self.preferences.queue_index(pipe, entries, self.clock())
 
     def _settled(self, record: dict[str, str]) -> bool:
         """Nothing to do now: a final status, or deferred to a later time (the timer owns it)."""

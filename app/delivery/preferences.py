@@ -18,6 +18,20 @@ from redis.asyncio.client import Pipeline
 from app.core.codec import texts
 from app.delivery.unsubscribe import address_key
 
+WHO_TTL_SECONDS = 30 * 24 * 3600
+
+# The message-search index of a batch in one call: KEYS are pairs (the address's index, the
+# profile's), ARGV the time, the cut-off of the window, the TTL, then one member per pair.
+_INDEX_BATCH = """
+local now, cutoff, ttl = ARGV[1], ARGV[2], ARGV[3]
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'NX', now, ARGV[3 + math.floor((i + 1) / 2)])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+return #KEYS
+"""
+
 
 class Preferences:
     """Opt-outs and daily counts in Redis.
@@ -30,6 +44,7 @@ class Preferences:
         self.redis = redis
         self.prefix = prefix
         self.secret = secret
+        self._index_batch = redis.register_script(_INDEX_BATCH)
 
     def key(self, address: str) -> str:
         return self.key_of(address_key(self.secret, address))
@@ -37,6 +52,19 @@ class Preferences:
     def who_key(self, value: str) -> str:
         """The message-search index of an address or a ``profile:ID``: its keyed hash only."""
         return f"{self.prefix}who:{address_key(self.secret, value)}"
+
+    async def queue_index(self, pipe: Pipeline, entries: list[tuple[str, str, str]],
+                          now: float) -> None:  # fmt: skip
+        """Add to a pipeline, as one script call: each (address, profile id, member) entered in
+        the message-search index of the address and of ``profile:ID``, the window trimmed."""
+        if not entries:
+            return
+        keys, members = [], []
+        for address, profile_id, member in entries:
+            keys += [self.who_key(address), self.who_key(f"profile:{profile_id}")]
+            members.append(member)
+        args: list[str | int] = [repr(now), repr(now - WHO_TTL_SECONDS), WHO_TTL_SECONDS, *members]
+        await self._index_batch(keys=keys, args=args, client=pipe)
 
     def key_of(self, hashed: str) -> str:
         return f"{self.prefix}optout:{hashed}"
