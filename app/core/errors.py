@@ -93,9 +93,14 @@ class DeliveryError(LifecycleError):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """The failure may pass: retry later."""
+    """The failure may pass: retry later (``next_day``: not before tomorrow, as when a provider's
+    daily limit for the number is reached)."""
 
     retriable = True
+
+    def __init__(self, message: str, *, next_day: bool = False) -> None:
+        super().__init__(message)
+        self.next_day = next_day
 
 
 class PermanentDeliveryError(DeliveryError):

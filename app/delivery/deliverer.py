@@ -32,11 +32,11 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -67,6 +67,13 @@ class Gateway(Protocol):
     async def send(
         self, notification: Notification, on_commit: Callable[[], None] | None = None
     ) -> str: ...
+
+
+@runtime_checkable
+class BatchGateway(Gateway, Protocol):
+    """A gateway that takes many notifications a call: each one's reference or failure."""
+
+    async def send_batch(self, batch: Sequence[Notification]) -> Sequence[str | Exception]: ...
 
 
 @dataclass(frozen=True)
@@ -261,9 +268,7 @@ class Deliverer:
         attempts = [attempt + 1 for _, attempt in go]
         await self._persist(lambda: self.state.set_status_many(
             sending, Status.SENDING, [{"attempts": a} for a in attempts]))  # fmt: skip
-        refs = await asyncio.gather(
-            *(self._attempt(n, a) for n, a in zip(sending, attempts, strict=True))
-        )
+        refs = await self._attempt_all(sending, attempts)
         results = list(zip(go, sending, attempts, refs, strict=True))
         sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
         await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
@@ -279,6 +284,41 @@ class Deliverer:
                 )
             else:
                 outcomes[i] = [first, await self._after_failure(n, attempt, ref)]
+
+    async def _attempt_all(self, sending: list[Notification], attempts: list[int]
+                           ) -> list[str | Exception]:  # fmt: skip
+        """Hand each notification to its gateway, at once: a gateway with ``send_batch`` takes
+        its channel's share in one call (it maps each number's answer back), any other one
+        notification at a time, concurrently."""
+        refs: list[str | Exception] = [RuntimeError("not attempted")] * len(sending)
+        batched: dict[str, list[int]] = {}
+        single: list[int] = []
+        for j, n in enumerate(sending):
+            if isinstance(self.gateways.get(n.channel), BatchGateway):
+                batched.setdefault(n.channel, []).append(j)
+            else:
+                single.append(j)
+
+        async def one(j: int) -> None:
+            refs[j] = await self._attempt(sending[j], attempts[j])
+
+        async def many(channel: str, indexes: list[int]) -> None:
+            gateway = self.gateways[channel]
+            assert isinstance(gateway, BatchGateway)
+            try:
+                answers: Sequence[str | Exception] = await gateway.send_batch(
+                    [sending[j] for j in indexes]
+                )
+            except Exception as exc:  # a bug in a batch must not lose the others' records
+                logger.exception("sending a batch of %d by %s failed unexpectedly",
+                                 len(indexes), channel)  # fmt: skip
+                answers = [exc] * len(indexes)
+            for j, answer in zip(indexes, answers, strict=True):
+                refs[j] = answer
+
+        await asyncio.gather(*(one(j) for j in single),
+                             *(many(c, ix) for c, ix in batched.items()))  # fmt: skip
+        return refs
 
     async def _attempt(self, n: Notification, attempt: int) -> str | Exception:
         """Hand ``n`` to its gateway: the provider's reference, or what went wrong."""
@@ -301,7 +341,10 @@ class Deliverer:
         await self.state.trace(n.id, "attempt", attempt=attempt,
                                outcome="temporary" if temporary else "permanent", error=str(exc))  # fmt: skip
         if temporary and attempt < self.policy.attempts:
-            return await self._defer(n, attempt, self.clock() + self._backoff(attempt), str(exc))
+            due = self.clock() + self._backoff(attempt)
+            if getattr(exc, "next_day", False):  # the provider takes no more today
+                due = max(due, self._tomorrow())
+            return await self._defer(n, attempt, due, str(exc))
         return await self._fail(n, attempt, str(exc), retriable=temporary)
 
     async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
@@ -332,6 +375,13 @@ class Deliverer:
             return parse_quiet_hours(str(wanted))
         except ConfigError:
             return self.policy.quiet_hours
+
+    def _tomorrow(self) -> float:
+        """The next local midnight, and up to ten minutes more (not everyone at once)."""
+        now = datetime.fromtimestamp(self.clock(), self.policy.tz)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
+                                    tzinfo=self.policy.tz)  # fmt: skip
+        return midnight.timestamp() + random.uniform(0, 600)  # noqa: S311 - jitter
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1))

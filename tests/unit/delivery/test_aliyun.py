@@ -64,8 +64,8 @@ def test_the_url_configures_the_gateway_and_bad_urls_are_refused():
     )
     with pytest.raises(ConfigError, match="sign_name"):
         sms_gateway_from_url("aliyun://KEY:SECRET@dysmsapi.aliyuncs.com")
-    with pytest.raises(ConfigError, match="no SMS gateway for scheme 'tencent'"):
-        sms_gateway_from_url("tencent://x")
+    with pytest.raises(ConfigError, match="no SMS gateway for scheme 'twilio'"):
+        sms_gateway_from_url("twilio://x")
 
 
 def sms(provider=True) -> Notification:
