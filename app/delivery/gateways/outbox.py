@@ -1,6 +1,7 @@
 """The ``file://`` SMS gateway: one JSON object per SMS appended to a JSON Lines file.
 
-For development and tests: the file is what a carrier would have been asked to send. It is
+For development and tests: the file is what a carrier would have been asked to send. A batch is
+appended at once (``send_batch``: one lock, one write). It is
 idempotent: under an exclusive lock it reads what other writers appended since it last looked and
 never writes a notification id twice, so a notification re-sent after a crash (its first write
 landed, its "sent" status did not) appears once. Several workers can share one outbox.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -36,6 +37,33 @@ class OutboxSmsGateway:
     async def send(
         self, notification: Notification, on_commit: Callable[[], None] | None = None
     ) -> str:
+        line = self._line(notification)
+        # Synchronous on purpose: a short locked append, with no hand-off between the write and
+        # the caller recording it as sent.
+        self._append([(notification.id, line)])
+        return f"outbox:{notification.id}"
+
+    async def send_batch(
+        self, batch: Sequence[Notification]
+    ) -> list[str | TemporaryDeliveryError | PermanentDeliveryError]:
+        """A whole batch in one locked append (one open, one lock, one write): each
+        notification's reference, or why it was not written."""
+        results: list[str | TemporaryDeliveryError | PermanentDeliveryError] = []
+        lines = []
+        for n in batch:
+            try:
+                lines.append((n.id, self._line(n)))
+                results.append(f"outbox:{n.id}")
+            except PermanentDeliveryError as exc:
+                results.append(exc)
+        try:
+            self._append(lines)
+        except TemporaryDeliveryError as exc:
+            return [exc if isinstance(r, str) else r for r in results]
+        return results
+
+    @staticmethod
+    def _line(notification: Notification) -> bytes:
         if notification.channel != "sms" or "text" not in notification.content:
             raise PermanentDeliveryError("not an SMS notification")
         record = {
@@ -49,13 +77,12 @@ class OutboxSmsGateway:
             "category": notification.category,
             "sent_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        # Synchronous on purpose: a short locked append, with no hand-off between the write and
-        # the caller recording it as sent.
-        self._append(notification.id, line)
-        return f"outbox:{notification.id}"
+        return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
-    def _append(self, notification_id: str, line: bytes) -> None:
+    def _append(self, lines: list[tuple[str, bytes]]) -> None:
+        """Append the lines of the ids not written yet (by anyone), in one write."""
+        if not lines:
+            return
         try:
             fd = self._open()
         except OSError as exc:
@@ -63,11 +90,18 @@ class OutboxSmsGateway:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._catch_up(fd)
-            if notification_id in self._written:
+            fresh: dict[str, bytes] = {}
+            for notification_id, line in lines:
+                if notification_id not in self._written:
+                    fresh.setdefault(notification_id, line)
+            if not fresh:
                 return
-            os.write(fd, line)
-            self._offset += len(line)
-            self._written.add(notification_id)
+            data = b"".join(fresh.values())
+            written = os.write(fd, data)
+            while written < len(data):  # a short write (a full disk, a signal): the rest
+                written += os.write(fd, data[written:])
+            self._offset += len(data)
+            self._written.update(fresh)
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write the SMS outbox: {exc.strerror}") from exc
         finally:
