@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiohttp
 
 from app.core.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
+from app.delivery.gateways.batching import distinct_chunks
 from app.notifications import Notification
 
 API_VERSION = "2021-01-11"
@@ -188,18 +189,9 @@ class TencentSmsGateway:
                 results[i] = exc
                 continue
             groups.setdefault((template_id, tuple(params)), []).append(i)
-        calls: list[list[int]] = []
-        for indexes in groups.values():  # at most 200 numbers a call, each number once in it
-            open_calls: list[tuple[list[int], set[str]]] = []
-            for i in indexes:
-                home = next((c for c in open_calls if len(c[0]) < MAX_NUMBERS
-                             and batch[i].address not in c[1]), None)  # fmt: skip
-                if home is None:
-                    home = ([], set())
-                    open_calls.append(home)
-                    calls.append(home[0])
-                home[0].append(i)
-                home[1].add(batch[i].address)
+        calls = [chunk for indexes in groups.values()
+                 for chunk in distinct_chunks(indexes, [batch[i].address for i in indexes],
+                                              MAX_NUMBERS)]  # fmt: skip
         answers = await asyncio.gather(*(self._call([batch[i] for i in c]) for c in calls))
         for indexes, answer in zip(calls, answers, strict=True):
             for i, result in zip(indexes, answer, strict=True):

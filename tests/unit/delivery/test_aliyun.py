@@ -2,6 +2,7 @@
 mapping of its answers to temporary and permanent failures (a local HTTP server stands in for
 Aliyun, which these machines cannot reach; it checks every request's signature)."""
 
+import dataclasses
 import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -91,17 +92,19 @@ async def aliyun():
     seen, replies = [], []
 
     async def handle(request):
-        params = dict(request.query)
+        params = dict(await request.post())
         signature = params.pop("Signature")
-        assert signature == sign(params, "SECRET"), "bad signature"
+        assert signature == sign(params, "SECRET", "POST"), "bad signature"
         seen.append(params)
         status, body = (
             replies.pop(0) if replies else (200, {"Code": "OK", "BizId": "900^0", "RequestId": "r"})
         )
+        if isinstance(body, bytes):
+            return web.Response(body=body, status=status, content_type="application/json")
         return web.json_response(body, status=status)
 
     app = web.Application()
-    app.router.add_get("/", handle)
+    app.router.add_post("/", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -181,3 +184,99 @@ def test_a_provider_parameter_using_a_missing_field_is_an_error(tmp_path):
     )
     with pytest.raises(RenderError, match="provider.yaml: aliyun.params"):
         renderer.render("t", "sms", "zh-CN", {"recipient": {"name": "李明"}, "data": {"no": "A1"}})
+
+
+def numbered(i: int, *, params: dict | None = None) -> Notification:
+    n = sms()
+    provider = {"aliyun": {"template_code": "SMS_9", "params": params or {"level": "红色"}}}
+    return dataclasses.replace(n, id=f"n-ali-b{i}", address=f"+86139{i:08d}",
+                               content=dict(n.content, provider=provider))  # fmt: skip
+
+
+@pytest_asyncio.fixture
+async def aliyun_batch():
+    """A local Aliyun taking SendSms for many numbers and SendBatchSms, checking signatures; a
+    call including a number in ``bad`` is refused whole, as Aliyun does."""
+    calls, bad = [], set()
+
+    async def handle(request):
+        params = dict(await request.post())
+        assert params.pop("Signature") == sign(params, "SECRET", "POST"), "bad signature"
+        calls.append(params)
+        if params["Action"] == "SendBatchSms":
+            numbers = json.loads(params["PhoneNumberJson"])
+            assert len(json.loads(params["TemplateParamJson"])) == len(numbers)
+            assert json.loads(params["SignNameJson"]) == ["盐田区政务服务"] * len(numbers)
+        else:
+            numbers = params["PhoneNumbers"].split(",")
+        if bad & set(numbers):
+            return web.json_response({"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"})
+        return web.json_response({"Code": "OK", "BizId": f"biz-{len(calls)}", "RequestId": "r"})
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    gateway = AliyunSmsGateway(access_key_id="KEY", access_key_secret="SECRET", sign_name="盐田区政务服务",
+                               endpoint=f"http://127.0.0.1:{port}/")  # fmt: skip
+    yield gateway, calls, bad
+    await gateway.close()
+    await runner.cleanup()
+
+
+async def test_one_text_goes_to_a_thousand_numbers_a_call(aliyun_batch):
+    gateway, calls, _ = aliyun_batch
+    batch = [numbered(i) for i in range(2500)]
+    results = await gateway.send_batch(batch)
+    assert sorted(len(c["PhoneNumbers"].split(",")) for c in calls) == [500, 1000, 1000]
+    assert {c["Action"] for c in calls} == {"SendSms"} and all(isinstance(r, str) for r in results)
+    assert sorted(n for c in calls for n in c["PhoneNumbers"].split(",")) == sorted(
+        n.address.removeprefix("+86") for n in batch
+    )
+
+
+async def test_a_call_refused_for_one_number_is_sent_again_number_by_number(aliyun_batch):
+    gateway, calls, bad = aliyun_batch
+    batch = [numbered(i) for i in range(30)]
+    bad.add("13900000007")
+    results = await gateway.send_batch(batch)
+    assert isinstance(results[7], PermanentDeliveryError) and "MOBILE_NUMBER_ILLEGAL" in str(
+        results[7]
+    )
+    assert sum(isinstance(r, str) for r in results) == 29
+    assert len(calls) == 1 + 30  # the refused call sent nothing; then each number alone
+
+
+async def test_personal_texts_go_a_hundred_a_call_by_send_batch_sms(aliyun_batch):
+    gateway, calls, _ = aliyun_batch
+    batch = [numbered(i, params={"name": f"联系人{i}"}) for i in range(150)]
+    results = await gateway.send_batch(batch)
+    assert all(isinstance(r, str) for r in results)
+    assert sorted(len(json.loads(c["PhoneNumberJson"])) for c in calls) == [50, 100]
+    first = next(c for c in calls if len(json.loads(c["PhoneNumberJson"])) == 100)
+    pairs = zip(
+        json.loads(first["PhoneNumberJson"]), json.loads(first["TemplateParamJson"]), strict=True
+    )
+    assert all(p == {"name": f"联系人{int(number[-8:])}"} for number, p in pairs)
+
+
+async def test_a_daily_limit_waits_for_tomorrow(aliyun):
+    gateway, _, replies = aliyun
+    replies.append((200, {"Code": "isv.DAY_LIMIT_CONTROL", "Message": "触发日发送限额"}))
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await gateway.send(sms())
+    assert caught.value.next_day
+
+
+async def test_a_hostile_answer_is_a_temporary_failure_not_a_crash(aliyun):
+    gateway, _, replies = aliyun
+    replies += [
+        (200, b"[" * 200_000),
+        (200, b"[1, 2]"),
+        (200, b'{"Code": "OK"' + b" " * 2_000_000 + b"}"),
+    ]
+    for _ in range(3):
+        with pytest.raises((TemporaryDeliveryError, PermanentDeliveryError)):
+            await gateway.send(sms())
