@@ -26,7 +26,6 @@ and before that write reached Redis (measured by ``bench/crash_recovery.py``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -199,11 +198,11 @@ class Deliverer:
                 await self._queue_index(pipe, batch)
             results = iter(await pipe.execute())
         begun = []
-        for _ in batch:
+        for n in batch:
             claimed = bool(next(results)) if claim else True
             raw_record, members, raw_profile = next(results), next(results), next(results)
             begun.append(Begun(claimed, decode_record(raw_record), set(texts(members)),
-                               json.loads(raw_profile) if raw_profile else {}))  # fmt: skip
+                               dict(self.profiles.decode(raw_profile, n.profile_id) or {})))  # fmt: skip
         return begun
 
     async def _queue_index(self, pipe: Any, batch: list[Notification]) -> None:
