@@ -260,10 +260,17 @@ class Planner:
         return command, event, rule
 
     async def plan_chunk_command(self, command: ChunkCommand, event: Event, rule: Rule) -> Plan:
-        """Plan one chunk of a large audience (any worker plans any chunk)."""
-        warning = await self.warning_context(event)
+        """Plan one chunk of a large audience (any worker plans any chunk). Of a weather
+        warning's registry, only the entries of the chunk's own recipients are read: reading it
+        whole for every chunk would make a large warning's planning quadratic."""
+        ids = list(command["ids"])
+        known: dict[str, Profile | None] = dict.fromkeys(ids)
+        known.update((p["id"], p) for p in await self.store.get_many(ids))
+        every_contact = replace(rule, contacts=None, fallback_contacts=())
+        keys = [r.key for p in known.values() if p for r in recipients_of(every_contact, p)]
+        warning = await self.warning_context(event, only=keys)
         chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
-        await self.plan_chunk(chunk, rule, list(command["ids"]), warning)
+        await self.plan_chunk(chunk, rule, ids, warning, known=known)
         return chunk
 
     async def subject_profiles(self, events: Sequence[Event]) -> dict[str, Profile | None]:

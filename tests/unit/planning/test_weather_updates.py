@@ -120,3 +120,35 @@ async def test_polygon_and_circle_warnings_select_located_enterprises_inside(pla
                     "circles": [{"lat": 22.80, "lon": 114.51, "radius_km": 3}]}  # fmt: skip
     plan = await planner.plan(validate_event(doc))
     assert to(plan) == ["+8613900000011", "+8613900000014"]
+
+
+async def test_chunks_of_an_update_and_a_cancel_plan_as_the_whole_event_does(planner):
+    """A chunk reads only its own recipients' entries of the warned registry; it must decide as
+    the whole event would, with other entries (many of them) in the registry."""
+    from app.planning.fanout import chunk_commands
+
+    await planner.warned.record(ROOT, ROOT, "yellow",
+                                [(f"E-OTHER{i}/safety_officer/0", f"E-OTHER{i}") for i in range(2000)])  # fmt: skip
+    await plan_and_record(planner, warning(ROOT))
+
+    async def by_chunks(event, rule_id):
+        found = []
+        for _, value in chunk_commands(event, rule_id, ["E-A", "E-B", "E-LUOHU", "E-NONE"], 2):
+            command, event_, rule = planner.read_chunk(value)
+            found += (await planner.plan_chunk_command(command, event_, rule)).notifications
+        return sorted(n.address for n in found)
+
+    wider = warning("W-UPD1", kind="updated", areas=("440308", "440303"), references=[ROOT])
+    assert await by_chunks(wider, "weather-outdoor-ads-warning") == ["+8613900000003"]
+    raised = warning("W-UPD2", kind="updated", level="orange", areas=("440308", "440303"),
+                     references=[ROOT])  # fmt: skip
+    assert await by_chunks(raised, "weather-outdoor-ads-warning") == [
+        "+8613900000001",
+        "+8613900000002",
+        "+8613900000003",
+    ]
+    cancel = warning("W-CANCEL", kind="cancelled", references=[ROOT])
+    assert await by_chunks(cancel, "weather-outdoor-ads-all-clear") == [
+        "+8613900000001",
+        "+8613900000002",
+    ]
