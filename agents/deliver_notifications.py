@@ -16,6 +16,7 @@ from agents.common import (
     add_counts,
     batches,
     dead_letter,
+    send_record,
     together_or_alone,
     until_available,
 )
@@ -41,8 +42,6 @@ async def deliver_notifications(stream: StreamT) -> AsyncIterator[str]:
 async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     """Deliver a batch; publish every status change; dead-letter what failed. A notification that
     does not decode goes to notifications-dlq as received, with the reason in a header."""
-    deliverer = runtime().deliverer
-    assert deliverer is not None, "the worker's runtime is built with delivery"
     statuses = ["undecodable"] * len(messages)
     decoded: list[tuple[int, Notification]] = []
     for i, message in enumerate(messages):
@@ -52,34 +51,45 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
             await dead_letter(
                 notifications_dlq, message, f"undecodable notification: {type(exc).__name__}: {exc}"
             )
-    batch = [n for _, n in decoded]
-    results = await together_or_alone(batch, deliverer.deliver_many, "delivering")
-    for (i, n), outcomes in zip(decoded, results, strict=True):
-        if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
-            count_dead_letter(notifications_dlq.get_topic_name(), internal_error(outcomes))
-            await notifications_dlq.send(key=n.id.encode(), value=_json({
-                "reason": internal_error(outcomes), "retriable": True,
-                "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
-            statuses[i] = "error"
-            continue
-        for outcome in outcomes:
-            observe(n, outcome)
-            await deliveries.send(key=n.id.encode(), value=_json(outcome.as_dict()))
-            if outcome.dead_letter:
-                await dead_letter_failed(n, outcome)
-        statuses[i] = outcomes[-1].status
-    await add_counts(series_counts(decoded, results))
+    delivered = await deliver_planned([n for _, n in decoded])
+    for (i, _), status in zip(decoded, delivered, strict=True):
+        statuses[i] = status
     counts = Counter(statuses)
     logger.info("delivered a batch of %d: %s", len(messages),
                 ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))  # fmt: skip
     return statuses
 
 
-def series_counts(decoded: list[tuple[int, Notification]], results: list[Any]) -> dict[str, float]:
+async def deliver_planned(batch: list[Notification]) -> list[str]:
+    """Deliver planned notifications (from a lane, or straight from a chunk of a warning's
+    audience); publish every status change; dead-letter what failed. Their last statuses."""
+    deliverer = runtime().deliverer
+    assert deliverer is not None, "the worker's runtime is built with delivery"
+    results = await together_or_alone(batch, deliverer.deliver_many, "delivering")
+    statuses: list[str] = []
+    for n, outcomes in zip(batch, results, strict=True):
+        if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
+            count_dead_letter(notifications_dlq.get_topic_name(), internal_error(outcomes))
+            await notifications_dlq.send(key=n.id.encode(), value=_json({
+                "reason": internal_error(outcomes), "retriable": True,
+                "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
+            statuses.append("error")
+            continue
+        for outcome in outcomes:
+            observe(n, outcome)
+            await send_record(deliveries, n.id.encode(), _json(outcome.as_dict()))
+            if outcome.dead_letter:
+                await dead_letter_failed(n, outcome)
+        statuses.append(outcomes[-1].status)
+    await add_counts(series_counts(batch, results))
+    return statuses
+
+
+def series_counts(batch: list[Notification], results: list[Any]) -> dict[str, float]:
     """What a batch adds to the dashboard's counts: outcomes by channel and by rule, latency."""
     counts: Counter[str] = Counter()
     latency: dict[str, float] = {}
-    for (_, n), outcomes in zip(decoded, results, strict=True):
+    for n, outcomes in zip(batch, results, strict=True):
         if isinstance(outcomes, Exception):
             continue
         channel = n.channel if n.channel in ("sms", "email") else "unknown"

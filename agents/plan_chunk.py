@@ -1,15 +1,26 @@
-"""fanout → notifications: plan one chunk of a large audience (``Planner.plan_chunk_command``).
-Any worker takes any chunk."""
+"""fanout → deliveries (warnings) or notifications (the rest): plan one chunk of a large audience
+(``Planner.plan_chunk_command``). Any worker takes any chunk.
+
+A warning's chunk is delivered here, a batch at a time, as the lane's agent would deliver it:
+the same claims, policy, gateway batches and ``deliveries`` records, without a hop through
+`notifications-warning` (one production and one consumption per recipient, about a third of a
+recipient's cost). A crash mid-chunk leaves the chunk uncommitted: it is planned again into the
+same notification ids, and what was sent is found settled and not sent again. The other
+categories' chunks go to their lane, paced and deferred there, so that a large reminder never
+holds a warning's chunk up."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from faust.types import EventT, StreamT
 
 from agents.common import dead_letter, publish_plan, until_available
+from agents.deliver_notifications import deliver_planned
 from app.core.errors import ChunkRejected, internal_error
+from app.notifications import Category
 from app.planning.planner import Plan, refuse_oversized
 from topics import fanout, life_events_dlq
 from wiring.faust_app import app, runtime
@@ -24,7 +35,8 @@ async def plan_chunk(stream: StreamT) -> AsyncIterator[str]:
 
 
 async def handle_chunk(message: EventT) -> str:
-    planner = runtime().planner
+    rt = runtime()
+    planner = rt.planner
     try:
         command, event, rule = planner.read_chunk(message.value)
     except ChunkRejected as exc:
@@ -44,5 +56,16 @@ async def handle_chunk(message: EventT) -> str:
         logger.exception("planning chunk %s failed", message.key)
         await dead_letter(life_events_dlq, message, internal_error(exc))
         return "error"
-    await publish_plan(chunk, encoded)
-    return f"planned {len(chunk.notifications)}"
+    here = [n for n in chunk.notifications if n.category == Category.WARNING]
+    if not here or rt.deliverer is None:
+        await publish_plan(chunk, encoded)
+        return f"planned {len(chunk.notifications)}"
+    chunk.notifications[:] = [n for n in chunk.notifications if n.category != Category.WARNING]
+    await publish_plan(chunk, encoded)  # a rule's chunk is of one category: none, as a rule
+    size = rt.settings.batch_max
+    statuses: Counter[str] = Counter()
+    for start in range(0, len(here), size):
+        statuses.update(await deliver_planned(here[start : start + size]))
+    logger.info("chunk %s of %s delivered, %d warning(s): %s", command.get("chunk"), event.id,
+                len(here), ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))  # fmt: skip
+    return f"delivered {len(here)}"

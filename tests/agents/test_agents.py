@@ -261,6 +261,42 @@ async def test_a_chunk_that_cannot_be_planned_is_dead_lettered_not_lost(running,
     assert dict(record.headers)["x-lifecycle-reason"] == b"chunk for unknown rule 'no-such-rule'"
 
 
+async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_redelivered(
+    running, broker
+):
+    """A warning's chunk goes straight to the gateway, not through notifications-warning; the
+    same chunk handled again (a crash before its offset was committed) sends nothing twice."""
+    from agents.plan_chunk import plan_chunk
+    from app.intake.events import validate_event as validate
+    from app.planning.fanout import chunk_commands
+    from tests.helpers import contact, enterprise
+
+    ids = [f"E-INLINE-{i}" for i in range(5)]
+    for i, eid in enumerate(ids):
+        await running["runtime"].profiles.upsert(parse_profile(enterprise(
+            eid, permits=("outdoor_advertising",), contacts=[contact("safety_officer", f"1390000810{i}")])))  # fmt: skip
+    [(key, value)] = chunk_commands(
+        validate(weather_event_doc("E-INLINE-WX")), "weather-outdoor-ads-warning", ids, 10
+    )
+    async with plan_chunk.test_context() as agent:
+        first = await agent.put(value, key=key)
+        again = await agent.put(value, key=key)
+        assert agent.results[first.message.offset] == "delivered 5"
+        assert agent.results[again.message.offset] == "delivered 5"
+    await flushed()
+    sent = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-INLINE-WX"]
+    assert sorted(line["to"] for line in sent) == [f"+861390000810{i}" for i in range(5)]
+    bootstrap = f"127.0.0.1:{broker.port}"
+    lane = [
+        Notification.from_json(r.value)
+        for r in await read_topic(bootstrap, "notifications-warning")
+    ]
+    assert [n for n in lane if n.event_id == "E-INLINE-WX"] == []
+    outcomes = [json.loads(r.value) for r in await read_topic(bootstrap, "deliveries")]
+    statuses = sorted(o["status"] for o in outcomes if o.get("event_id") == "E-INLINE-WX")
+    assert statuses.count("sent") == 5 and statuses.count("duplicate") == 5, statuses
+
+
 def weather_event_doc(event_id):
     from tests.helpers import weather_event
 
