@@ -25,7 +25,7 @@ from app.core.masking import scrub
 from app.planning.planner import Plan
 from topics import REASON_HEADER, lane
 from wiring import metrics
-from wiring.faust_app import runtime
+from wiring.faust_app import app, runtime
 from wiring.metrics import count_dead_letter
 
 logger = logging.getLogger(__name__)
@@ -150,4 +150,12 @@ async def publish_plan(plan: Plan, encoded: dict[str, bytes] | None = None) -> N
     """Each notification of the plan on its lane (warnings apart), keyed by recipient."""
     for n in plan.notifications:
         value = encoded.get(n.id) if encoded else None
-        await lane(n.category).send(key=n.recipient.encode(), value=value or n.to_json())
+        await send_record(lane(n.category), n.recipient.encode(), value or n.to_json())
+
+
+async def send_record(topic: TopicT, key: bytes, value: bytes) -> None:
+    """A record onto ``topic`` through the app's producer itself: what ``topic.send`` does for
+    raw bytes without Faust's per-message machinery (a FutureMessage, a channel, callbacks),
+    half of its cost, measured. Like ``topic.send``, it returns once the record is buffered;
+    the producer is flushed before offsets are committed."""
+    await app.producer.send(topic.get_topic_name(), key, value, None, None, None)
