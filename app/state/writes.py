@@ -1,7 +1,8 @@
 """Writes batched into one Redis script call, and the base every state store shares.
 
 ``Writes`` gathers HSET/EXPIRE/SADD/RPUSH/HINCRBY commands for one ``EVALSHA``: atomic like
-MULTI/EXEC, but one reply instead of one per command, and each counter bumped once per batch.
+MULTI/EXEC, but one reply instead of one per command, one JSON argument instead of one per word,
+and each counter bumped once per batch.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ def trace_step(step: str, details: dict[str, Any]) -> str:
                       ensure_ascii=False)  # fmt: skip
 
 
-# Runs a list of writes, each encoded as: command, index of its key in KEYS, argument count,
-# arguments. One call, one reply, applied atomically (no other client's command runs between).
+# Runs a list of writes, given as one JSON array (ARGV[1]) of [command, index of its key in KEYS,
+# arguments…], every argument a string. One call, one reply, applied atomically (no other
+# client's command runs between). One JSON argument, not one argument per word: redis-py packs
+# each argument of a command in Python, and a batch's writes have thousands of them.
 _APPLY_WRITES = """
-local a = 1
-while a <= #ARGV do
-  local argc = tonumber(ARGV[a + 2])
-  redis.call(ARGV[a], KEYS[tonumber(ARGV[a + 1])], unpack(ARGV, a + 3, a + 2 + argc))
-  a = a + 3 + argc
+local ops = cjson.decode(ARGV[1])
+for i = 1, #ops do
+  local op = ops[i]
+  redis.call(op[1], KEYS[op[2]], unpack(op, 3))
 end
 return #KEYS
 """
@@ -45,16 +47,17 @@ class Writes:
     """Writes gathered for one script call (``DeliveryState.apply``) instead of a pipeline: the
     same commands, run atomically as MULTI/EXEC would, but one reply to read instead of one per
     command (redis-py spends more on reading each reply than Redis spends running the command),
-    and counters bumped once per field however many times they were counted."""
+    one argument to pack instead of one per word, and counters bumped once per field however
+    many times they were counted."""
 
     def __init__(self) -> None:
         self.keys: dict[str, int] = {}
-        self.args: list[str | int] = []
+        self.ops: list[list[str | int]] = []
         self.counts: Counter[tuple[str, str]] = Counter()
 
     def _add(self, command: str, key: str, *args: str | int) -> None:
         index = self.keys.setdefault(key, len(self.keys) + 1)
-        self.args += [command, index, len(args), *args]
+        self.ops.append([command, index, *(a if isinstance(a, str) else str(a) for a in args)])
 
     def hset(self, key: str, mapping: dict[str, str | int]) -> None:
         self._add("HSET", key, *(x for item in mapping.items() for x in item))
@@ -74,13 +77,13 @@ class Writes:
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self.counts[(key, field)] += amount
 
-    def commands(self) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV for the script, counters last."""
+    def commands(self) -> tuple[list[str], list[list[str | int]]]:
+        """KEYS and the operations for the script, counters last."""
         for (key, field), amount in self.counts.items():
             if amount:
                 self._add("HINCRBY", key, field, amount)
         self.counts.clear()
-        return list(self.keys), self.args
+        return list(self.keys), self.ops
 
 
 class Store:
@@ -95,9 +98,10 @@ class Store:
         self._apply_writes = redis.register_script(_APPLY_WRITES)
 
     async def apply(self, writes: Writes) -> None:
-        keys, args = writes.commands()
-        if args:
-            await self._apply_writes(keys=keys, args=args)
+        keys, ops = writes.commands()
+        if ops:
+            encoded = json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
+            await self._apply_writes(keys=keys, args=[encoded])
 
     def key(self, kind: str, ident: str) -> str:
         return f"{self.prefix}{kind}:{ident}"

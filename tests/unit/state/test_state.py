@@ -1,6 +1,10 @@
 """The batched Redis writes behind planning and delivery records (``Writes``)."""
 
+import redis.asyncio as aioredis
+
 from app.state import TRACE_TTL_SECONDS, DeliveryState, Writes
+from devstack.stack import RedisServer
+from tests.conftest import LOGS
 
 
 async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, prefix):
@@ -20,8 +24,8 @@ async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, 
     writes.hincrby(f"{prefix}stats:events", "planned", 5)
     writes.hincrby(f"{prefix}stats:events", "rejected", 0)
 
-    keys, args = writes.commands()
-    assert [args[i] for i in range(len(args)) if args[i] == "HINCRBY"] == ["HINCRBY"] * 2
+    keys, ops = writes.commands()
+    assert [op[0] for op in ops].count("HINCRBY") == 2
     await state.apply(writes)
 
     assert await redis_client.hget(f"{prefix}n:1", "status") == b"sent"
@@ -39,17 +43,41 @@ async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, 
     assert await state.counters("events") == {"received": 3, "planned": 5}
 
 
-async def test_writes_are_applied_after_redis_forgot_the_script(redis_client, prefix):
-    """A restarted Redis has no scripts; the write still happens (the script is loaded again)."""
+async def test_writes_are_applied_after_redis_forgot_the_script(tmp_path):
+    """A restarted Redis has no scripts; the write still happens (the script is loaded again).
+    On a Redis of its own: SCRIPT FLUSH is server-wide, never for the shared one."""
+    server = RedisServer.start(LOGS, folder=tmp_path)
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        state = DeliveryState(client, "t:")
+        first = Writes()
+        first.hincrby("t:stats:events", "received")
+        await state.apply(first)
+        await client.script_flush()
+        again = Writes()
+        again.hincrby("t:stats:events", "received")
+        await state.apply(again)
+        assert await state.counters("events") == {"received": 2}
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_every_value_is_written_byte_for_byte(redis_client, prefix):
+    """What the JSON argument carries arrives unchanged: Chinese, emoji, quotes, backslashes,
+    newlines, NUL, numbers too long for a Lua number's default format."""
     state = DeliveryState(redis_client, prefix)
-    first = Writes()
-    first.hincrby(f"{prefix}stats:events", "received")
-    await state.apply(first)
-    await redis_client.script_flush()
-    again = Writes()
-    again.hincrby(f"{prefix}stats:events", "received")
-    await state.apply(again)
-    assert await state.counters("events") == {"received": 2}
+    values = {"zh": "盐田区台风红色预警", "emoji": "🌀⚠️", "quotes": 'a "b" \\ c', "lines": "1\n2\r\n",
+              "nul": "a\x00b", "big": 1764670000123456789, "float": "1764670000.123", "empty": ""}  # fmt: skip
+    writes = Writes()
+    writes.hset(f"{prefix}n:v", values)
+    writes.rpush(f"{prefix}tr:v", "{}\u2028")
+    await state.apply(writes)
+    stored = await redis_client.hgetall(f"{prefix}n:v")
+    assert {k.decode(): v.decode() for k, v in stored.items()} == {
+        k: str(v) for k, v in values.items()
+    }
+    assert await redis_client.lrange(f"{prefix}tr:v", 0, -1) == ["{}\u2028".encode()]
 
 
 async def test_nothing_to_write_makes_no_call(redis_client, prefix):
