@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -23,6 +24,7 @@ from agents.common import (
 from app.core.errors import internal_error
 from app.delivery.deliverer import DeliveryOutcome
 from app.notifications import Notification
+from app.profiles.model import Profile
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
 from wiring.metrics import count_dead_letter, count_delivery, rule_label
@@ -60,12 +62,16 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     return statuses
 
 
-async def deliver_planned(batch: list[Notification]) -> list[str]:
+async def deliver_planned(batch: list[Notification],
+                          profiles: Mapping[str, Profile] | None = None) -> list[str]:  # fmt: skip
     """Deliver planned notifications (from a lane, or straight from a chunk of a warning's
-    audience); publish every status change; dead-letter what failed. Their last statuses."""
+    audience, with the profiles it read); publish every status change; dead-letter what failed.
+    Their last statuses."""
     deliverer = runtime().deliverer
     assert deliverer is not None, "the worker's runtime is built with delivery"
-    results = await together_or_alone(batch, deliverer.deliver_many, "delivering")
+    results = await together_or_alone(
+        batch, partial(deliverer.deliver_many, profiles=profiles), "delivering"
+    )
     statuses: list[str] = []
     for n, outcomes in zip(batch, results, strict=True):
         if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it

@@ -65,7 +65,7 @@ async def handle_chunk(message: EventT) -> str:
     size = rt.settings.batch_max
     statuses: Counter[str] = Counter()
     for start in range(0, len(here), size):
-        statuses.update(await deliver_planned(here[start : start + size]))
+        statuses.update(await deliver_planned(here[start : start + size], chunk.profiles))
     logger.info("chunk %s of %s delivered, %d warning(s): %s", command.get("chunk"), event.id,
                 len(here), ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))  # fmt: skip
     return f"delivered {len(here)}"

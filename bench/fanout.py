@@ -27,7 +27,7 @@ from app.core.timestamps import local_iso
 from app.intake.cap import alert_events
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Delivered, Workers
+from bench.harness import Delivered, Workers, cpu_seconds
 from devstack.stack import Broker, RedisServer, SmtpSink
 from wiring.kafka import publish
 
@@ -73,6 +73,18 @@ async def load(redis_url: str, prefix: str, count: int, matching: int) -> float:
     return (after - before) / count
 
 
+async def redis_usage(url: str) -> tuple[float, float]:
+    """Redis's memory in use (bytes) and the CPU it has used (seconds)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        memory, cpu = await client.info("memory"), await client.info("cpu")
+        return float(memory["used_memory"]), float(cpu["used_cpu_sys"]) + float(
+            cpu["used_cpu_user"]
+        )
+    finally:
+        await client.aclose()
+
+
 async def one_run(
     settings: Settings, workers_count: int, matching: int, run: str, logs: Path
 ) -> dict[str, float]:
@@ -86,6 +98,8 @@ async def one_run(
         for proc in procs:
             assert await workers.ready(proc, timeout=120), "a worker did not start"
         await asyncio.sleep(3)  # let the group settle
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+        redis_before = await redis_usage(settings.redis_url)
         started = time.monotonic()
         events = alert_events(cap_document(f"BENCH-{run}-{workers_count}"))
         await asyncio.to_thread(publish, settings.kafka_servers, events)
@@ -95,8 +109,15 @@ async def one_run(
                 first = time.monotonic() - started
             await asyncio.sleep(0.1)
         last = time.monotonic() - started
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+        await asyncio.sleep(1)  # the last records written after the hand-off
+        redis_bytes, redis_cpu = (a - b for a, b in zip(await redis_usage(settings.redis_url),
+                                                          redis_before, strict=True))  # fmt: skip
         return {"workers": workers_count, "notifications": matching, "first_s": round(first or last, 2),
-                "last_s": round(last, 1), "per_second": round(matching / last)}  # fmt: skip
+                "last_s": round(last, 1), "per_second": round(matching / last),
+                "worker_cpu_us_per_recipient": round(cpu / matching * 1e6),
+                "redis_cpu_us_per_recipient": round(redis_cpu / matching * 1e6),
+                "redis_bytes_per_recipient": round(redis_bytes / matching)}  # fmt: skip
     finally:
         workers.stop_all()
         sink.stop()
@@ -116,7 +137,10 @@ async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, 
                                 blast_first_run=0)  # fmt: skip
             result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs)
             print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "
-                  f"last after {result['last_s']} s ({result['per_second']}/s)")  # fmt: skip
+                  f"last after {result['last_s']} s ({result['per_second']}/s), "
+                  f"{result['worker_cpu_us_per_recipient']} µs of worker CPU and "
+                  f"{result['redis_cpu_us_per_recipient']} µs of Redis CPU a recipient, "
+                  f"{result['redis_bytes_per_recipient']} bytes of Redis a recipient")  # fmt: skip
             runs.append(result)
         return {
             "profiles": count,

@@ -163,6 +163,12 @@ def tally(expected: dict[str, set[str]], got: Delivered) -> dict[str, int]:
             "lost": len(wanted - delivered), "unexpected": len(delivered - wanted)}  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used (Linux, /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def wait_until(predicate: Any, timeout: float, every: float = 0.05) -> bool:
     """Whether ``predicate()`` (a plain or an async function) became true within ``timeout`` s."""
     deadline = time.monotonic() + timeout

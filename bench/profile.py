@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import signal
@@ -22,13 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import Workers, wait_until
+from bench.harness import Workers, cpu_seconds, wait_until
 from bench.pipeline import LOGS, event, outbox_times, produce, stack
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarise(samples: Path, top: int) -> str:

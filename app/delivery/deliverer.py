@@ -31,7 +31,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -54,6 +54,7 @@ from app.delivery.policy import WARNING, local_day, opted_out
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
 from app.notifications import Notification
+from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
 from app.state.records import decode_record
@@ -140,8 +141,11 @@ class Deliverer:
     async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
         return (await self.deliver_many([n]))[0]
 
-    async def deliver_many(self, batch: list[Notification]) -> list[list[DeliveryOutcome]]:
+    async def deliver_many(self, batch: list[Notification],
+                           profiles: Mapping[str, Profile] | None = None
+                           ) -> list[list[DeliveryOutcome]]:  # fmt: skip
         """Deliver each notification of ``batch`` as ``deliver`` would; the outcomes in order.
+        ``profiles``: the recipients' profiles as just read (a chunk's planning), not read again.
 
         The decisions are made one by one; the Redis round trips are shared by the batch (one to
         claim and read, one for the daily cap, one for "sending", one for "sent", one to release)
@@ -149,7 +153,7 @@ class Deliverer:
         is handled after the rest, once its claim has ended."""
         token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
         outcomes: list[list[DeliveryOutcome]] = [[] for _ in batch]
-        begun = await self._begin(batch, token)
+        begun = await self._begin(batch, token, known=profiles or {})
         contested: list[int] = []
         ready: list[tuple[int, Begun]] = []
         for i, (n, b) in enumerate(zip(batch, begun, strict=True)):
@@ -182,8 +186,8 @@ class Deliverer:
         finally:
             await self._persist(lambda: self.state.release(n.id))
 
-    async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True
-                     ) -> list[Begun]:  # fmt: skip
+    async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True,
+                     known: Mapping[str, Profile] | None = None) -> list[Begun]:  # fmt: skip
         """One round trip: try each claim (or take it as held), read each status record, the
         address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
@@ -193,16 +197,19 @@ class Deliverer:
                     self.state.queue_claim(pipe, n.id, token, lease_ms)
                 self.state.queue_record(pipe, n.id)
                 self.preferences.queue_opt_outs(pipe, n.address)
-                self.profiles.queue_get(pipe, n.profile_id)
+                if not known or n.profile_id not in known:
+                    self.profiles.queue_get(pipe, n.profile_id)
             if claim:  # the message search's index, in the same round trip (one reply)
                 await self._queue_index(pipe, batch)
             results = iter(await pipe.execute())
         begun = []
         for n in batch:
             claimed = bool(next(results)) if claim else True
-            raw_record, members, raw_profile = next(results), next(results), next(results)
+            raw_record, members = next(results), next(results)
+            profile = (known[n.profile_id] if known and n.profile_id in known
+                       else self.profiles.decode(next(results), n.profile_id))  # fmt: skip
             begun.append(Begun(claimed, decode_record(raw_record), set(texts(members)),
-                               dict(self.profiles.decode(raw_profile, n.profile_id) or {})))  # fmt: skip
+                               dict(profile or {})))  # fmt: skip
         return begun
 
     async def _queue_index(self, pipe: Any, batch: list[Notification]) -> None:

@@ -51,6 +51,7 @@ class Plan:
     notifications: list[Notification] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule id, reason)
     warning_root: str | None = None  # weather warnings: the first warning of the chain
+    profiles: dict[str, Profile] = field(default_factory=dict, repr=False)  # a chunk's, as read
 
 
 @dataclass
@@ -269,7 +270,8 @@ class Planner:
         every_contact = replace(rule, contacts=None, fallback_contacts=())
         keys = [r.key for p in known.values() if p for r in recipients_of(every_contact, p)]
         warning = await self.warning_context(event, only=keys)
-        chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None)
+        chunk = Plan(event, matched=[rule.id], warning_root=warning.root if warning else None,
+                     profiles={i: p for i, p in known.items() if p is not None})  # fmt: skip
         await self.plan_chunk(chunk, rule, ids, warning, known=known)
         return chunk
 

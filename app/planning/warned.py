@@ -61,7 +61,10 @@ class WarnedRegistry:
         key = f"{self.prefix}warned:{root}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(f"{self.prefix}wroot:{warning_id}", root, ex=TTL_SECONDS)
-            for recipient, profile_id in recipients:
-                pipe.hset(key, recipient, f"{rank}|{profile_id}")
+            entries: dict[Any, Any] = {  # redis-py's Mapping type is invariant in its key
+                recipient: f"{rank}|{profile_id}" for recipient, profile_id in recipients
+            }
+            if entries:
+                pipe.hset(key, mapping=entries)  # one command, not one per recipient
             pipe.expire(key, TTL_SECONDS)
             await pipe.execute()
