@@ -24,7 +24,8 @@ def test_every_declared_topic_is_produced_or_consumed():
         name = topic.get_topic_name()
         variable = next(var for var, value in vars(topics).items() if value is topic)
         used = re.search(
-            rf"\b{variable}\.send\(|@app\.agent\({variable}\b|dead_letter\({variable}\b", code
+            rf"\b{variable}\.send\(|@app\.agent\({variable}\b|(dead_letter|send_record)\({variable}\b",
+            code,
         )
         assert used or f'"{name}"' in code, (
             f"topic {name} is declared but nothing sends to or reads it"
