@@ -90,7 +90,11 @@ def rows(pipeline: dict[str, Any], fanout: dict[str, Any], crash: dict[str, Any]
             "bytes",
             scale,
         ),  # fmt: skip
-        none_of("crash recovery, kills mid-batch: lost + duplicated", lost, "crash_recovery.json"),
+        none_of(
+            "crash, kills mid-batch and mid-chunk: lost + dup.",
+            lost,
+            "crash_recovery.json",
+        ),
     ]
 
 

@@ -24,13 +24,13 @@ def test_each_figure_is_set_against_its_target():
     assert found["  as a share of bare Faust in the same run"].value == 30.0
     assert found["p99 at 1,000 events/s, 1 worker"].ratio == 0.5  # the one-worker run, not two
     assert found["Redis per profile, with its indexes"].met
-    assert found["crash recovery, kills mid-batch: lost + duplicated"].met
+    assert found["crash, kills mid-batch and mid-chunk: lost + dup."].met
     assert found["fan-out, 2 workers: recipients a second"].value is None
     assert not found["fan-out, 2 workers: recipients a second"].met
 
 
 def test_a_lost_message_fails_and_a_missing_run_shows_as_missing():
     found = {r.measure: r for r in rows({}, {}, {"lost": 1, "duplicated": 0})}
-    assert not found["crash recovery, kills mid-batch: lost + duplicated"].met
+    assert not found["crash, kills mid-batch and mid-chunk: lost + dup."].met
     assert all(r.value is None for m, r in found.items() if not m.startswith("crash"))
     assert "—" in table(list(found.values()))
