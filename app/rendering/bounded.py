@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -130,23 +131,43 @@ def _check_loops(node: nodes.Node, name: str | None, depth: int = 0) -> None:
         _check_loops(child, name, inner)
 
 
+class _Budget:
+    """The budgets under way in the main thread."""
+
+    depth = 0
+    message = ""
+
+
+def _expired(signum: int, frame: Any) -> None:
+    if _Budget.depth:  # an alarm left over from a budget that ended is ignored
+        raise RenderBudgetExceeded(_Budget.message)
+
+
 @contextmanager
 def time_budget(seconds: float = RENDER_BUDGET_SECONDS) -> Iterator[None]:
-    """Raise RenderBudgetExceeded in the code under way once ``seconds`` have passed."""
+    """Raise RenderBudgetExceeded in the code under way once ``seconds`` have passed.
+
+    The SIGALRM handler is installed once (it does nothing outside a budget); each budget only
+    arms and disarms the timer: two system calls a render, where installing and restoring the
+    handler each time cost more than a short render. A budget inside another gives the outer
+    one back what it had left."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise RenderBudgetExceeded(f"rendering took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    if signal.getsignal(signal.SIGALRM) is not _expired:
+        signal.signal(signal.SIGALRM, _expired)
+    started = time.monotonic()
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_message = _Budget.message
+    _Budget.message = f"rendering took longer than {seconds:g} s"
+    _Budget.depth += 1
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        _Budget.depth -= 1
+        _Budget.message = outer_message
+        left = max(outer - (time.monotonic() - started), 1e-6) if outer else 0.0
+        signal.setitimer(signal.ITIMER_REAL, left)
 
 
 def render_bounded(template: Template, context: dict[str, Any]) -> str:

@@ -107,3 +107,30 @@ def test_ordinary_templates_still_render(tmp_path):
     _, templates = bomb_folder(tmp_path, text)
     rendered = renderer(templates).render("bomb", "sms", "zh-CN", {"data": {"school": "szu"}})
     assert rendered.text == "【测试】012 003.1 ababab\na-b 1024 SZU"
+
+
+def test_a_budget_inside_another_gives_the_outer_one_back_what_it_had_left():
+    import signal
+
+    from app.rendering.bounded import RenderBudgetExceeded, time_budget
+
+    started = time.monotonic()
+    with pytest.raises(RenderBudgetExceeded, match="longer than 0.3 s"):
+        with time_budget(0.3):
+            with time_budget(5):
+                pass
+            while True:  # the outer budget must still stop this
+                time.sleep(0.01)
+    assert 0.25 < time.monotonic() - started < 2
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # disarmed after a budget
+
+
+def test_an_alarm_after_the_budget_ended_is_ignored():
+    import signal
+
+    from app.rendering.bounded import time_budget
+
+    with time_budget(5):
+        pass
+    signal.raise_signal(signal.SIGALRM)  # a stray alarm: the handler stays, and does nothing
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
