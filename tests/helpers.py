@@ -6,7 +6,8 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -152,3 +153,23 @@ def retirement_type() -> dict[str, Any]:
         },
         "example": retirement_event("EVT-RT-0001", "P-000123"),
     }
+
+
+@asynccontextmanager
+async def provider_api(handle: Callable[[Any], Awaitable[Any]]) -> AsyncIterator[str]:
+    """A real HTTP server on loopback answering POST / with ``handle`` (a provider's API as the
+    gateway tests play it); yields its URL."""
+    from aiohttp import web
+
+    from devstack.stack import free_port
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()

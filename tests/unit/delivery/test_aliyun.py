@@ -23,6 +23,7 @@ from app.delivery.gateways.aliyun import (
 from app.notifications import Notification
 from app.rendering.renderer import Renderer
 from devstack.stack import free_port
+from tests.helpers import provider_api
 
 # Aliyun's worked example (RPC signature, DescribeRegions, AccessKeySecret "testsecret").
 DOCUMENTED = {"AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",
@@ -86,6 +87,11 @@ def sms(provider=True) -> Notification:
                         planned_at="2026-07-01T00:00:00+00:00", content=content)  # fmt: skip
 
 
+def aliyun_at(url):
+    return AliyunSmsGateway(access_key_id="KEY", access_key_secret="SECRET", sign_name="盐田区政务服务",
+                            endpoint=url)  # fmt: skip
+
+
 @pytest_asyncio.fixture
 async def aliyun():
     """A local SendSms endpoint that checks signatures and answers with the queued replies."""
@@ -103,17 +109,10 @@ async def aliyun():
             return web.Response(body=body, status=status, content_type="application/json")
         return web.json_response(body, status=status)
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    gateway = AliyunSmsGateway(access_key_id="KEY", access_key_secret="SECRET", sign_name="盐田区政务服务",
-                               endpoint=f"http://127.0.0.1:{port}/")  # fmt: skip
-    yield gateway, seen, replies
-    await gateway.close()
-    await runner.cleanup()
+    async with provider_api(handle) as url:
+        gateway = aliyun_at(url)
+        yield gateway, seen, replies
+        await gateway.close()
 
 
 async def test_an_accepted_sms_returns_the_biz_id_and_sends_the_approved_template(aliyun):
@@ -213,17 +212,10 @@ async def aliyun_batch():
             return web.json_response({"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"})
         return web.json_response({"Code": "OK", "BizId": f"biz-{len(calls)}", "RequestId": "r"})
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    gateway = AliyunSmsGateway(access_key_id="KEY", access_key_secret="SECRET", sign_name="盐田区政务服务",
-                               endpoint=f"http://127.0.0.1:{port}/")  # fmt: skip
-    yield gateway, calls, bad
-    await gateway.close()
-    await runner.cleanup()
+    async with provider_api(handle) as url:
+        gateway = aliyun_at(url)
+        yield gateway, calls, bad
+        await gateway.close()
 
 
 async def test_one_text_goes_to_a_thousand_numbers_a_call(aliyun_batch):

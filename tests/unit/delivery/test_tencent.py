@@ -27,7 +27,7 @@ from app.notifications import Notification
 from app.profiles.store import ProfileStore
 from app.state import DeliveryState
 from devstack.stack import free_port
-from tests.helpers import TEST_SECRET
+from tests.helpers import TEST_SECRET, provider_api
 
 # Tencent's worked example ("Signature v3": CVM DescribeInstances, 2019-02-25 16:44:25 UTC).
 EXAMPLE_ID, EXAMPLE_KEY = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
@@ -100,18 +100,12 @@ async def tencent():
                     for n in body["PhoneNumberSet"]]  # fmt: skip
         return web.json_response({"Response": {"SendStatusSet": statuses, "RequestId": "r"}})
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    gateway = TencentSmsGateway(secret_id="SID", secret_key="SKEY", sdk_app_id="1400006666",
-                                sign_name="盐田区政务服务", endpoint=f"http://127.0.0.1:{port}/",
-                                clock=lambda: NOW)  # fmt: skip
-    yield gateway, seen, replies, codes
-    await gateway.close()
-    await runner.cleanup()
+    async with provider_api(handle) as url:
+        gateway = TencentSmsGateway(secret_id="SID", secret_key="SKEY", sdk_app_id="1400006666",
+                                    sign_name="盐田区政务服务", endpoint=url,
+                                    clock=lambda: NOW)  # fmt: skip
+        yield gateway, seen, replies, codes
+        await gateway.close()
 
 
 async def test_one_sms_sends_the_approved_template_with_its_parameters_in_order(tencent):
