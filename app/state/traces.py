@@ -10,11 +10,10 @@ Keys (under the configured prefix):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.core.codec import text
-from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, trace_step
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, read_step, trace_step
 
 
 class Traces(Store):
@@ -41,4 +40,4 @@ class Traces(Store):
                 writes.hincrby(self.key("stats", "events"), field, amount)
 
     async def steps(self, ident: str) -> list[dict[str, Any]]:
-        return [json.loads(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]
+        return [read_step(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]

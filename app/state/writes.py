@@ -24,9 +24,20 @@ def now_iso() -> str:
 
 
 def trace_step(step: str, details: dict[str, Any]) -> str:
-    """A trace step as stored."""
-    return json.dumps({"at": now_iso(), "t": time.time(), "step": step, **details},
-                      ensure_ascii=False)  # fmt: skip
+    """A trace step as stored: its time once (epoch seconds to the millisecond), no spaces.
+    ``read_step`` gives it back with its ISO time ``at`` as well."""
+    return json.dumps({"t": round(time.time(), 3), "step": step, **details},
+                      ensure_ascii=False, separators=(",", ":"))  # fmt: skip
+
+
+def read_step(raw: str | bytes) -> dict[str, Any]:
+    """A stored trace step, with ``at`` (ISO, UTC, milliseconds) from its epoch time. A step
+    stored before the time was kept once carries its own ``at``."""
+    step: dict[str, Any] = json.loads(raw)
+    if "at" not in step and isinstance(step.get("t"), int | float):
+        at = datetime.fromtimestamp(step["t"], UTC).isoformat(timespec="milliseconds")
+        return {"at": at, **step}
+    return step
 
 
 # Runs a list of writes, given as one JSON array (ARGV[1]) of [command, index of its key in KEYS,

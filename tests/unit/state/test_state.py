@@ -1,5 +1,6 @@
 """The batched Redis writes behind planning and delivery records (``Writes``)."""
 
+import pytest
 import redis.asyncio as aioredis
 
 from app.state import TRACE_TTL_SECONDS, DeliveryState, Writes
@@ -86,3 +87,17 @@ async def test_nothing_to_write_makes_no_call(redis_client, prefix):
     await state.set_status_many([], "sending", [])
     await state.sent_many([])
     assert await redis_client.keys(f"{prefix}*") == []
+
+
+def test_a_trace_step_keeps_its_time_once_and_reads_back_with_its_iso_time():
+    from datetime import datetime
+
+    from app.state.writes import read_step, trace_step
+
+    stored = trace_step("attempt", {"attempt": 1, "outcome": "sent", "to": "张三"})
+    assert '"at"' not in stored and " " not in stored and "张三" in stored
+    step = read_step(stored)
+    assert step["step"] == "attempt" and step["outcome"] == "sent"
+    assert datetime.fromisoformat(step["at"]).timestamp() == pytest.approx(step["t"], abs=0.001)
+    old = '{"at": "2026-12-01T08:00:00.000+00:00", "t": 1796112000.0, "step": "planned"}'
+    assert read_step(old)["at"] == "2026-12-01T08:00:00.000+00:00"  # written before: as it was
