@@ -64,8 +64,13 @@ async def handle_chunk(message: EventT) -> str:
     await publish_plan(chunk, encoded)  # a rule's chunk is of one category: none, as a rule
     size = rt.settings.batch_max
     statuses: Counter[str] = Counter()
-    for start in range(0, len(here), size):
-        statuses.update(await deliver_planned(here[start : start + size], chunk.profiles))
+    try:
+        for start in range(0, len(here), size):
+            statuses.update(await deliver_planned(here[start : start + size], chunk.profiles))
+    except Exception as exc:  # a bug must not lose the chunk's rest: keep the chunk, replayable
+        logger.exception("delivering chunk %s failed", message.key)  # (what went is settled)
+        await dead_letter(life_events_dlq, message, internal_error(exc))
+        return "error"
     logger.info("chunk %s of %s delivered, %d warning(s): %s", command.get("chunk"), event.id,
                 len(here), ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))  # fmt: skip
     return f"delivered {len(here)}"

@@ -297,6 +297,40 @@ async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_r
     assert statuses.count("sent") == 5 and statuses.count("duplicate") == 5, statuses
 
 
+async def test_a_chunk_whose_delivery_fails_unexpectedly_is_dead_lettered_not_lost(
+    running, broker, monkeypatch
+):
+    """Something outside the deliverer's own per-notification guard fails (the producer, a
+    bug): the chunk goes to life-events-dlq with the reason, to be replayed; the agent goes on."""
+    import agents.plan_chunk as module
+    from app.intake.events import validate_event as validate
+    from app.planning.fanout import chunk_commands
+    from tests.helpers import contact, enterprise
+
+    await running["runtime"].profiles.upsert(parse_profile(enterprise(
+        "E-FAIL-0", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900008200")])))  # fmt: skip
+    [(key, value)] = chunk_commands(
+        validate(weather_event_doc("E-FAIL-WX")), "weather-outdoor-ads-warning", ["E-FAIL-0"], 10
+    )
+
+    async def broken(batch, profiles=None):
+        raise RuntimeError("the producer is gone")
+
+    monkeypatch.setattr(module, "deliver_planned", broken)
+    async with module.plan_chunk.test_context() as agent:
+        put = await agent.put(value, key=key)
+        assert agent.results[put.message.offset] == "error"
+    await flushed()
+    [record] = [
+        r for r in await read_topic(f"127.0.0.1:{broker.port}", "life-events-dlq") if r.key == key
+    ]
+    assert record.value == value
+    assert b"RuntimeError" in dict(record.headers)["x-lifecycle-reason"]
+    assert [
+        line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-FAIL-WX"
+    ] == []
+
+
 def weather_event_doc(event_id):
     from tests.helpers import weather_event
 
