@@ -162,9 +162,10 @@ class ProfileStore:
                 try:
                     await pipe.watch(key)
                     old = await pipe.get(key)
-                    number = number_of(old)
                     if profile is None and old is None:
                         return "unchanged"
+                    old_number = number_of(old)  # None: none stored, or stored before numbers
+                    number = old_number
                     if number is None and profile is not None:
                         if fresh is None:
                             fresh = int(await self.redis.incr(f"{self.prefix}pseq"))
@@ -172,7 +173,7 @@ class ProfileStore:
                     encoded = encode(profile, number) if profile and number else None
                     if old is not None and text(old) == encoded:
                         return "unchanged"
-                    old_profile = decode(old, profile_id) if old and number_of(old) else None
+                    old_profile = decode(old, profile_id) if old and old_number else None
                     pipe.multi()
                     if number is not None:
                         old_terms = index_terms(old_profile) if old_profile else set()
