@@ -53,7 +53,14 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
             await dead_letter(
                 notifications_dlq, message, f"undecodable notification: {type(exc).__name__}: {exc}"
             )
-    delivered = await deliver_planned([n for _, n in decoded])
+    try:
+        delivered = await deliver_planned([n for _, n in decoded])
+    except Exception as exc:  # outside the deliverer's own guard (the producer, a bug): keep them
+        logger.exception("delivering a batch of %d failed", len(decoded))
+        for i, _ in decoded:
+            await dead_letter(notifications_dlq, messages[i], internal_error(exc))
+            statuses[i] = "error"
+        return statuses
     for (i, _), status in zip(decoded, delivered, strict=True):
         statuses[i] = status
     counts = Counter(statuses)

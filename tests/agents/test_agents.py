@@ -167,6 +167,32 @@ async def test_an_undecodable_notification_is_dead_lettered_as_received(running,
     )
 
 
+async def test_a_batch_whose_delivery_fails_unexpectedly_is_dead_lettered_as_received(
+    running, broker, monkeypatch
+):
+    import agents.deliver_notifications as module
+
+    await running["runtime"].profiles.upsert(parse_profile(person("P-AG9", mobile="13800138019")))
+    plan = await running["runtime"].planner.plan(validate_event(graduate_event("E-AG9", "P-AG9")))
+    [sms] = plan.notifications
+
+    async def broken(batch, profiles=None):
+        raise RuntimeError("the producer is gone")
+
+    monkeypatch.setattr(module, "deliver_planned", broken)
+    async with module.deliver_notifications.test_context(concurrency=1) as agent:
+        put = await agent.put(sms.to_json(), key=b"k-broken")
+        assert agent.results[put.message.offset] == "error"
+    await flushed()
+    [record] = [
+        r for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications-dlq")
+        if r.key == b"k-broken"
+    ]  # fmt: skip
+    assert record.value == sms.to_json()
+    assert b"RuntimeError" in dict(record.headers)["x-lifecycle-reason"]
+    assert [line for line in outbox_lines(running["outbox"]) if line["id"] == sms.id] == []
+
+
 async def test_notification_is_delivered_once_and_outcome_published(running, broker):
     from agents.deliver_notifications import deliver_notifications
 
