@@ -18,10 +18,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from faust.types import EventT, StreamT, TopicT
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.masking import scrub
+from app.core.redis_client import REDIS_DOWN, unavailable
 from app.planning.planner import Plan
 from topics import REASON_HEADER, lane
 from wiring import metrics
@@ -34,7 +33,7 @@ R = TypeVar("R")
 
 MAX_DEAD_LETTER_BYTES = 256 * 1024  # well below a Kafka topic's default 1 MB message limit
 MAX_KEY_BYTES = 1024
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError)
+UNAVAILABLE = REDIS_DOWN  # catch, then re-raise what ``unavailable`` says is not an outage
 PAUSE_MAX_SECONDS = 5.0
 
 
@@ -45,6 +44,8 @@ async def until_available(action: Callable[[], Awaitable[T]], what: str = "Redis
         try:
             return await action()
         except UNAVAILABLE as exc:
+            if not unavailable(exc):
+                raise
             logger.warning(
                 "%s unavailable (%s); retrying in %.0f s", what, type(exc).__name__, pause
             )

@@ -12,6 +12,7 @@ import logging
 import time
 
 from agents.common import UNAVAILABLE
+from app.core.redis_client import unavailable
 from app.notifications import Notification
 from topics import lane
 from wiring.faust_app import app, runtime
@@ -26,6 +27,8 @@ async def release_deferred() -> None:
     try:
         await release_due(time.time())
     except UNAVAILABLE as exc:  # the next tick tries again
+        if not unavailable(exc):
+            raise
         logger.warning("cannot release deferred notifications: %s", type(exc).__name__)
 
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from app.core.redis_client import async_redis, cluster_nodes
 from app.core.settings import PROJECT_ROOT, Settings
 from app.core.timestamps import local_iso
 from app.intake.cap import alert_events
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from bench.harness import Delivered, Workers, cpu_seconds
-from devstack.stack import Broker, RedisServer, SmtpSink
+from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from wiring.kafka import publish
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -59,30 +60,35 @@ def cap_document(identifier: str) -> bytes:
 
 async def load(redis_url: str, prefix: str, count: int, matching: int) -> float:
     """Bulk-load the profiles; returns Redis memory per profile in bytes."""
-    client = aioredis.Redis.from_url(redis_url)
-    before = (await client.info("memory"))["used_memory"]
+    client = async_redis(redis_url)
+    before = (await redis_usage(redis_url))[0]
     store = ProfileStore(client, prefix)
     started = time.monotonic()
     for start in range(0, count, 2000):
         await store.insert_new(
             [parse_profile(enterprise(i, matching)) for i in range(start, min(start + 2000, count))]
         )
-    after = (await client.info("memory"))["used_memory"]
+    after = (await redis_usage(redis_url))[0]
     await client.aclose()
     print(f"loaded {count:,} profiles in {time.monotonic() - started:.0f} s")
     return (after - before) / count
 
 
 async def redis_usage(url: str) -> tuple[float, float]:
-    """Redis's memory in use (bytes) and the CPU it has used (seconds)."""
-    client = aioredis.Redis.from_url(url)
-    try:
-        memory, cpu = await client.info("memory"), await client.info("cpu")
-        return float(memory["used_memory"]), float(cpu["used_cpu_sys"]) + float(
-            cpu["used_cpu_user"]
-        )
-    finally:
-        await client.aclose()
+    """Redis's memory in use (bytes) and the CPU it has used (seconds), summed over a cluster's
+    nodes."""
+    found = cluster_nodes(url)
+    urls = [f"redis://{h}:{p}/0" for h, p in found[0]] if found else [url]
+    memory_total = cpu_total = 0.0
+    for one in urls:
+        client = aioredis.Redis.from_url(one)
+        try:
+            memory, cpu = await client.info("memory"), await client.info("cpu")
+            memory_total += float(memory["used_memory"])
+            cpu_total += float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        finally:
+            await client.aclose()
+    return memory_total, cpu_total
 
 
 async def one_run(
@@ -123,10 +129,14 @@ async def one_run(
         sink.stop()
 
 
-async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, Any]:
+async def run(count: int, matching: int, worker_counts: list[int],
+              cluster: bool = False) -> dict[str, Any]:  # fmt: skip
     logs = PROJECT_ROOT / "var" / "bench-logs"
     broker = Broker.start(logs)
-    own_redis = RedisServer.start(logs, folder=Path(tempfile.mkdtemp(prefix="fanout-redis-")))
+    own_redis: RedisServer | RedisClusterServers = (
+        RedisClusterServers.start(logs) if cluster
+        else RedisServer.start(logs, folder=Path(tempfile.mkdtemp(prefix="fanout-redis-")))
+    )  # fmt: skip
     redis_url = own_redis.url
     try:
         per_profile = await load(redis_url, "b:", count, matching)
@@ -143,6 +153,7 @@ async def run(count: int, matching: int, worker_counts: list[int]) -> dict[str, 
                   f"{result['redis_bytes_per_recipient']} bytes of Redis a recipient")  # fmt: skip
             runs.append(result)
         return {
+            "redis": "cluster of 3 masters" if cluster else "one Redis",
             "profiles": count,
             "matching": matching,
             "redis_bytes_per_profile": round(per_profile),
@@ -160,13 +171,17 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--matching", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
+    parser.add_argument("--redis", choices=("single", "cluster"), default="single",
+                        help="one Redis, or a Redis Cluster of three masters on this machine")  # fmt: skip
     args = parser.parse_args()
+    cluster = args.redis == "cluster"
     result = asyncio.run(
-        run(args.profiles, args.matching, [int(n) for n in args.workers.split(",")])
+        run(args.profiles, args.matching, [int(n) for n in args.workers.split(",")], cluster)
     )
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fanout.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "fanout-cluster.json" if cluster else "fanout.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ async def rule_listing(request: web.Request) -> list[dict[str, Any]]:
 
     rt = services(request).runtime
     await rt.reload_rules()  # what is live now, should someone have approved a version
-    rulebook = RuleBook(rt.redis, rt.settings.redis_prefix)
+    rulebook = RuleBook(rt.redis, rt.settings.control_prefix)
     listing = []
     for r in rt.rules.rules:
         draft = await rulebook.draft(r.id)
@@ -146,7 +146,7 @@ async def caused_by(request: web.Request, held: HeldSend) -> list[str]:
     number = held.get("rule_version")
     if number is None:
         return []
-    versions = await RuleBook(rt.redis, rt.settings.redis_prefix).versions(held["rule_id"])
+    versions = await RuleBook(rt.redis, rt.settings.control_prefix).versions(held["rule_id"])
     version = next(
         (v for v in versions if v["version"] == number and not v.get("placeholder")), None
     )

@@ -59,7 +59,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     writer = KafkaWriter(settings.kafka_servers)
     await writer.start()
     stack.push_async_callback(writer.stop)
-    redis, prefix = runtime.redis, settings.redis_prefix
+    redis, prefix = runtime.redis, settings.control_prefix
     return Services(runtime=runtime, accounts=AccountStore(redis, prefix),
                     sessions=SessionStore(redis, prefix), throttle=LoginThrottle(redis, prefix),
                     audit=AuditLog(writer), kafka=writer)  # fmt: skip

@@ -174,7 +174,7 @@ async def types_page(request: web.Request) -> web.StreamResponse:
     caller = await signed_in(request)
     await services(request).runtime.reload_rules()
     book = TypeBook(
-        services(request).runtime.redis, services(request).runtime.settings.redis_prefix
+        services(request).runtime.redis, services(request).runtime.settings.control_prefix
     )
     types = [type_summary(t) | {"draft": await book.draft(t.name)} for t in catalogue().values()]
     drafts = [

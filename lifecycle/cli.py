@@ -171,7 +171,7 @@ def _users_add(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> str:
         redis = make_redis(settings)
         try:
-            return await AccountStore(redis, settings.redis_prefix).put(
+            return await AccountStore(redis, settings.control_prefix).put(
                 args.login, password, args.role, args.district, mobile=mobile, email=email
             )
         finally:
@@ -267,7 +267,7 @@ def _rules_export(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"{args.dir} exists; export writes a new folder")
     redis = make_sync_redis(settings)
     try:
-        generation, live = read_snapshot(redis, settings.redis_prefix)
+        generation, live = read_snapshot(redis, settings.control_prefix)
     finally:
         redis.close()
     live_set = materialise(settings.rules_dir, settings.templates_dir, live, generation)
@@ -345,7 +345,7 @@ def _with_tokens(settings: Settings, action: Any) -> Any:
     async def run() -> Any:
         redis = make_redis(settings)
         try:
-            return await action(TokenStore(redis, settings.redis_prefix))
+            return await action(TokenStore(redis, settings.control_prefix))
         finally:
             await redis.aclose()
 

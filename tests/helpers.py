@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.core.timestamps import local_iso
@@ -19,6 +20,12 @@ T = TypeVar("T")
 
 # A real secret for the workers the tests start (a worker refuses to run without one).
 TEST_SECRET = secrets.token_urlsafe(32)
+
+# Run a test on one Redis and again on a three-master Redis Cluster (the ``redis_url`` fixture)
+ON_BOTH_REDIS = pytest.mark.parametrize("redis_url", ["single", "cluster"], indirect=True)
+# A test that shares a module's fixtures with ON_BOTH_REDIS tests but runs on one Redis only: so
+# that it uses the same instance of them (not a third stack of workers on the same topics)
+ON_ONE_REDIS = pytest.mark.parametrize("redis_url", ["single"], indirect=True)
 
 
 async def eventually(

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 class HoldAlerts:
     def __init__(self, settings: Settings, redis: aioredis.Redis, guard: BlastGuard) -> None:
-        self.accounts = AccountStore(redis, settings.redis_prefix)
+        self.accounts = AccountStore(redis, settings.control_prefix)
         self.guard = guard
         self.console_url = f"http://{settings.console_bind}:{settings.console_port}"
         self.gateway = SmtpGateway(

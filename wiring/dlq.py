@@ -26,6 +26,7 @@ from typing import Any
 
 from app.core.codec import text
 from app.core.masking import mask_address, scrub
+from app.core.redis_client import mget
 from app.intake.events import districts_of
 from wiring.kafka import publish_raw
 from wiring.kafka_async import read_from_start
@@ -143,7 +144,7 @@ async def states(rt: Runtime, letters: list[DeadLetter]) -> dict[str, str]:
     if not letters:
         return {}
     keys = [rt.state.key("replay", d.name) for d in letters]
-    marks = await rt.redis.mget(keys)
+    marks = await mget(rt.redis, keys)
     return {d.name: "waiting" if mark is None else DISCARDED if text(mark) == DISCARDED else "replayed"
             for d, mark in zip(letters, marks, strict=True)}  # fmt: skip
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Probe:
             health.redis = "ok"
             health.held = len(await runtime.guard.held())
             health.deferred = await runtime.state.deferred_count()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             health.redis = f"unavailable: {type(exc).__name__}"
 
     async def _gateways(self, runtime: Any, health: Health) -> None:

@@ -16,11 +16,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.access.tokens import TokenStore
 from app.core.errors import ConfigError
 from app.core.quiet_hours import parse_quiet_hours
+from app.core.redis_client import async_redis, sync_redis
 from app.core.settings import Settings, require_real_secret
 from app.delivery.deliverer import Deliverer, DeliveryPolicy, Gateway
 from app.delivery.gateways import sms_gateway_from_url
@@ -55,9 +56,9 @@ def load_live_rules(
     The console's event types are installed first, so that rules on them load.
     With Redis unreachable, the seed files (generation -1, so that the book is tried again)."""
     try:
-        generation, live = read_snapshot(sync_redis, settings.redis_prefix)
-        install_types(read_types(sync_redis, settings.redis_prefix))
-    except (RedisError, OSError) as exc:
+        generation, live = read_snapshot(sync_redis, settings.control_prefix)
+        install_types(read_types(sync_redis, settings.control_prefix))
+    except (RedisError, RedisClusterException, OSError) as exc:
         logger.warning("rule book unreadable (%s); using the rule files", type(exc).__name__)
         generation, live = -1, {}
     if not live:
@@ -78,8 +79,8 @@ def load_live_set(
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                   health_check_interval=15)  # fmt: skip
+    return async_redis(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                       health_check_interval=15)  # fmt: skip
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
@@ -96,7 +97,7 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
 
 def make_sync_redis(settings: Settings) -> SyncRedis:
     """For the single write that must happen without yielding to the event loop."""
-    return SyncRedis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    return sync_redis(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
 
 
 @dataclass
@@ -151,7 +152,7 @@ class Runtime:
             )
         policy = BlastPolicy(settings.blast_factor, settings.blast_ceiling, settings.blast_min_runs,
                              settings.blast_first_run)  # fmt: skip
-        guard = BlastGuard(redis, settings.redis_prefix, policy)
+        guard = BlastGuard(redis, settings.control_prefix, policy)
         planner = Planner(rules, profiles, renderer, guard=guard, state=state,
                           fanout_chunk=settings.fanout_chunk,
                           max_event_age_days=settings.max_event_age_days)  # fmt: skip
@@ -166,7 +167,7 @@ class Runtime:
             planner,
             deliverer,
             guard,
-            TokenStore(redis, settings.redis_prefix),
+            TokenStore(redis, settings.control_prefix),
             HoldAlerts(settings, redis, guard) if deliver else None,
             generation,
             live_root,
@@ -176,7 +177,7 @@ class Runtime:
         """Apply the rule book's live set if it changed; what happened, or None if nothing did.
         A set that does not load is not applied: the rules in use stay, and the errors are said."""
         generation = int(
-            await self.redis.get(f"{self.settings.redis_prefix}rulebook:generation") or 0
+            await self.redis.get(f"{self.settings.control_prefix}rulebook:generation") or 0
         )
         if generation == self.rules_generation:
             return None

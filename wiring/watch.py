@@ -32,9 +32,9 @@ RETELL_SECONDS = 1800
 class StuckWarnings:
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self.prefix = settings.redis_prefix
+        self.prefix = settings.control_prefix
         self.after = settings.warning_stuck_seconds
-        self.accounts = AccountStore(redis, settings.redis_prefix)
+        self.accounts = AccountStore(redis, settings.control_prefix)
         self.console_url = f"http://{settings.console_bind}:{settings.console_port}"
         self.gateway = SmtpGateway(settings.smtp, mail_from=settings.mail_from)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.core.errors import ConfigError
 from app.core.quiet_hours import parse_quiet_hours
+from app.core.redis_client import Keys, cluster_nodes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAIL_FROM = "盐田区政务服务 <notify@yantian.gov.example>"
@@ -99,6 +100,17 @@ class Settings:
     def web_url(self) -> str:
         """Where recipients reach the worker's web server (unsubscribe links)."""
         return (self.public_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether ``redis_url`` names a Redis Cluster (``redis+cluster://``)."""
+        return cluster_nodes(self.redis_url) is not None
+
+    @property
+    def control_prefix(self) -> str:
+        """The key prefix of the small stores whose transactions span keys (the rule book, the
+        accounts, the sessions, held sends): on a cluster the prefix as a hash tag, one slot."""
+        return Keys(self.redis_prefix, self.redis_cluster).control
 
     @property
     def tz(self) -> ZoneInfo:
@@ -216,6 +228,8 @@ def _check(settings: Settings) -> None:
             f"LIFECYCLE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {settings.event_loop!r}"
         )
     parse_quiet_hours(settings.quiet_hours, "LIFECYCLE_QUIET_HOURS")
+    cluster_nodes(settings.redis_url)  # a cluster URL that does not parse is refused here
+    Keys(settings.redis_prefix, settings.redis_cluster)  # so is a prefix with braces
 
 
 # Secrets that were ever shipped or documented as examples: never accepted by a real worker.

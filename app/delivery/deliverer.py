@@ -38,9 +38,6 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from app.core.codec import texts
 from app.core.errors import (
     ConfigError,
@@ -50,6 +47,7 @@ from app.core.errors import (
 )
 from app.core.masking import mask_address
 from app.core.quiet_hours import QuietHours, parse_quiet_hours
+from app.core.redis_client import REDIS_DOWN, unavailable
 from app.delivery.policy import WARNING, local_day, opted_out
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
@@ -425,7 +423,9 @@ class Deliverer:
         while True:
             try:
                 return await action()
-            except (RedisConnectionError, RedisTimeoutError, ConnectionError):
+            except REDIS_DOWN as exc:
+                if not unavailable(exc):
+                    raise
                 logger.warning(
                     "Redis unavailable while recording a delivery; retrying in %.1f s", pause
                 )

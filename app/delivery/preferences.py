@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from app.core.codec import texts
+from app.core.redis_client import is_cluster
 from app.delivery.unsubscribe import address_key
 
 WHO_TTL_SECONDS = 30 * 24 * 3600
@@ -45,6 +46,7 @@ class Preferences:
         self.prefix = prefix
         self.secret = secret
         self._index_batch = redis.register_script(_INDEX_BATCH)
+        self.clustered = is_cluster(redis)
 
     def key(self, address: str) -> str:
         return self.key_of(address_key(self.secret, address))
@@ -63,6 +65,12 @@ class Preferences:
         for address, profile_id, member in entries:
             keys += [self.who_key(address), self.who_key(f"profile:{profile_id}")]
             members.append(member)
+        if self.clustered:  # the keys are in many slots: the same commands, one key at a time
+            for i, key in enumerate(keys):
+                pipe.zadd(key, {members[i // 2]: now}, nx=True)
+                pipe.zremrangebyscore(key, "-inf", now - WHO_TTL_SECONDS)
+                pipe.expire(key, WHO_TTL_SECONDS)
+            return
         args: list[str | int] = [repr(now), repr(now - WHO_TTL_SECONDS), WHO_TTL_SECONDS, *members]
         await self._index_batch(keys=keys, args=args, client=pipe)
 

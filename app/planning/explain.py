@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from app.core.codec import text
 from app.core.geo import distance_km, in_polygon, shapes_of
+from app.core.redis_client import mget
 from app.intake.events import Event
 from app.planning.model import Rule
 from app.profiles.model import Profile
@@ -72,7 +73,7 @@ class Broadcasts:
         )
         if not ids:
             return []
-        raws = await self.redis.mget([f"{self.prefix}bc:ev:{text(i)}" for i in ids])
+        raws = await mget(self.redis, [f"{self.prefix}bc:ev:{text(i)}" for i in ids])
         found = []
         for raw in raws:
             if raw:

@@ -14,13 +14,21 @@ Each profile gets a number when it is first stored. An index is a bitmap over th
 about one bit per profile instead of about 55 bytes per profile in a set, and "enterprises with
 permit X in areas A or B" is BITOP OR of the area bitmaps, AND the permit's and the kind's, read
 back a chunk at a time. ``area:`` holds each profile under its district, city and province code.
-The ``{ix}`` hash tag keeps every index bitmap in one slot of a Redis Cluster, so BITOP may
-combine them. Upserts and deletes keep the indexes in step in one transaction.
+Upserts and deletes keep the indexes in step in one transaction.
+
+On a Redis Cluster (``redis+cluster://``) a script or transaction touches one slot, so the
+profiles are split into ``CLUSTER_GROUPS`` groups by a hash of their id, and each group has all
+of the keys above under its own hash tag, ``{pgN}`` (``{prefix}{pg7}p:{id}``,
+``{prefix}{pg7}ix:{field}:{value}``, ``{prefix}{pg7}pn:…``, ``{prefix}{pg7}pseq``,
+``{prefix}{pg7}geo``): numbers are given within a group, an upsert is a transaction in its
+group's slot, an audience is selected group by group. The groups spread over the cluster's
+masters as their slots do. On one server there is one group and the keys are as above.
 """
 
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
@@ -31,6 +39,7 @@ from redis.exceptions import WatchError
 
 from app.core.codec import text
 from app.core.geo import bounding_box, in_polygon
+from app.core.redis_client import is_cluster, mget
 from app.profiles.codec import decode, encode, number_of
 from app.profiles.model import Profile
 from app.profiles.validate import index_terms
@@ -39,6 +48,11 @@ UPSERT_ATTEMPTS = 20
 BUCKET_BITS = 7  # 128 ids to a ``pn:`` hash: within Redis's default hash-max-listpack-entries
 READ_BYTES = 8192  # a bitmap is read 65,536 profiles at a time
 BATCH = 1000  # ids yielded at a time by ``select``
+CLUSTER_GROUPS = 64  # a store's profile groups on a cluster: fixed for the store's life
+_COMBINE = """
+redis.call('BITOP', ARGV[1], KEYS[1], unpack(KEYS, 2))
+return redis.call('EXPIRE', KEYS[1], 60)
+"""
 # the positions of the set bits of each byte value, most significant first (Redis's bit order)
 _BITS = [tuple(i for i in range(8) if byte & (0x80 >> i)) for byte in range(256)]
 
@@ -57,17 +71,36 @@ class ProfileStore:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.clustered = is_cluster(redis)
+        self.groups = CLUSTER_GROUPS if self.clustered else 1
+
+    def group_of(self, profile_id: str) -> int:
+        if self.groups == 1:
+            return 0
+        return zlib.crc32(profile_id.encode("utf-8", "surrogatepass")) % self.groups
+
+    def _space(self, group: int) -> str:
+        """The prefix of a group's keys (its hash tag on a cluster)."""
+        return f"{self.prefix}{{pg{group}}}" if self.clustered else self.prefix
 
     def key(self, profile_id: str) -> str:
-        return f"{self.prefix}p:{profile_id}"
+        return f"{self._space(self.group_of(profile_id))}p:{profile_id}"
 
     _key = key
 
-    def _index(self, term: str) -> str:
+    def _index(self, term: str, group: int = 0) -> str:
+        if self.clustered:
+            return f"{self._space(group)}ix:{term}"
         return f"{self.prefix}{{ix}}:{term}"
 
-    def _bucket(self, number: int) -> str:
-        return f"{self.prefix}pn:{number >> BUCKET_BITS}"
+    def _bucket(self, number: int, group: int = 0) -> str:
+        return f"{self._space(group)}pn:{number >> BUCKET_BITS}"
+
+    def _seq(self, group: int) -> str:
+        return f"{self._space(group)}pseq"
+
+    def _geo(self, group: int) -> str:
+        return f"{self._space(group)}geo"
 
     @staticmethod
     def decode(raw: Any, profile_id: str) -> Profile | None:
@@ -79,21 +112,29 @@ class ProfileStore:
 
     async def term_exists(self, field: str, value: str) -> bool:
         """Whether any profile has ``field`` (permit, industry, tag, kind, area) ``value``."""
-        return bool(await self.redis.bitcount(self._index(f"{field}:{value}")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in range(self.groups):
+                pipe.bitcount(self._index(f"{field}:{value}", group))
+            return any(await pipe.execute())
 
     async def terms(self, field: str, limit: int = 1000) -> list[str]:
         """The values of ``field`` that some profile has (from the index keys), sorted."""
-        found: list[str] = []
-        start = self._index(f"{field}:")
-        async for key in self.redis.scan_iter(f"{start}*", count=1000):
-            found.append(text(key).removeprefix(start))
-            if len(found) >= limit:
+        found: dict[str, list[str]] = {}
+        pattern = (f"{self.prefix}{{pg*}}ix:{field}:*" if self.clustered
+                   else f"{self._index(field)}:*")  # fmt: skip
+        async for key in self.redis.scan_iter(pattern, count=1000):
+            name = text(key)
+            marker = f"}}ix:{field}:" if self.clustered else f"{{ix}}:{field}:"
+            value = name[name.index(marker) + len(marker) :]
+            if value not in found and len(found) >= limit:
                 break
+            found.setdefault(value, []).append(name)
+        names = [n for keys in found.values() for n in keys]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for value in found:
-                pipe.bitcount(start + value)
-            counts = await pipe.execute()
-        return sorted(v for v, n in zip(found, counts, strict=True) if n)
+            for name in names:
+                pipe.bitcount(name)
+            counts = dict(zip(names, await pipe.execute(), strict=True))
+        return sorted(v for v, keys in found.items() if any(counts[k] for k in keys))
 
     def queue_get(self, pipe: Pipeline, profile_id: str) -> None:
         """Add to a pipeline: read a profile (its reply: ``ProfileStore.decode(reply, id)``)."""
@@ -103,7 +144,7 @@ class ProfileStore:
         ids = list(profile_ids)
         if not ids:
             return []
-        raws = await self.redis.mget([self._key(i) for i in ids])
+        raws = await mget(self.redis, [self._key(i) for i in ids])
         return [decode(r, i) for i, r in zip(ids, raws, strict=True) if r]
 
     async def upsert(self, profile: Profile) -> str:
@@ -120,41 +161,49 @@ class ProfileStore:
 
         No read of the previous version and no optimistic lock: only for a store being filled,
         where nothing else writes the same ids. An id given twice is stored once, as given last."""
-        profiles = list({p["id"]: p for p in profiles}.values())
-        if not profiles:
-            return
-        last = int(await self.redis.incrby(f"{self.prefix}pseq", len(profiles)))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for number, profile in enumerate(profiles, start=last - len(profiles) + 1):
-                pipe.set(self._key(profile["id"]), encode(profile, number))
-                self._queue_entries(pipe, profile, number, index_terms(profile), set())
-            await pipe.execute()
+        unique = list({p["id"]: p for p in profiles}.values())
+        grouped: dict[int, list[Profile]] = defaultdict(list)
+        for profile in unique:
+            grouped[self.group_of(profile["id"])].append(profile)
+        for group, members in grouped.items():
+            last = int(await self.redis.incrby(self._seq(group), len(members)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for number, profile in enumerate(members, start=last - len(members) + 1):
+                    pipe.set(self._key(profile["id"]), encode(profile, number))
+                    self._queue_entries(pipe, profile, number, index_terms(profile), set(), group)
+                    self._queue_roles(pipe, profile)
+                await pipe.execute()
 
     async def delete(self, profile_id: str) -> bool:
         return await self._replace(profile_id, None) != "unchanged"
 
     def _queue_entries(self, pipe: Pipeline, profile: Profile | None, number: int,
-                       terms: set[str], old_terms: set[str]) -> None:  # fmt: skip
+                       terms: set[str], old_terms: set[str], group: int) -> None:  # fmt: skip
+        """The index entries of a profile number, all in its group's slot."""
         for term in old_terms - terms:
-            pipe.setbit(self._index(term), number, 0)
+            pipe.setbit(self._index(term, group), number, 0)
         for term in terms - old_terms:
-            pipe.setbit(self._index(term), number, 1)
-        bucket, field = self._bucket(number), number & ((1 << BUCKET_BITS) - 1)
+            pipe.setbit(self._index(term, group), number, 1)
+        bucket, field = self._bucket(number, group), number & ((1 << BUCKET_BITS) - 1)
+        geo = self._geo(group)
         if profile is None:
             pipe.hdel(bucket, str(field))
-            pipe.zrem(f"{self.prefix}geo", number)
+            pipe.zrem(geo, number)
             return
         pipe.hset(bucket, str(field), profile["id"])
-        if roles := roles_of(profile):
-            pipe.sadd(f"{self.prefix}vocab:role", *roles)
         location = profile.get("location")
         if location:
-            pipe.geoadd(f"{self.prefix}geo", (location["lon"], location["lat"], number))
+            pipe.geoadd(geo, (location["lon"], location["lat"], number))
         else:
-            pipe.zrem(f"{self.prefix}geo", number)
+            pipe.zrem(geo, number)
+
+    def _queue_roles(self, pipe: Pipeline, profile: Profile | None) -> None:
+        """The contact roles' vocabulary (another slot; it only grows)."""
+        if profile is not None and (roles := roles_of(profile)):
+            pipe.sadd(f"{self.prefix}vocab:role", *roles)
 
     async def _replace(self, profile_id: str, profile: Profile | None) -> str:
-        key = self._key(profile_id)
+        key, group = self._key(profile_id), self.group_of(profile_id)
         fresh: int | None = None  # a number taken for this profile, used by every attempt
         terms = index_terms(profile) if profile else set()
         for _ in range(UPSERT_ATTEMPTS):
@@ -168,7 +217,7 @@ class ProfileStore:
                     number = old_number
                     if number is None and profile is not None:
                         if fresh is None:
-                            fresh = int(await self.redis.incr(f"{self.prefix}pseq"))
+                            fresh = int(await self.redis.incr(self._seq(group)))
                         number = fresh
                     encoded = encode(profile, number) if profile and number else None
                     if old is not None and text(old) == encoded:
@@ -177,19 +226,24 @@ class ProfileStore:
                     pipe.multi()
                     if number is not None:
                         old_terms = index_terms(old_profile) if old_profile else set()
-                        self._queue_entries(pipe, profile, number, terms, old_terms)
+                        self._queue_entries(pipe, profile, number, terms, old_terms, group)
                     if encoded is None:
                         pipe.delete(key)
                     else:
                         pipe.set(key, encoded)
+                    if not self.clustered:
+                        self._queue_roles(pipe, profile)
                     await pipe.execute()
+                    if self.clustered and profile is not None and roles_of(profile):
+                        await self.redis.sadd(f"{self.prefix}vocab:role", *roles_of(profile))
                     return "updated" if old else "inserted"
                 except WatchError:
                     continue
         raise RuntimeError(f"profile {profile_id} kept changing during {UPSERT_ATTEMPTS} attempts")
 
-    async def _ids(self, numbers: list[int]) -> list[str]:
-        """The ids of profile numbers, in the same order (a number no longer held is left out)."""
+    async def _ids(self, numbers: list[int], group: int = 0) -> list[str]:
+        """The ids of a group's profile numbers, in the same order (a number no longer held is
+        left out)."""
         if not numbers:
             return []
         mask = (1 << BUCKET_BITS) - 1
@@ -198,7 +252,9 @@ class ProfileStore:
             buckets[n >> BUCKET_BITS].append(n)
         async with self.redis.pipeline(transaction=False) as pipe:
             for bucket, members in buckets.items():
-                pipe.hmget(f"{self.prefix}pn:{bucket}", [str(n & mask) for n in members])
+                pipe.hmget(
+                    self._bucket(bucket << BUCKET_BITS, group), [str(n & mask) for n in members]
+                )
             replies = await pipe.execute()
         ids: dict[int, str] = {}
         for members, reply in zip(buckets.values(), replies, strict=True):
@@ -208,8 +264,15 @@ class ProfileStore:
     async def within(self, polygons: list[list[list[float]]], circles: list[dict[str, float]],
                      all_of: list[str]) -> list[str]:  # fmt: skip
         """Ids of located profiles inside any of the shapes and in every ``all_of`` index."""
+        ids: list[str] = []
+        for group in range(self.groups):
+            ids += await self._within(group, polygons, circles, all_of)
+        return sorted(ids)
+
+    async def _within(self, group: int, polygons: list[list[list[float]]],
+                      circles: list[dict[str, float]], all_of: list[str]) -> list[str]:  # fmt: skip
         found: set[int] = set()
-        key = f"{self.prefix}geo"
+        key = self._geo(group)
         for circle in circles:
             names = cast(
                 list[Any],
@@ -245,23 +308,31 @@ class ProfileStore:
                 break
             async with self.redis.pipeline(transaction=False) as pipe:
                 for n in numbers:
-                    pipe.getbit(self._index(term), n)
+                    pipe.getbit(self._index(term, group), n)
                 bits = await pipe.execute()
             numbers = [n for n, bit in zip(numbers, bits, strict=True) if bit]
-        return sorted(await self._ids(numbers))
+        return await self._ids(numbers, group)
 
     async def select(
         self, *, all_of: Iterable[str], any_of: Iterable[str] = ()
     ) -> AsyncIterator[list[str]]:
         """Ids in every ``all_of`` index and (if given) in at least one ``any_of`` index.
 
-        Yields batches (in the order profiles were first stored) so that a city-wide audience
-        never sits in memory at once twice."""
-        scratch = self._index(f"tmp:{uuid.uuid4().hex}")
-        keys = [self._index(t) for t in all_of]
-        any_keys = [self._index(t) for t in any_of]
-        if not keys and not any_keys:
+        Yields batches (group by group, in each in the order profiles were first stored) so
+        that a city-wide audience never sits in memory at once twice."""
+        all_terms, any_terms = list(all_of), list(any_of)
+        if not all_terms and not any_terms:
             raise ValueError("an audience needs at least one index")
+        for group in range(self.groups):
+            async for ids in self._select(group, all_terms, any_terms):
+                yield ids
+
+    async def _select(
+        self, group: int, all_of: list[str], any_of: list[str]
+    ) -> AsyncIterator[list[str]]:
+        scratch = self._index(f"tmp:{uuid.uuid4().hex}", group)
+        keys = [self._index(t, group) for t in all_of]
+        any_keys = [self._index(t, group) for t in any_of]
         try:
             if any_keys:
                 await self._combine("OR", f"{scratch}:any", any_keys)
@@ -276,7 +347,7 @@ class ProfileStore:
                 data = await self.redis.getrange(source, offset, offset + READ_BYTES - 1)
                 pending += set_bits(cast(bytes, data), offset * 8)  # the client reads bytes
                 while len(pending) >= BATCH or (pending and offset + READ_BYTES >= size):
-                    ids = await self._ids(pending[:BATCH])
+                    ids = await self._ids(pending[:BATCH], group)
                     pending = pending[BATCH:]
                     if ids:
                         yield ids
@@ -284,10 +355,9 @@ class ProfileStore:
             await self.redis.delete(f"{scratch}:any", f"{scratch}:all")
 
     async def _combine(self, operation: str, destination: str, keys: list[str]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.bitop(operation, destination, *keys)
-            pipe.expire(destination, 60)  # should this process die before deleting it
-            await pipe.execute()
+        """BITOP into ``destination``, which expires should this process die before deleting
+        it (a script: a cluster's pipelines refuse BITOP)."""
+        await self.redis.eval(_COMBINE, 1 + len(keys), destination, *keys, operation)
 
 
 def roles_of(profile: Profile) -> set[str]:

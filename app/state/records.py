@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.core.codec import text
 from app.core.masking import mask_address
@@ -30,12 +30,11 @@ from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, trace_st
 logger = logging.getLogger(__name__)
 
 CLAIM_LEASE_MS = 60_000
-# A failed notification back to planned, once per dead letter: KEYS n:{id}, replay:{letter}
+# A failed notification back to planned: KEYS n:{id}; its status if it was not failed
 _REOPEN = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'unknown' end
 if status ~= 'failed' then return status end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 'replayed' end
 redis.call('HSET', KEYS[1], 'status', 'planned', 'attempts', '0', 'updated_at', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'replays', 1)
 return 'reopened'
@@ -69,7 +68,7 @@ class Records(Store):
         try:
             self.sync_redis.hset(self.key("n", notification_id),
                                  mapping={"status": Status.SENT, "attempts": attempt, "updated_at": now_iso()})  # fmt: skip
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             logger.warning(
                 "could not record %s as sent at once; recording it after the reply", notification_id
             )
@@ -83,10 +82,16 @@ class Records(Store):
     async def reopen(self, notification_id: str, dead_letter: str) -> str:
         """Put a failed notification back to planned for its dead letter's replay: "reopened",
         "replayed" (that letter was already), "unknown" (no record) or its status (not failed)."""
+        status = await self.status(notification_id)
+        if status != Status.FAILED:
+            return status or "unknown"
+        if not await self.mark_replayed(dead_letter):  # the letter's mark, then the record: on a
+            return "replayed"  # cluster they are in different slots
         now = f"{time.time():.3f}"
-        outcome = await self.redis.eval(_REOPEN, 2, self.key("n", notification_id),
-                                        self.key("replay", dead_letter), now, TRACE_TTL_SECONDS)  # fmt: skip
-        return str(text(outcome))
+        outcome = str(text(await self.redis.eval(_REOPEN, 1, self.key("n", notification_id), now)))
+        if outcome != "reopened":  # changed in between: the letter may still be replayed later
+            await self.redis.delete(self.key("replay", dead_letter))
+        return outcome
 
     async def mark_replayed(self, dead_letter: str) -> bool:
         """Remember that a dead letter is being replayed; False if it already was."""

@@ -16,6 +16,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 
+from app.core.redis_client import Keys, is_cluster, slot
+
 TRACE_TTL_SECONDS = 30 * 24 * 3600
 
 
@@ -97,25 +99,59 @@ class Writes:
         return list(self.keys), self.ops
 
 
+def _encode(ops: list[list[str | int]]) -> str:
+    return json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
+
+
+def by_slot(
+    keys: list[str], ops: list[list[str | int]]
+) -> list[tuple[list[str], list[list[str | int]]]]:
+    """The writes split into one (KEYS, operations) group per cluster slot, in their order
+    within each slot."""
+    groups: dict[int, tuple[dict[str, int], list[list[str | int]]]] = {}
+    slots = [slot(k) for k in keys]
+    for op in ops:
+        index = int(op[1]) - 1
+        names, group_ops = groups.setdefault(slots[index], ({}, []))
+        position = names.setdefault(keys[index], len(names) + 1)
+        group_ops.append([op[0], position, *op[2:]])
+    return [(list(names), group_ops) for names, group_ops in groups.values()]
+
+
 class Store:
-    """Redis, the key prefix and the batched writer, shared by the state stores."""
+    """Redis, the key names and the batched writer, shared by the state stores."""
 
     def __init__(
         self, redis: aioredis.Redis, prefix: str, sync_redis: SyncRedis | None = None
     ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.keys = Keys(prefix, is_cluster(redis))
         self.sync_redis = sync_redis  # for the one write that must not wait for the event loop
         self._apply_writes = redis.register_script(_APPLY_WRITES)
 
     async def apply(self, writes: Writes) -> None:
         keys, ops = writes.commands()
-        if ops:
-            encoded = json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
-            await self._apply_writes(keys=keys, args=[encoded])
+        if not ops:
+            return
+        if not self.keys.clustered:
+            await self._apply_writes(keys=keys, args=[_encode(ops)])
+            return
+        await self._apply_by_slot(by_slot(keys, ops))
+
+    async def _apply_by_slot(self, groups: list[tuple[list[str], list[list[str | int]]]]) -> None:
+        """On a cluster: one script call per slot (a script may touch one slot only), sent
+        together (the client writes one batch to each node). Each slot's writes are atomic; a
+        notification's keys share a slot (their hash tag is its id), so each notification's are.
+        EVAL, not EVALSHA: a cluster pipeline refuses EVALSHA; Redis compiles the script once
+        and finds it again by its hash."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for names, group_ops in groups:
+                pipe.eval(_APPLY_WRITES, len(names), *names, _encode(group_ops))
+            await pipe.execute()
 
     def key(self, kind: str, ident: str) -> str:
-        return f"{self.prefix}{kind}:{ident}"
+        return self.keys.item(kind, ident)
 
     async def count(self, name: str, field: str, amount: int = 1) -> None:
         await self.redis.hincrby(self.key("stats", name), field, amount)

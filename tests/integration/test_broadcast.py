@@ -12,7 +12,7 @@ from bench.harness import Delivered, Workers, load_profiles, wait_until
 from devstack.stack import SmtpSink, free_port
 from lifecycle.cli import main
 from tests.conftest import LOGS, delete_prefix
-from tests.helpers import TEST_SECRET, outbox_lines, weather_event
+from tests.helpers import ON_BOTH_REDIS, ON_ONE_REDIS, TEST_SECRET, outbox_lines, weather_event
 from wiring.kafka import publish
 
 pytestmark = pytest.mark.integration
@@ -80,6 +80,7 @@ def sent_for(stack, event_id):
     return [line for line in outbox_lines(stack["outbox"]) if line["event_id"] == event_id]
 
 
+@ON_BOTH_REDIS
 async def test_two_workers_deliver_a_broadcast_exactly_to_those_that_match_once_each(stack):
     publish(stack["settings"].kafka_servers, [validate_event(weather_event("BC-1", ["440308"]))])
     assert await wait_until(
@@ -95,6 +96,7 @@ async def test_two_workers_deliver_a_broadcast_exactly_to_those_that_match_once_
     assert chunked, "the audience was fanned out in chunks"
 
 
+@ON_ONE_REDIS
 async def test_a_send_far_larger_than_usual_is_held_until_an_operator_releases_it(
     stack, monkeypatch, capsys
 ):

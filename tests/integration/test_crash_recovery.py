@@ -16,7 +16,7 @@ from bench.harness import (
 )
 from devstack.stack import SmtpSink, free_port
 from tests.conftest import LOGS, delete_prefix
-from tests.helpers import TEST_SECRET
+from tests.helpers import ON_BOTH_REDIS, TEST_SECRET
 from wiring.kafka import publish
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 BURST = 600  # events; each gives one SMS and one e-mail
 
 
+@ON_BOTH_REDIS
 async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, redis_url, tmp_path):
     prefix = f"test-crash-{uuid.uuid4().hex[:8]}:"
     sink = SmtpSink.start()

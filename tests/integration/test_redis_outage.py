@@ -14,7 +14,7 @@ from bench.harness import (
     tally,
     wait_until,
 )
-from devstack.stack import RedisServer, SmtpSink, free_port
+from devstack.stack import RedisClusterServers, RedisServer, SmtpSink, free_port
 from tests.conftest import LOGS
 from tests.helpers import TEST_SECRET
 from wiring.kafka import publish
@@ -31,6 +31,7 @@ class OwnRedis:
         self.port = free_port()
         self.folder = folder
         self.server = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
         self.server = RedisServer.start(LOGS, port=self.port, folder=self.folder, appendonly=True)
@@ -39,13 +40,37 @@ class OwnRedis:
         self.server.stop()
 
 
-async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing(broker, tmp_path):
-    redis = OwnRedis(tmp_path / "redis")
+class OwnCluster:
+    """A three-master Redis Cluster with append-only files: every node stops, then all start
+    again on their ports, from their files and nodes.conf."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.cluster = None
+        self.url = None
+
+    def start(self):
+        if self.cluster is None:
+            self.cluster = RedisClusterServers.start(LOGS, folder=self.folder, appendonly=True)
+            self.url = self.cluster.url
+        else:
+            self.cluster.resume()
+            self.cluster.wait_ready()
+
+    def stop(self):
+        self.cluster.stop()
+
+
+@pytest.mark.parametrize("kind", ["single", "cluster"])
+async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing(
+    broker, tmp_path, kind
+):
+    redis = (OwnRedis if kind == "single" else OwnCluster)(tmp_path / "redis")
     redis.start()
     sink = SmtpSink.start()
     outbox = tmp_path / "sms.jsonl"
     prefix = f"test-outage-{uuid.uuid4().hex[:6]}:"
-    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=f"redis://127.0.0.1:{redis.port}/0", redis_prefix=prefix,
+    settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis.url, redis_prefix=prefix,
                         smtp_url=sink.url, sms_url=f"file://{outbox}", web_port=free_port(), partitions=4,
                         quiet_hours="off", claim_lease_seconds=3, retry_base_seconds=0.3, retry_max_seconds=1,
                         batch_max=4)  # fmt: skip

@@ -14,7 +14,7 @@ from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from app.state import DeliveryState
 from devstack.stack import free_port
-from tests.helpers import TEST_SECRET, outbox_lines, person
+from tests.helpers import ON_BOTH_REDIS, TEST_SECRET, outbox_lines, person
 from tests.unit.delivery.test_email import FROM
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -64,6 +64,7 @@ def statuses(outcomes):
     return [o.status for o in outcomes]
 
 
+@ON_BOTH_REDIS
 async def test_the_same_notification_twice_is_sent_once(make_deliverer, smtp_server, tmp_path):
     config, server = smtp_server()
     deliverer = make_deliverer(config)
@@ -77,6 +78,7 @@ async def test_the_same_notification_twice_is_sent_once(make_deliverer, smtp_ser
     assert (await deliverer.state.record(mail.id))["status"] == "sent"
 
 
+@ON_BOTH_REDIS
 async def test_temporary_smtp_failures_are_deferred_durably_then_delivered_once(
     make_deliverer, smtp_server
 ):
@@ -102,6 +104,7 @@ async def test_temporary_smtp_failures_are_deferred_durably_then_delivered_once(
     assert steps == ["temporary", "temporary", "sent"]
 
 
+@ON_BOTH_REDIS
 async def test_a_permanent_failure_is_dead_lettered_at_once_and_others_still_go(
     make_deliverer, smtp_server
 ):
@@ -123,6 +126,7 @@ async def test_a_permanent_failure_is_dead_lettered_at_once_and_others_still_go(
     assert await deliverer.state.counters("rules") == {"r:failed": 1, "r:sent": 1}
 
 
+@ON_BOTH_REDIS
 async def test_after_the_last_attempt_a_temporary_failure_is_dead_lettered(make_deliverer):
     deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()), attempts=2)  # nothing listens
     mail = notification("email", "a@example.cn")
@@ -137,6 +141,7 @@ async def test_after_the_last_attempt_a_temporary_failure_is_dead_lettered(make_
     )
 
 
+@ON_BOTH_REDIS
 async def test_a_notification_that_could_not_be_rendered_fails_without_sending(
     make_deliverer, smtp_server, tmp_path
 ):
@@ -154,6 +159,7 @@ async def test_a_notification_that_could_not_be_rendered_fails_without_sending(
     assert outbox_lines(tmp_path / "sms.jsonl") == []
 
 
+@ON_BOTH_REDIS
 async def test_a_reminder_at_2330_is_deferred_to_0800_and_a_warning_goes_at_once(
     make_deliverer, smtp_server, tmp_path
 ):
@@ -175,6 +181,7 @@ async def test_a_reminder_at_2330_is_deferred_to_0800_and_a_warning_goes_at_once
     ]
 
 
+@ON_BOTH_REDIS
 async def test_a_profile_can_turn_quiet_hours_off(
     make_deliverer, smtp_server, redis_client, prefix
 ):
@@ -189,6 +196,7 @@ async def test_a_profile_can_turn_quiet_hours_off(
     ) == ["sending", "sent"]
 
 
+@ON_BOTH_REDIS
 async def test_the_daily_cap_suppresses_reminders_but_not_warnings(make_deliverer, smtp_server):
     config, _ = smtp_server()
     deliverer = make_deliverer(config, daily_cap=2)
@@ -205,6 +213,7 @@ async def test_the_daily_cap_suppresses_reminders_but_not_warnings(make_delivere
     assert (await deliverer.state.record(results[-1].notification_id))["status"] == "suppressed"
 
 
+@ON_BOTH_REDIS
 async def test_a_retried_reminder_keeps_its_place_under_the_cap(make_deliverer, smtp_server):
     config, _ = smtp_server("451 busy")
     deliverer = make_deliverer(config, daily_cap=1)
@@ -218,6 +227,7 @@ async def test_a_retried_reminder_keeps_its_place_under_the_cap(make_deliverer, 
     assert statuses(await deliverer.deliver(first)) == ["sending", "sent"]
 
 
+@ON_BOTH_REDIS
 async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
     make_deliverer, smtp_server, redis_client, prefix
 ):
@@ -236,6 +246,7 @@ async def test_opt_outs_suppress_their_category_and_warnings_only_explicitly(
     assert statuses(await deliverer.deliver(warning2)) == ["suppressed"]
 
 
+@ON_BOTH_REDIS
 async def test_a_batch_decides_each_notification_as_alone_and_sends_each_once(
     make_deliverer, smtp_server, redis_client, prefix, tmp_path
 ):
@@ -281,6 +292,7 @@ async def test_a_batch_decides_each_notification_as_alone_and_sends_each_once(
     }
 
 
+@ON_BOTH_REDIS
 async def test_in_a_batch_a_failed_send_does_not_hold_back_the_others(make_deliverer, smtp_server):
     config, server = smtp_server("550 5.1.1 no such user", "451 4.3.0 busy")
     deliverer = make_deliverer(config)
@@ -325,14 +337,15 @@ async def test_the_commit_hook_runs_once_per_message_handed_over(smtp_server):
     await gateway.close()
 
 
+@ON_BOTH_REDIS
 async def test_a_refusal_after_the_early_sent_mark_still_ends_failed_or_deferred(
     make_deliverer, smtp_server, redis_url
 ):
-    from redis import Redis
+    from app.core.redis_client import sync_redis
 
     config, _ = smtp_server("550 5.1.1 no such user", "451 4.3.0 later")
     deliverer = make_deliverer(config)
-    deliverer.state.sync_redis = Redis.from_url(
+    deliverer.state.sync_redis = sync_redis(
         redis_url
     )  # the early mark is written, then overwritten
     gone, later = (

@@ -6,38 +6,44 @@ import redis.asyncio as aioredis
 from app.state import TRACE_TTL_SECONDS, DeliveryState, Writes
 from devstack.stack import RedisServer
 from tests.conftest import LOGS
+from tests.helpers import ON_BOTH_REDIS
 
 
+@ON_BOTH_REDIS
 async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, prefix):
     state = DeliveryState(redis_client, prefix)
-    await redis_client.hset(f"{prefix}n:1", "status", "sent")
+    n1, n2, ev, tr = (
+        state.key(k, i) for k, i in (("n", "1"), ("n", "2"), ("ev", "E"), ("tr", "E"))
+    )
+    stats = state.key("stats", "events")  # on a cluster each in a slot of its own: one call each
+    await redis_client.hset(n1, "status", "sent")
     writes = Writes()
-    writes.hsetnx(f"{prefix}n:1", "status", "planned")  # a status reached is kept
-    writes.hsetnx(f"{prefix}n:2", "status", "planned")
-    writes.hset(f"{prefix}n:2", {"rule_id": "r", "attempts": 2})
-    writes.expire(f"{prefix}n:2", TRACE_TTL_SECONDS)
-    writes.sadd(f"{prefix}ev:E", "1")
-    writes.sadd(f"{prefix}ev:E", "2")
-    writes.rpush(f"{prefix}tr:E", '{"step": "received"}')
-    writes.rpush(f"{prefix}tr:E", '{"step": "planned"}')
+    writes.hsetnx(n1, "status", "planned")  # a status reached is kept
+    writes.hsetnx(n2, "status", "planned")
+    writes.hset(n2, {"rule_id": "r", "attempts": 2})
+    writes.expire(n2, TRACE_TTL_SECONDS)
+    writes.sadd(ev, "1")
+    writes.sadd(ev, "2")
+    writes.rpush(tr, '{"step": "received"}')
+    writes.rpush(tr, '{"step": "planned"}')
     for _ in range(3):
-        writes.hincrby(f"{prefix}stats:events", "received")
-    writes.hincrby(f"{prefix}stats:events", "planned", 5)
-    writes.hincrby(f"{prefix}stats:events", "rejected", 0)
+        writes.hincrby(stats, "received")
+    writes.hincrby(stats, "planned", 5)
+    writes.hincrby(stats, "rejected", 0)
 
     keys, ops = writes.commands()
     assert [op[0] for op in ops].count("HINCRBY") == 2
     await state.apply(writes)
 
-    assert await redis_client.hget(f"{prefix}n:1", "status") == b"sent"
-    assert await redis_client.hgetall(f"{prefix}n:2") == {
+    assert await redis_client.hget(n1, "status") == b"sent"
+    assert await redis_client.hgetall(n2) == {
         b"status": b"planned",
         b"rule_id": b"r",
         b"attempts": b"2",
     }
-    assert 0 < await redis_client.ttl(f"{prefix}n:2") <= TRACE_TTL_SECONDS
-    assert await redis_client.smembers(f"{prefix}ev:E") == {b"1", b"2"}
-    assert await redis_client.lrange(f"{prefix}tr:E", 0, -1) == [
+    assert 0 < await redis_client.ttl(n2) <= TRACE_TTL_SECONDS
+    assert await redis_client.smembers(ev) == {b"1", b"2"}
+    assert await redis_client.lrange(tr, 0, -1) == [
         b'{"step": "received"}',
         b'{"step": "planned"}',
     ]
@@ -64,6 +70,7 @@ async def test_writes_are_applied_after_redis_forgot_the_script(tmp_path):
         server.stop()
 
 
+@ON_BOTH_REDIS
 async def test_every_value_is_written_byte_for_byte(redis_client, prefix):
     """What the JSON argument carries arrives unchanged: Chinese, emoji, quotes, backslashes,
     newlines, NUL, numbers too long for a Lua number's default format."""
@@ -81,6 +88,7 @@ async def test_every_value_is_written_byte_for_byte(redis_client, prefix):
     assert await redis_client.lrange(f"{prefix}tr:v", 0, -1) == ["{}\u2028".encode()]
 
 
+@ON_BOTH_REDIS
 async def test_nothing_to_write_makes_no_call(redis_client, prefix):
     state = DeliveryState(redis_client, prefix)
     await state.apply(Writes())
@@ -101,3 +109,46 @@ def test_a_trace_step_keeps_its_time_once_and_reads_back_with_its_iso_time():
     assert datetime.fromisoformat(step["at"]).timestamp() == pytest.approx(step["t"], abs=0.001)
     old = '{"at": "2026-12-01T08:00:00.000+00:00", "t": 1796112000.0, "step": "planned"}'
     assert read_step(old)["at"] == "2026-12-01T08:00:00.000+00:00"  # written before: as it was
+
+
+@ON_BOTH_REDIS
+async def test_the_deferred_queue_parks_releases_and_drops_an_entry_left_without_its_record(
+    redis_client, prefix
+):
+    from app.notifications import Notification
+    from app.state.deferred import GHOST_SECONDS
+
+    state = DeliveryState(redis_client, prefix)
+    n = Notification(id="N-1", rule_id="r", rule_version=1, category="reminder", event_id="E-1",
+                     event_type="t", channel="sms", profile_id="P-1", recipient="P-1",
+                     recipient_name=None, role=None, address="+8613800138000", language="zh-CN",
+                     planned_at="2026-07-01T00:00:00+00:00")  # fmt: skip
+    await state.defer(n, 1000.0, "quiet hours")
+    assert await state.status("N-1") == "deferred"
+    assert await state.due(999.0) == []
+    assert [Notification.from_json(r).id for r in await state.due(1000.0)] == ["N-1"]
+    # an entry whose record was never written (a cluster's worker died between the two)
+    await redis_client.zadd(state.key("deferred", "all"), {"N-ghost": 900.0, "N-late": 1000.0})
+    assert len(await state.due(1000.0)) == 1
+    assert await state.deferred_count() == 3  # not yet overdue enough to be dropped
+    assert len(await state.due(1000.0 + GHOST_SECONDS + 1)) == 1
+    assert await state.deferred_count() == 1
+    await state.undefer("N-1")
+    assert await state.deferred_count() == 0
+    assert await redis_client.exists(state.key("dq", "N-1")) == 0
+
+
+@ON_BOTH_REDIS
+async def test_a_failed_notification_is_reopened_once_per_dead_letter(redis_client, prefix):
+    state = DeliveryState(redis_client, prefix)
+    assert await state.reopen("N-none", "dlq/0/1") == "unknown"
+    await redis_client.hset(state.key("n", "N-1"), mapping={"status": "failed"})
+    assert await state.reopen("N-1", "dlq/0/1") == "reopened"
+    assert await state.status("N-1") == "planned"
+    await redis_client.hset(state.key("n", "N-1"), mapping={"status": "failed"})
+    assert await state.reopen("N-1", "dlq/0/1") == "replayed"
+    assert await state.reopen("N-1", "dlq/0/2") == "reopened"
+    assert (await state.record("N-1"))["replays"] == "2"
+    await redis_client.hset(state.key("n", "N-2"), mapping={"status": "sent"})
+    assert await state.reopen("N-2", "dlq/0/3") == "sent"
+    assert await state.mark_replayed("dlq/0/3")  # a letter not replayed is not marked
