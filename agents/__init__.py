@@ -8,6 +8,7 @@ from agents import (
     plan_notifications,
     release_deferred,
     reload_rules,
+    run_journeys,
     store_profiles,
     watch_warnings,
 )
@@ -22,6 +23,7 @@ ALL = (
 TIMERS = (
     release_deferred.release_deferred,
     reload_rules.reload_rules,
+    run_journeys.run_journeys,
     watch_warnings.watch_warnings,
     flush_counts.flush_counts,
 )

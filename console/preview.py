@@ -165,7 +165,7 @@ async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
         gateways = {"sms": sms_gateway_from_url(settings.sms_url),
                     "email": SmtpGateway(settings.smtp, mail_from=settings.mail_from,
                                          unsubscribe=UnsubscribeLinks(settings.web_url, settings.secret))}  # fmt: skip
-        for channel, template in rule.channels.items():
+        for channel, template in rule.templates():  # the first message and every follow-up's
             address = me.address(channel)
             if not address:
                 continue
@@ -187,7 +187,8 @@ async def test_send(request: web.Request, caller: Caller) -> web.StreamResponse:
                 ref = await gateways[channel].send(n)
             except DeliveryError as exc:
                 return error(502, f"the {channel} gateway refused the test: {exc}")
-            sent.append({"channel": channel, "to": mask_address(channel, address), "ref": str(ref)})
+            sent.append({"channel": channel, "template": template,
+                         "to": mask_address(channel, address), "ref": str(ref)})  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
     await audit(request, caller, "test-send", districts=tuple(rule_districts(version["rule"])),

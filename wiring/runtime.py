@@ -155,7 +155,7 @@ class Runtime:
         guard = BlastGuard(redis, settings.control_prefix, policy)
         planner = Planner(rules, profiles, renderer, guard=guard, state=state,
                           fanout_chunk=settings.fanout_chunk,
-                          max_event_age_days=settings.max_event_age_days)  # fmt: skip
+                          max_event_age_days=settings.max_event_age_days, tz=settings.tz)  # fmt: skip
         return cls(
             settings,
             redis,

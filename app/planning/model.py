@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from app.core.errors import RuleError
 from app.notifications import Category, Channel
 from app.planning.expressions import Expression
+from app.planning.journeys import FollowUp
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,18 @@ class Rule:
     previously_warned: bool = False  # the recipients warned earlier for the referenced warning
     enabled: bool = True
     districts: tuple[str, ...] = ("*",)  # whose approvers approve it; * the deployment's
+    follow_up: FollowUp | None = None  # the journey's later steps (``app.planning.journeys``)
 
     @property
     def event_type(self) -> str:
         return self.event_types[0]
+
+    def templates(self) -> list[tuple[Channel, str]]:
+        """Every (channel, template) the rule sends with: its own and its follow-ups'."""
+        found = dict.fromkeys(self.channels.items())
+        for step in self.follow_up.steps if self.follow_up else ():
+            found.update(dict.fromkeys((step.channels or {}).items()))
+        return list(found)
 
 
 @dataclass
@@ -57,3 +66,9 @@ class RuleSet:
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    @property
+    def stop_types(self) -> frozenset[str]:
+        """The event types that complete some rule's journey (disabled rules' too: a journey
+        already started still ends when its step is done)."""
+        return frozenset(t for r in self.rules if r.follow_up for t in r.follow_up.stop_on)

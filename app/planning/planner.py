@@ -13,11 +13,14 @@ Keys (under the configured prefix) are the guard's (``blast``), the warned regis
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from app.core.errors import ChunkRejected, EventRejected, RenderError
 from app.core.geo import shapes_of
@@ -28,6 +31,14 @@ from app.planning.blast import BlastGuard, HeldSend
 from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
 from app.planning.fanout import ChunkCommand, chunk_commands, read_command
+from app.planning.journeys import (
+    JOURNEY_TTL_SECONDS,
+    encode_event,
+    following,
+    journey_id,
+    next_due,
+    step_event_id,
+)
 from app.planning.model import Rule, RuleSet
 from app.planning.recipients import Recipient, recipients_of, template_context
 from app.planning.warned import LEVEL_RANK, WarnedRegistry
@@ -35,6 +46,7 @@ from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
+from app.state.journeys import JourneyStore
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +64,29 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule id, reason)
     warning_root: str | None = None  # weather warnings: the first warning of the chain
     profiles: dict[str, Profile] = field(default_factory=dict, repr=False)  # a chunk's, as read
+    journeys: list[JourneyStart] = field(default_factory=list)  # started by this event
+    completions: list[str] = field(default_factory=list)  # journeys this event completes
+    follow_up: FollowUpStep | None = None  # set when the plan is a journey's later step
+
+
+@dataclass(frozen=True)
+class JourneyStart:
+    journey: str
+    rule: Rule
+    subject: str
+    due: float  # when its first follow-up is due
+
+
+@dataclass(frozen=True)
+class FollowUpStep:
+    """A journey's step as planned now, and where the journey goes after it."""
+
+    journey: str
+    origin: str  # the event that started the journey: its trace is the journey's
+    step: int
+    round: int
+    after: tuple[int, int] | None  # the next (step, round); None: the last one
+    next_due: float
 
 
 @dataclass
@@ -84,7 +119,8 @@ class Released:
 class Planner:
     def __init__(self, rules: RuleSet, store: ProfileStore, renderer: Renderer, *,
                  guard: BlastGuard | None = None, state: DeliveryState | None = None,
-                 fanout_chunk: int = CHUNK, max_event_age_days: float = 30) -> None:  # fmt: skip
+                 fanout_chunk: int = CHUNK, max_event_age_days: float = 30,
+                 tz: ZoneInfo | None = None) -> None:  # fmt: skip
         """``guard`` and ``state`` are what acting on an event needs (``plan_event``, ``release``,
         ``record``); a planner without them only makes plans (``plan``), as previews do."""
         self.rules = rules
@@ -96,6 +132,8 @@ class Planner:
         self.max_event_age_days = max_event_age_days
         self.warned = WarnedRegistry(store.redis, store.prefix)
         self.broadcasts = Broadcasts(store.redis, store.prefix)
+        self.tz = tz or ZoneInfo("Asia/Shanghai")
+        self.journeys = JourneyStore(store.redis, store.prefix)
 
     # -- the one loop --------------------------------------------------------------------------
 
@@ -140,10 +178,49 @@ class Planner:
                 for start in range(0, max(len(ids), 1), CHUNK):
                     await self.plan_chunk(plan, rule, ids[start : start + CHUNK], warning)
             elif rule.subject:  # one person or enterprise is never a blast
+                before = len(plan.notifications)
                 await self.plan_chunk(plan, rule, ids, warning, known=subjects)
+                if rule.follow_up and len(plan.notifications) > before and event.subject_id:
+                    first = next_due(time.time(), rule.follow_up.steps[0], self.tz)
+                    plan.journeys.append(JourneyStart(
+                        journey_id(rule.id, event.id, event.subject_id), rule, event.subject_id,
+                        first))  # fmt: skip
             else:
                 await self._guarded(outcome, rule, ids, warning, subjects)
+        if act and event.subject_id and event.type in self.rules.stop_types and not only_rule:
+            plan.completions = await self.journeys.waiting(event.type, event.subject_id)
         return outcome
+
+    # -- journeys: the follow-ups of a rule, until the step is done ------------------------------
+
+    async def plan_step(self, journey: str, record: Mapping[str, str], now: float
+                        ) -> tuple[Plan | None, str | None]:  # fmt: skip
+        """A due journey's step as a plan (its ``follow_up`` says where the journey goes after
+        it), or (None, why nothing is sent): "not due", "over" (completed, done or ended) or
+        the reason to end it."""
+        if record.get("status") != "active":
+            return None, "over"
+        if float(record.get("due") or 0) > now + 0.001:
+            return None, "not due"
+        rule = self.rules.get(record.get("rule", ""))
+        if rule is None or rule.follow_up is None:
+            return None, f"the rule {record.get('rule')!r} has no follow-ups now"
+        step, round_ = int(record.get("step") or 0), int(record.get("round") or 1)
+        if step >= len(rule.follow_up.steps):
+            return None, f"the rule {rule.id} has no step {step + 1} now"
+        origin = validate_event(json.loads(record["event"]))
+        event = replace(origin, id=step_event_id(origin.id, step, round_))
+        this = rule.follow_up.steps[step]
+        step_rule = replace(rule, channels=this.channels or rule.channels, follow_up=None,
+                            contacts=this.contacts if this.contacts is not None else rule.contacts,
+                            fallback_contacts=() if this.contacts is not None else rule.fallback_contacts)  # fmt: skip
+        after = following(rule.follow_up, step, round_)
+        due = float(record.get("due") or now)
+        upcoming = rule.follow_up.steps[after[0]] if after else this
+        plan = Plan(event, matched=[rule.id], follow_up=FollowUpStep(
+            journey, origin.id, step, round_, after, next_due(max(due, now), upcoming, self.tz)))  # fmt: skip
+        await self.plan_chunk(plan, step_rule, [record.get("subject", "")], None)
+        return plan, None
 
     async def _guarded(self, outcome: Outcome, rule: Rule, ids: list[str],
                        warning: WarningContext | None,
@@ -324,6 +401,13 @@ class Planner:
             details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
                        "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
             steps: list[tuple[str, dict[str, Any]]]
+            self._add_journeys(writes, plan)
+            if plan.follow_up is not None:  # a journey's step: in the trace of its first event
+                step = plan.follow_up
+                state.add_note(writes, step.origin, [(f"follow-up {step.step + 1}.{step.round}",
+                                                      details | {"journey": step.journey})],
+                               {"planned": len(plan.notifications)})  # fmt: skip
+                continue
             if chunk_number is None:  # the whole event
                 steps = [("received", {"type": plan.event.type}), ("planned", details)]
                 counts = {"received": 1, "planned": len(plan.notifications)}
@@ -333,6 +417,28 @@ class Planner:
             state.add_note(writes, plan.event.id, steps, counts)
         await state.apply(writes)
         return [None for _ in plans]
+
+    def _add_journeys(self, writes: Writes, plan: Plan) -> None:
+        """The journeys a plan starts and completes, with their trace steps."""
+        event = plan.event
+        for start in plan.journeys:
+            assert start.rule.follow_up is not None
+            fields = {"rule": start.rule.id, "version": str(start.rule.version),
+                      "event": encode_event(event.as_dict()), "subject": start.subject,
+                      "started_at": f"{time.time():.3f}"}  # fmt: skip
+            self.journeys.add_start(writes, start.journey, fields, start.due,
+                                    start.rule.follow_up.stop_on, start.subject,
+                                    JOURNEY_TTL_SECONDS)  # fmt: skip
+            self._acting()[1].add_note(writes, event.id, [("journey started", {
+                "journey": start.journey, "rule": start.rule.id,
+                "first_follow_up": datetime.fromtimestamp(start.due, UTC).isoformat(timespec="seconds"),
+                "stops_on": list(start.rule.follow_up.stop_on)})], {})  # fmt: skip
+        for journey in plan.completions:
+            self.journeys.add_completion(writes, journey, f"{event.occurred_at.timestamp():.3f}",
+                                         event.id, event.type, event.subject_id or "")  # fmt: skip
+        if plan.completions:
+            self._acting()[1].add_note(writes, event.id, [("journeys completed", {
+                "journeys": plan.completions[:50]})], {})  # fmt: skip
 
     # -- audiences and recipients --------------------------------------------------------------
 

@@ -18,6 +18,10 @@ Rules are YAML files in ``rules/`` (one rule per file, or several under ``rules:
     channels:
       sms: weather_outdoor_ads         # channel: template name
       email: weather_outdoor_ads
+    follow_up:                         # subject rules only: reminders until the step is done
+      stop_on: hukou.migration.completed
+      steps:
+        - {after: 3d, at: "09:00", repeat: 2, channels: {sms: reminder_template}}
 
 ``load_rules`` collects every problem as a RuleError naming file, rule id and field.
 """
@@ -25,6 +29,7 @@ Rules are YAML files in ``rules/`` (one rule per file, or several under ``rules:
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,16 @@ from app.notifications import Category, Channel
 from app.planning.expressions import Expression, ExpressionError, compile_expression
 from app.planning.fields import condition_problems, fields_for
 from app.planning.fields import template_problems as field_problems
+from app.planning.journeys import (
+    FOLLOW_UP_KEYS,
+    MAX_REPEAT,
+    MAX_STEPS,
+    STEP_KEYS,
+    FollowUp,
+    Step,
+    parse_duration,
+    parse_time_of_day,
+)
 from app.planning.model import Audience, Rule, RuleSet
 from app.planning.samples import labelled_contexts
 from app.rendering.renderer import CHANNEL_FILES, Renderer
@@ -45,7 +60,7 @@ CATEGORIES = tuple(Category)
 CONDITION_NAMES = frozenset({"event", "data", "profile"})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
-              "channels", "enabled", "districts"}  # fmt: skip
+              "channels", "enabled", "districts", "follow_up"}  # fmt: skip
 _DISTRICT = re.compile(r"\d{6}|\*")
 _AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
 _RECIPIENT_MODES = ("subject", "audience", "previously_warned")
@@ -134,12 +149,85 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     ):
         bad("districts", "a list of six-digit division codes (440308), or * for all")
         districts = ["*"]
+    follow_up = _follow_up(doc.get("follow_up"), recipients, bad)
     errors.extend(problems)
     if problems or recipients is None:
         return None
     return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
                 category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
-                condition=condition, enabled=enabled, districts=tuple(districts), **recipients)  # fmt: skip
+                condition=condition, enabled=enabled, districts=tuple(districts),
+                follow_up=follow_up, **recipients)  # fmt: skip
+
+
+def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowUp | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        bad("follow_up", "must be a mapping with `steps` (and `stop_on`)")
+        return None
+    for key in sorted(set(doc) - FOLLOW_UP_KEYS):
+        bad(f"follow_up.{key}", f"unknown field (known: {', '.join(sorted(FOLLOW_UP_KEYS))})")
+    if recipients is not None and not recipients.get("subject"):
+        bad("follow_up", "only a rule on the event's subject (`subject: true`) has follow-ups: "
+                         "a journey is one person's or one enterprise's")  # fmt: skip
+    stop_on = doc.get("stop_on", [])
+    stop_on = [stop_on] if isinstance(stop_on, str) else stop_on
+    if not isinstance(stop_on, list):
+        bad("follow_up.stop_on", "an event type, or a list of them")
+        stop_on = []
+    for i, event_type in enumerate(stop_on):
+        found = catalogue().get(event_type) if isinstance(event_type, str) else None
+        if found is None:
+            bad(f"follow_up.stop_on[{i}]", f"unknown event type {event_type!r} "
+                                           f"(known: {', '.join(catalogue())})")  # fmt: skip
+        elif found.subject is None:
+            bad(f"follow_up.stop_on[{i}]",
+                f"{event_type} is area-wide: a completion event names its subject")  # fmt: skip
+    steps_doc = doc.get("steps")
+    if not isinstance(steps_doc, list) or not steps_doc or len(steps_doc) > MAX_STEPS:
+        bad("follow_up.steps", f"a list of 1 to {MAX_STEPS} steps, each with `after`")
+        return None
+    steps = [_step(s, f"follow_up.steps[{i}]", bad) for i, s in enumerate(steps_doc)]
+    if any(s is None for s in steps):
+        return None
+    return FollowUp(steps=tuple(s for s in steps if s), stop_on=tuple(map(str, stop_on)))
+
+
+def _step(doc: Any, where: str, bad: Any) -> Step | None:
+    if not isinstance(doc, dict):
+        bad(where, "a step is a mapping: after, and optionally at, repeat, channels, contacts")
+        return None
+    ok = True
+    for key in sorted(set(doc) - STEP_KEYS):
+        bad(f"{where}.{key}", f"unknown field (known: {', '.join(sorted(STEP_KEYS))})")
+        ok = False
+    after = parse_duration(doc.get("after"))
+    if after is None:
+        bad(f"{where}.after", "required: a delay such as 3d, 12h, 30m or 45s")
+        ok = False
+    at = None
+    if doc.get("at") is not None:
+        at = parse_time_of_day(doc["at"])
+        if at is None:
+            bad(f"{where}.at", 'a time of day, "HH:MM" (quoted), such as "09:00"')
+            ok = False
+    repeat = doc.get("repeat", 1)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_REPEAT:
+        bad(f"{where}.repeat", f"how many times the step is sent: 1 to {MAX_REPEAT}")
+        ok = False
+    channels = (
+        _channels(doc["channels"], lambda f, m: bad(f"{where}.{f}", m))
+        if "channels" in doc
+        else None
+    )
+    if "channels" in doc and not channels:
+        ok = False
+    contacts = _roles(doc.get("contacts"), f"{where}.contacts", bad)
+    if not ok or after is None:
+        return None
+    return Step(
+        after_seconds=after, at=at, repeat=int(repeat), channels=channels, contacts=contacts
+    )
 
 
 def _condition(text: Any, fld: str, bad: Any) -> Expression | None:
@@ -266,7 +354,17 @@ def _check_fields(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> se
 def _check_templates(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
     """Every template a rule names exists, names only fields there are, and renders with the
     catalogue's example events and their variations (``samples.variations``: each branch an
-    optional field, an enumerated value or a flag decides is taken)."""
+    optional field, an enumerated value or a flag decides is taken); so do its follow-ups'."""
+    _check_channels(rule, renderer, errors)
+    for i, step in enumerate(rule.follow_up.steps if rule.follow_up else ()):
+        if step.channels:
+            found: list[RuleError] = []
+            _check_channels(replace(rule, channels=step.channels, follow_up=None), renderer, found)
+            errors.extend(RuleError(e.file, e.rule_id, f"follow_up.steps[{i}].{e.field}", e.message)
+                          for e in found)  # fmt: skip
+
+
+def _check_channels(rule: Rule, renderer: Renderer, errors: list[RuleError]) -> None:
     before = len(errors)
     for channel, template in rule.channels.items():
         missing = renderer.missing_files(template, channel)

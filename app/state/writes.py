@@ -84,6 +84,16 @@ class Writes:
     def sadd(self, key: str, member: str) -> None:
         self._add("SADD", key, member)
 
+    def srem(self, key: str, member: str) -> None:
+        self._add("SREM", key, member)
+
+    def zadd_nx(self, key: str, member: str, score: float) -> None:
+        """Add ``member`` at ``score`` unless it is there already (its score is kept)."""
+        self._add("ZADD", key, "NX", f"{score:.3f}", member)
+
+    def zrem(self, key: str, member: str) -> None:
+        self._add("ZREM", key, member)
+
     def rpush(self, key: str, value: str) -> None:
         self._add("RPUSH", key, value)
 

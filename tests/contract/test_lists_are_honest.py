@@ -66,13 +66,11 @@ def test_every_template_folder_is_used_by_a_rule_and_renders_in_every_language()
     renderer = make_renderer(settings)
     rules = load_rules(settings.rules_dir, renderer)
     assert rules.errors == []
-    used = {
-        (template, channel) for rule in rules.rules for channel, template in rule.channels.items()
-    }
+    used = {(template, channel) for rule in rules.rules for channel, template in rule.templates()}
     folders = {p.name for p in Path(settings.templates_dir).iterdir() if p.is_dir()}
     assert folders == {template for template, _ in used}, "a template folder no rule uses"
     for rule in rules.rules:
-        for channel, template in rule.channels.items():
+        for channel, template in rule.templates():
             for language in renderer.languages(template):
                 for context in sample_contexts(rule):
                     assert renderer.render(template, channel, language, context)

@@ -238,18 +238,20 @@ async def test_a_test_send_reaches_only_the_caller_and_is_audited(console):
         response = await author.post(f"{console['url']}/api/rules/{RULE}/test-send", headers=csrf,
                                      json={"event": graduate_event("E-TS1", "P-TS1")})  # fmt: skip
         assert response.status == 200, await response.text()
-        channels = sorted(s["channel"] for s in (await response.json())["sent"])
-        assert channels == ["email", "sms"]
+        sent = sorted((s["channel"], s["template"]) for s in (await response.json())["sent"])
+        # the first message on both channels, and the follow-up reminder of the journey
+        assert sent == [("email", "graduate_hukou_transfer"), ("sms", "graduate_hukou_reminder"),
+                        ("sms", "graduate_hukou_transfer")]  # fmt: skip
         lines = outbox_lines(Path(settings.sms_url.removeprefix("file://")))
-        assert [ln["to"] for ln in lines] == ["+8613800000001"] and lines[0]["text"].startswith(
-            "【测试】"
-        )
+        assert [ln["to"] for ln in lines] == ["+8613800000001"] * 2
+        assert all(ln["text"].startswith("【测试】") for ln in lines)
+        assert "提醒您" in lines[1]["text"]
         mails = console["sink"].received()
         assert [m["To"].addresses[0].addr_spec for m in mails] == ["yt-author@example.cn"]
         assert mails[0]["Subject"].startswith("[测试]")
         entries = [e for e in await console["svc"].audit.read() if e.action == "test-send"]
         assert [(e.who, sorted(e.details["channels"].split(","))) for e in entries] == [
-            ("yt-author", ["email", "sms"])
+            ("yt-author", ["email", "sms", "sms"])
         ]
     finally:
         await author.close()

@@ -42,7 +42,8 @@ def test_the_seed_rules_are_valid(renderer):
     result = load_rules(PROJECT_ROOT / "rules", renderer)
     assert result.errors == []
     assert {r.id for r in result.rules} == {"graduate-hukou-transfer", "business-registered-next-steps",
-                                            "weather-outdoor-ads-warning", "weather-outdoor-ads-all-clear"}  # fmt: skip
+                                            "weather-outdoor-ads-warning", "weather-outdoor-ads-all-clear",
+                                            "hukou-migration-completed"}  # fmt: skip
 
 
 def test_weather_seed_rule_targets_permit_holders_in_the_warned_areas(renderer):
@@ -157,4 +158,79 @@ def test_rules_check_command_exits_1_and_prints_file_rule_and_field(rules_dir, c
 
 def test_rules_check_command_passes_on_the_seed_rules(capsys):
     assert main(["rules", "check"]) == 0
-    assert "4 rule(s) valid, 0 error(s)" in capsys.readouterr().out
+    assert "5 rule(s) valid, 0 error(s)" in capsys.readouterr().out
+
+
+FOLLOW_UP = (
+    GOOD
+    + """\
+    follow_up:
+      stop_on: hukou.migration.completed
+      steps:
+"""
+)
+
+
+def test_a_follow_up_is_read_with_its_steps(rules_dir, renderer):
+    write(
+        rules_dir,
+        "a.yaml",
+        FOLLOW_UP.format(id="a")
+        + """\
+        - {after: 3d, at: "09:30", repeat: 2, channels: {sms: graduate_hukou_reminder}}
+        - {after: 12h}
+    """,
+    )
+    result = load_rules(rules_dir, renderer)
+    assert result.errors == []
+    follow_up = result.rules[0].follow_up
+    assert follow_up.stop_on == ("hukou.migration.completed",)
+    first, second = follow_up.steps
+    assert (first.after_seconds, first.at, first.repeat) == (3 * 86400, (9, 30), 2)
+    assert first.channels == {"sms": "graduate_hukou_reminder"}
+    assert (second.after_seconds, second.at, second.repeat, second.channels) == (
+        43200,
+        None,
+        1,
+        None,
+    )
+    assert result.stop_types == {"hukou.migration.completed"}
+
+
+@pytest.mark.parametrize("steps, field, says", [
+    ("        - {after: soon}\n", "follow_up.steps[0].after", "3d, 12h"),
+    ("        - {after: 1d, at: '9am'}\n", "follow_up.steps[0].at", "HH:MM"),
+    ("        - {after: 1d, repeat: 0}\n", "follow_up.steps[0].repeat", "1 to 10"),
+    ("        - {after: 1d, wait: 2}\n", "follow_up.steps[0].wait", "unknown field"),
+    ("        - {after: 1d}\n        - {after: 1d, channels: {sms: no_such_template}}\n",
+     "follow_up.steps[1].channels.sms", "template files missing"),
+    ("        - {after: 1d, channels: {fax: x}}\n", "follow_up.steps[0].channels.fax", "unknown channel"),
+])  # fmt: skip
+def test_a_bad_follow_up_step_is_refused_with_its_field(rules_dir, renderer, steps, field, says):
+    write(rules_dir, "a.yaml", FOLLOW_UP.format(id="a") + steps)
+    errors = load_rules(rules_dir, renderer).errors
+    assert [(e.file, e.rule_id, e.field) for e in errors] == [("rules/a.yaml", "a", field)], errors
+    assert says in errors[0].message
+
+
+def test_a_follow_up_needs_a_subject_and_completions_with_one(rules_dir, renderer):
+    write(
+        rules_dir,
+        "a.yaml",
+        """\
+    id: a
+    on: weather.warning.issued
+    category: warning
+    recipients:
+      audience: {kind: enterprise}
+    channels:
+      sms: weather_outdoor_ads
+    follow_up:
+      stop_on: [weather.warning.cancelled, no.such.event]
+      steps: [{after: 1h}]
+    """,
+    )
+    fields = {e.field: e.message for e in load_rules(rules_dir, renderer).errors}
+    assert "subject: true" in fields["follow_up"]
+    assert "area-wide" in fields["follow_up.stop_on[0]"]
+    assert "unknown event type" in fields["follow_up.stop_on[1]"]

@@ -1,0 +1,73 @@
+"""A timer, every second: the journeys' follow-ups whose time has come are planned and sent
+(``app.planning.journeys``).
+
+One worker at a time sends them: the one holding the lease in Redis (taken for a few seconds,
+kept while it runs; another takes it over when it stops). For each due journey the step is
+planned, recorded, published and flushed to the broker, and only then is the journey moved on: a
+worker that dies in between publishes the step again, under the same notification ids, and
+delivery sends it once. A completion that arrived first has ended the journey: nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from agents.common import UNAVAILABLE, publish_plan
+from app.core.redis_client import unavailable
+from app.planning.planner import refuse_oversized
+from wiring.faust_app import app, runtime
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 1.0
+LEASE_MS = 5000
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@app.timer(interval=INTERVAL_SECONDS)
+async def run_journeys() -> None:
+    try:
+        await send_due(time.time())
+    except UNAVAILABLE as exc:  # the next tick tries again
+        if not unavailable(exc):
+            raise
+        logger.warning("cannot send due follow-ups: %s", type(exc).__name__)
+
+
+async def send_due(now: float, owner: str = OWNER) -> int:
+    """Send the follow-ups due by ``now`` if this worker holds the lease; how many were sent."""
+    rt = runtime()
+    journeys = rt.planner.journeys
+    if not await journeys.lease(owner, LEASE_MS):
+        return 0
+    sent = 0
+    for journey in await journeys.due_journeys(now):
+        record = await journeys.journey(journey)
+        try:
+            plan, why = await rt.planner.plan_step(journey, record, now)
+        except Exception as exc:  # a stored journey that cannot be planned must not stop the rest
+            logger.exception("journey %s could not be planned; it is ended", journey)
+            await journeys.end(journey, f"could not be planned: {type(exc).__name__}")
+            continue
+        if plan is None or plan.follow_up is None:
+            if why == "not due":
+                await journeys.requeue(journey, float(record.get("due") or now))
+            elif why == "over" or not record:
+                await journeys.requeue(journey, None)
+            else:
+                logger.warning("journey %s ended: %s", journey, why)
+                await journeys.end(journey, str(why))
+            continue
+        encoded = refuse_oversized(plan)
+        await rt.planner.record([plan])
+        await publish_plan(plan, encoded)
+        await app.producer.flush()  # on the broker before the journey moves on
+        step = plan.follow_up
+        await journeys.advance(journey, step.step, step.round, step.after, step.next_due, now)
+        sent += len(plan.notifications)
+        logger.info("journey %s: follow-up %d.%d, %d notification(s)", journey, step.step + 1,
+                    step.round, len(plan.notifications))  # fmt: skip
+    return sent
