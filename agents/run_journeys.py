@@ -1,23 +1,28 @@
 """A timer, every second: the journeys' follow-ups whose time has come are planned and sent
-(``app.planning.journeys``).
+(``app.planning.journeys``), and the date reminders that came due are published as their
+events (``app.planning.dates``).
 
 One worker at a time sends them: the one holding the lease in Redis (taken for a few seconds,
 kept while it runs; another takes it over when it stops). For each due journey the step is
 planned, recorded, published and flushed to the broker, and only then is the journey moved on: a
 worker that dies in between publishes the step again, under the same notification ids, and
 delivery sends it once. A completion that arrived first has ended the journey: nothing is sent.
+A date reminder's event is published and flushed before its entry is marked sent: published twice,
+it has the same id and its notifications are delivered once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import time
 
-from agents.common import UNAVAILABLE, publish_plan
+from agents.common import UNAVAILABLE, publish_plan, send_record
 from app.core.redis_client import unavailable
 from app.planning.planner import refuse_oversized
+from topics import life_events
 from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
@@ -30,19 +35,20 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 @app.timer(interval=INTERVAL_SECONDS)
 async def run_journeys() -> None:
     try:
-        await send_due(time.time())
+        now = time.time()
+        if await runtime().planner.journeys.lease(OWNER, LEASE_MS):
+            await send_due(now)
+            await send_due_dates(now)
     except UNAVAILABLE as exc:  # the next tick tries again
         if not unavailable(exc):
             raise
         logger.warning("cannot send due follow-ups: %s", type(exc).__name__)
 
 
-async def send_due(now: float, owner: str = OWNER) -> int:
-    """Send the follow-ups due by ``now`` if this worker holds the lease; how many were sent."""
+async def send_due(now: float) -> int:
+    """Send the follow-ups due by ``now`` (the caller holds the lease); how many were sent."""
     rt = runtime()
     journeys = rt.planner.journeys
-    if not await journeys.lease(owner, LEASE_MS):
-        return 0
     sent = 0
     for journey in await journeys.due_journeys(now):
         record = await journeys.journey(journey)
@@ -71,3 +77,22 @@ async def send_due(now: float, owner: str = OWNER) -> int:
         logger.info("journey %s: follow-up %d.%d, %d notification(s)", journey, step.step + 1,
                     step.round, len(plan.notifications))  # fmt: skip
     return sent
+
+
+async def send_due_dates(now: float) -> int:
+    """Publish the date reminders due by ``now`` as events (the caller holds the lease)."""
+    planner = runtime().planner
+    published = []
+    for rule_id, profile_id, event in await planner.due_date_events(now):
+        if event is None:
+            await planner.schedule.drop(rule_id, profile_id)
+            continue
+        value = json.dumps(event, ensure_ascii=False).encode("utf-8")
+        await send_record(life_events, profile_id.encode("utf-8"), value)
+        published.append((rule_id, profile_id, event["data"]["date"]))
+    if published:
+        await app.producer.flush()  # on the broker before the entries are marked sent
+        for rule_id, profile_id, day in published:
+            await planner.schedule.mark_sent(rule_id, profile_id, day)
+        logger.info("published %d date reminder(s)", len(published))
+    return len(published)

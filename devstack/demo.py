@@ -1,4 +1,6 @@
-"""Demo data for `lifecycle dev`: generated profiles and the three seed scenarios' events.
+"""Demo data for `lifecycle dev`: generated profiles and the seed scenarios' events: the graduate
+(whose reminders the public security bureau's completion event stops), the new business, the
+gale warning; and the graduate's identity card, which expires in 20 days (a date reminder).
 
 Residents and enterprises are generated from a fixed seed, so every run loads the same ones.
 The events get fresh ids on every run, so every run delivers anew.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import date, timedelta
 from typing import Any
 
 from app.core.identifiers import uscc_problem
@@ -56,7 +59,12 @@ def residents(count: int = 300, seed: int = 2026) -> list[dict[str, Any]]:
             person["email"] = f"resident{i:06d}@example.cn"
         people.append(person)
     graduate = next(p for p in people if p["id"] == GRADUATE_ID)
-    graduate.update(name="李明", district=YANTIAN, language="zh-CN")
+    graduate.update(
+        name="李明",
+        district=YANTIAN,
+        language="zh-CN",
+        dates={"id_card_expiry": (date.today() + timedelta(days=20)).isoformat()},
+    )
     return people
 
 
@@ -98,6 +106,11 @@ def scenario_events(run: str | None = None) -> list[tuple[str, dict[str, Any]]]:
             "subject": {"kind": "person", "id": GRADUATE_ID}, "district": YANTIAN,
             "data": {"approval_no": "SZJS2026070100123", "school": "华南理工大学",
                      "receiving_unit": "深圳市盐田港集团有限公司", "approved_on": "2026-07-01"}}),
+        ("户籍迁入办结 → 办结通知，停止提醒", {
+            "id": f"DEMO-{run}-HK", "type": "hukou.migration.completed",
+            "occurred_at": local_iso(-60), "source": "sz-gaj",
+            "subject": {"kind": "person", "id": GRADUATE_ID}, "district": YANTIAN,
+            "data": {"approval_no": "SZJS2026070100123"}}),
         ("企业设立登记 → 后续事项", {
             "id": f"DEMO-{run}-BR", "type": "business.registered",
             "occurred_at": local_iso(-1800), "source": "sz-amr",

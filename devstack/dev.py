@@ -21,6 +21,8 @@ from app.core.masking import mask_address, mask_name
 from app.core.settings import MIN_SECRET_CHARS, PROJECT_ROOT, Settings, to_environ
 from app.intake.events import validate_event
 from app.notifications import Notification
+from app.planning.dates import date_event, due_at
+from app.planning.journeys import journey_id
 from app.state import FINAL
 from devstack import demo
 from devstack.stack import (
@@ -58,9 +60,10 @@ async def run_dev(
                             env={**os.environ, **to_environ(settings)}, cwd=PROJECT_ROOT)  # fmt: skip
             stack.callback(stop_process, console)
             print(f"console started (pid {console.pid}, log {logs / 'console.log'})")
-            plans = await _replay(runtime, settings)
+            plans, docs = await _replay(runtime, settings)
             delivered = await _wait_for(runtime, plans, timeout, worker)
             await _print_table(runtime, plans)
+            await _print_journeys(runtime, docs)
         finally:
             await runtime.close()
         _print_console(settings, password, var)
@@ -174,18 +177,32 @@ async def _load_profiles(runtime: Runtime) -> None:
     print("demo profiles: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
-async def _replay(runtime: Runtime, settings: Settings) -> list[tuple[str, list[Notification]]]:
+async def _replay(
+    runtime: Runtime, settings: Settings
+) -> tuple[list[tuple[str, list[Notification]]], list[tuple[str, dict[str, object]]]]:
     plans = []
     events = []
-    for title, doc in demo.scenario_events():
+    docs = demo.scenario_events()
+    for title, doc in docs:
         event = validate_event(doc)
         plan = await runtime.planner.plan(event)  # what the worker is expected to send
         plans.append((title, plan.notifications))
         events.append(event)
+    graduate = await runtime.profiles.get(demo.GRADUATE_ID)
+    for rule in runtime.rules.date_rules("person"):  # what the date reminders will send
+        assert rule.on_date is not None
+        found = due_at(rule.on_date, graduate.get("dates") if graduate else None, time.time(),
+                       settings.tz)  # fmt: skip
+        if graduate and found and found[0] <= time.time() + 1:
+            doc = date_event(
+                rule.on_date, rule.id, dict(graduate), found[1], time.time(), settings.tz
+            )
+            plan = await runtime.planner.plan(validate_event(doc))
+            plans.append((f"{rule.name}（日期提醒 date）", plan.notifications))
     publish(settings.kafka_servers, events)
     print(f"published {len(events)} scenario event(s); waiting for "
           f"{sum(len(p) for _, p in plans)} notification(s)…")  # fmt: skip
-    return plans
+    return plans, docs
 
 
 async def _wait_for(runtime: Runtime, plans: list[tuple[str, list[Notification]]], timeout: float,
@@ -223,6 +240,23 @@ async def _print_table(runtime: Runtime, plans: list[tuple[str, list[Notificatio
             print("  ".join("-" * w for w in widths))
     sent = sum(1 for r in rows[1:] if r[-1] == "sent")
     print(f"\n{sent} of {len(rows) - 1} notification(s) sent")
+
+
+async def _print_journeys(runtime: Runtime, docs: list[tuple[str, dict[str, object]]]) -> None:
+    """The graduate's journey: started by the reception, ended by the completion event before
+    its first reminder was due."""
+    for title, doc in docs:
+        rule = next((r for r in runtime.rules.for_event(str(doc["type"])) if r.follow_up), None)
+        subject = doc.get("subject")
+        if rule is None or not isinstance(subject, dict):
+            continue
+        journey = journey_id(rule.id, str(doc["id"]), str(subject["id"]))
+        record = await runtime.planner.journeys.journey(journey)
+        print(
+            f"journey {journey} ({title}, rule {rule.id}): {record.get('status', '?')}, "
+            f"{record.get('sent', '0')} follow-up(s) sent"
+            + (f", ended by {record['completed_by']}" if record.get("completed_by") else "")
+        )
 
 
 def _width(text: str) -> int:

@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.set_defaults(run=_profiles_import)
 
+    dates = sub.add_parser("dates", help="date reminders").add_subparsers(
+        dest="action", required=True
+    )
+    schedule = dates.add_parser("schedule", help="schedule every stored profile's date reminders "
+                                "(once, after adding a date rule)")  # fmt: skip
+    schedule.set_defaults(run=_dates_schedule)
+
     rules = sub.add_parser("rules", help="rules").add_subparsers(dest="action", required=True)
     check = rules.add_parser("check", help="validate rules and their templates")
     check.add_argument("dir", nargs="?", type=Path)
@@ -220,6 +227,26 @@ def _events_publish(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(result.invalid)} invalid event(s) not published", file=sys.stderr)
         return 1
     return 0
+
+
+def _dates_schedule(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        rt = Runtime.build(settings, deliver=False)
+        count = 0
+        try:
+            kinds = sorted({r.on_date.kind for r in rt.rules.rules if r.on_date})
+            for kind in kinds:
+                async for ids in rt.profiles.select(all_of=[f"kind:{kind}"]):
+                    found = await rt.profiles.get_many(ids)
+                    await rt.planner.schedule_dates([(p["id"], p) for p in found])
+                    count += len(found)
+            scheduled = await rt.planner.schedule.scheduled()
+        finally:
+            await rt.close()
+        print(f"{count} profile(s) read; {scheduled} date reminder(s) scheduled")
+        return 0
+
+    return asyncio.run(run())
 
 
 def _profiles_import(args: argparse.Namespace, settings: Settings) -> int:

@@ -156,6 +156,7 @@ class Runtime:
         planner = Planner(rules, profiles, renderer, guard=guard, state=state,
                           fanout_chunk=settings.fanout_chunk,
                           max_event_age_days=settings.max_event_age_days, tz=settings.tz)  # fmt: skip
+        profiles.after_write = planner.schedule_dates  # the date reminders follow the profiles
         return cls(
             settings,
             redis,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from app.core.errors import RuleError
 from app.notifications import Category, Channel
+from app.planning.dates import DateTrigger
 from app.planning.expressions import Expression
 from app.planning.journeys import FollowUp
 
@@ -43,6 +44,7 @@ class Rule:
     enabled: bool = True
     districts: tuple[str, ...] = ("*",)  # whose approvers approve it; * the deployment's
     follow_up: FollowUp | None = None  # the journey's later steps (``app.planning.journeys``)
+    on_date: DateTrigger | None = None  # fires on a profile's dated fact (``app.planning.dates``)
 
     @property
     def event_type(self) -> str:
@@ -66,6 +68,10 @@ class RuleSet:
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def date_rules(self, kind: str) -> list[Rule]:
+        """The enabled rules that fire on dates of ``kind`` profiles."""
+        return [r for r in self.rules if r.enabled and r.on_date and r.on_date.kind == kind]
 
     @property
     def stop_types(self) -> frozenset[str]:

@@ -28,6 +28,7 @@ from app.core.masking import mask_address
 from app.intake.events import Event, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
+from app.planning.dates import date_event, due_at
 from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
 from app.planning.fanout import ChunkCommand, chunk_commands, read_command
@@ -47,6 +48,7 @@ from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
 from app.state.journeys import JourneyStore
+from app.state.schedule import DateSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,8 @@ class Plan:
     warning_root: str | None = None  # weather warnings: the first warning of the chain
     profiles: dict[str, Profile] = field(default_factory=dict, repr=False)  # a chunk's, as read
     journeys: list[JourneyStart] = field(default_factory=list)  # started by this event
-    completions: list[str] = field(default_factory=list)  # journeys this event completes
+    completes: bool = False  # a completion event: it ends the subject's waiting journeys
+    completions: list[str] = field(default_factory=list)  # which, found when it is recorded
     follow_up: FollowUpStep | None = None  # set when the plan is a journey's later step
 
 
@@ -134,6 +137,7 @@ class Planner:
         self.broadcasts = Broadcasts(store.redis, store.prefix)
         self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.journeys = JourneyStore(store.redis, store.prefix)
+        self.schedule = DateSchedule(store.redis, store.prefix)
 
     # -- the one loop --------------------------------------------------------------------------
 
@@ -168,6 +172,8 @@ class Planner:
         for rule in self.rules.for_event(event.type):
             if only_rule and rule.id != only_rule:
                 continue
+            if rule.on_date is not None and event.data.get("rule_id") != rule.id:
+                continue  # a date event is for the one rule whose date came due
             plan.matched.append(rule.id)
             try:
                 ids = await self.audience(rule, event, warning)
@@ -187,9 +193,69 @@ class Planner:
                         first))  # fmt: skip
             else:
                 await self._guarded(outcome, rule, ids, warning, subjects)
-        if act and event.subject_id and event.type in self.rules.stop_types and not only_rule:
-            plan.completions = await self.journeys.waiting(event.type, event.subject_id)
+        plan.completes = bool(
+            act and event.subject_id and event.type in self.rules.stop_types and not only_rule
+        )  # which journeys: read when it is recorded
         return outcome
+
+    # -- date reminders: scheduled from the profiles' dated facts -------------------------------
+
+    async def schedule_dates(self, written: Sequence[tuple[str, Profile | None]]) -> None:
+        """Put each written profile's date reminders on the schedule, move them, or take them
+        off (a deleted profile, a fact removed, a date passed, a reminder already sent for that
+        date): one round trip for the batch, plus one to read what was sent."""
+        now = time.time()
+        pending: list[tuple[Rule, str, float, str]] = []
+        writes = Writes()
+        for profile_id, profile in written:
+            for kind in ("person", "enterprise"):
+                for rule in self.rules.date_rules(kind):
+                    assert rule.on_date is not None
+                    found = due_at(rule.on_date, profile.get("dates"), now, self.tz) if (
+                        profile is not None and profile.get("kind") == kind) else None  # fmt: skip
+                    if found is None:
+                        self.schedule.add_removal(writes, rule.id, profile_id)
+                    else:
+                        pending.append((rule, profile_id, *found))
+        sent = await self.schedule.sent_for([(r.id, p) for r, p, _, _ in pending])
+        for (rule, profile_id, due, day), already in zip(pending, sent, strict=True):
+            if already == day:
+                self.schedule.add_removal(writes, rule.id, profile_id)
+            else:
+                self.schedule.add_due(writes, rule.id, profile_id, due)
+        await self.schedule.apply(writes)
+
+    async def due_date_events(self, now: float, limit: int = 500
+                              ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip
+        """The date reminders due by ``now``: (rule, profile, the event to publish), the event
+        None when there is nothing to send any more (the caller drops the entry)."""
+        due = await self.schedule.due(now, limit)
+        profiles = {p["id"]: p for p in await self.store.get_many(sorted({p for _, p in due}))}
+        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        sent = await self.schedule.sent_for(due)
+        for (rule_id, profile_id), already in zip(due, sent, strict=True):
+            rule, profile = self.rules.get(rule_id), profiles.get(profile_id)
+            found = None
+            if (
+                rule is not None
+                and rule.enabled
+                and rule.on_date
+                and profile is not None
+                and profile.get("kind") == rule.on_date.kind
+            ):
+                found = due_at(rule.on_date, profile.get("dates"), now, self.tz)
+            if (
+                rule is None
+                or rule.on_date is None
+                or profile is None
+                or found is None
+                or found[1] == already
+            ):
+                out.append((rule_id, profile_id, None))
+                continue
+            out.append((rule_id, profile_id, date_event(rule.on_date, rule_id, dict(profile),
+                                                        found[1], now, self.tz)))  # fmt: skip
+        return out
 
     # -- journeys: the follow-ups of a rule, until the step is done ------------------------------
 
@@ -395,6 +461,7 @@ class Planner:
                 await self.warned.record(
                     plan.warning_root, event.data["warning_id"], event.data["level"], warned
                 )
+        await self._find_completions(plans)
         writes = Writes()
         for plan in plans:
             state.add_planned(writes, plan.notifications)
@@ -417,6 +484,20 @@ class Planner:
             state.add_note(writes, plan.event.id, steps, counts)
         await state.apply(writes)
         return [None for _ in plans]
+
+    async def _find_completions(self, plans: Sequence[Plan]) -> None:
+        """The journeys each completion event ends: those waiting in Redis, and those an earlier
+        event of the same batch starts (its start is written with this batch, not before)."""
+        started: dict[tuple[str, str], list[str]] = {}
+        for plan in plans:
+            event = plan.event
+            if plan.completes and event.subject_id:
+                waiting = await self.journeys.waiting(event.type, event.subject_id)
+                found = started.get((event.type, event.subject_id), [])
+                plan.completions = sorted({*waiting, *found})
+            for start in plan.journeys:
+                for stop_type in start.rule.follow_up.stop_on if start.rule.follow_up else ():
+                    started.setdefault((stop_type, start.subject), []).append(start.journey)
 
     def _add_journeys(self, writes: Writes, plan: Plan) -> None:
         """The journeys a plan starts and completes, with their trace steps."""

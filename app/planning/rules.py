@@ -39,6 +39,7 @@ from app.core.errors import RenderError, RuleError
 from app.core.yaml12 import load_yaml
 from app.intake.events import catalogue
 from app.notifications import Category, Channel
+from app.planning.dates import parse_trigger
 from app.planning.expressions import Expression, ExpressionError, compile_expression
 from app.planning.fields import condition_problems, fields_for
 from app.planning.fields import template_problems as field_problems
@@ -60,7 +61,7 @@ CATEGORIES = tuple(Category)
 CONDITION_NAMES = frozenset({"event", "data", "profile"})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
-              "channels", "enabled", "districts", "follow_up"}  # fmt: skip
+              "channels", "enabled", "districts", "follow_up", "on_date"}  # fmt: skip
 _DISTRICT = re.compile(r"\d{6}|\*")
 _AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
 _RECIPIENT_MODES = ("subject", "audience", "previously_warned")
@@ -126,6 +127,13 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         bad("version", "must be a whole number from 1")
     on = doc.get("on")
+    on_date = parse_trigger(doc["on_date"], bad) if "on_date" in doc else None
+    if "on_date" in doc and on is not None:
+        bad("on", "give `on` (an event) or `on_date` (a profile's date), not both")
+    if on_date is not None:
+        on = on_date.event_type
+    elif "on_date" in doc:
+        on = "person.date.due"  # the trigger's own problems are said; check the rest as if
     event_types = tuple(on) if isinstance(on, list) else (on,)
     for event_type in event_types:
         if event_type not in catalogue():
@@ -150,13 +158,15 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
         bad("districts", "a list of six-digit division codes (440308), or * for all")
         districts = ["*"]
     follow_up = _follow_up(doc.get("follow_up"), recipients, bad)
+    if "on_date" in doc and recipients is not None and not recipients.get("subject"):
+        bad("recipients", "a date rule reaches the profile whose date it is: `subject: true`")
     errors.extend(problems)
     if problems or recipients is None:
         return None
     return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
                 category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
                 condition=condition, enabled=enabled, districts=tuple(districts),
-                follow_up=follow_up, **recipients)  # fmt: skip
+                follow_up=follow_up, on_date=on_date, **recipients)  # fmt: skip
 
 
 def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowUp | None:

@@ -37,3 +37,4 @@ class Profile(TypedDict, total=False):
     contacts: list[Contact]
     location: Location
     preferences: dict[str, Any]  # quiet_hours and the like, free-form, at most 2 KB
+    dates: dict[str, str]  # dated facts: id_card_expiry, birth_date… → YYYY-MM-DD

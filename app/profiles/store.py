@@ -30,7 +30,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -73,6 +73,12 @@ class ProfileStore:
         self.prefix = prefix
         self.clustered = is_cluster(redis)
         self.groups = CLUSTER_GROUPS if self.clustered else 1
+        # told of every profile written or deleted, after it is (the date schedule follows
+        # them); called again for a profile written again unchanged, so a crash in between
+        # is made good when the write is repeated
+        self.after_write: Callable[[list[tuple[str, Profile | None]]], Awaitable[None]] | None = (
+            None
+        )
 
     def group_of(self, profile_id: str) -> int:
         if self.groups == 1:
@@ -149,7 +155,10 @@ class ProfileStore:
 
     async def upsert(self, profile: Profile) -> str:
         """Store a validated profile; returns "inserted", "updated" or "unchanged"."""
-        return await self._replace(profile["id"], profile)
+        outcome = await self._replace(profile["id"], profile)
+        if self.after_write is not None:
+            await self.after_write([(profile["id"], profile)])
+        return outcome
 
     async def roles(self) -> list[str]:
         """Every contact role some stored profile has had (a vocabulary for the rule checker:
@@ -173,9 +182,14 @@ class ProfileStore:
                     self._queue_entries(pipe, profile, number, index_terms(profile), set(), group)
                     self._queue_roles(pipe, profile)
                 await pipe.execute()
+        if self.after_write is not None and unique:
+            await self.after_write([(p["id"], p) for p in unique])
 
     async def delete(self, profile_id: str) -> bool:
-        return await self._replace(profile_id, None) != "unchanged"
+        deleted = await self._replace(profile_id, None) != "unchanged"
+        if self.after_write is not None:
+            await self.after_write([(profile_id, None)])
+        return deleted
 
     def _queue_entries(self, pipe: Pipeline, profile: Profile | None, number: int,
                        terms: set[str], old_terms: set[str], group: int) -> None:  # fmt: skip

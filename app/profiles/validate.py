@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Any, cast
 
 from app.core.errors import InvalidPhoneNumber, ProfileRejected
@@ -52,6 +53,12 @@ def parse_profile(doc: Any) -> Profile:
         out.update(_enterprise_fields(doc))
     if "location" in doc and doc["location"] is not None:
         out["location"] = _location(doc["location"])
+    if doc.get("dates") is not None:
+        dates = parse_dates(doc["dates"])
+        if isinstance(dates, str):
+            raise ProfileRejected(f"dates: {dates}")
+        if dates:
+            out["dates"] = dates
     if isinstance(doc.get("preferences"), dict):
         if len(json.dumps(doc["preferences"], ensure_ascii=False)) > MAX_PREFERENCES_BYTES:
             raise ProfileRejected(f"preferences: larger than {MAX_PREFERENCES_BYTES} bytes")
@@ -203,3 +210,28 @@ def index_terms(profile: Profile) -> set[str]:
     if profile.get("industry"):
         terms.add(f"industry:{profile['industry']}")
     return terms
+
+
+FACT_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_FACTS = 20
+
+
+def parse_dates(value: Any) -> dict[str, str] | str:
+    """A profile's dated facts normalised (name → YYYY-MM-DD), or the problem as a message."""
+    if not isinstance(value, dict):
+        return "must be an object of name: YYYY-MM-DD"
+    if len(value) > MAX_FACTS:
+        return f"{len(value)} dates; at most {MAX_FACTS}"
+    out: dict[str, str] = {}
+    for name, raw in value.items():
+        if not isinstance(name, str) or not FACT_NAME.fullmatch(name):
+            return f"{str(name)[:40]!r}: a name of lower-case letters, digits and _"
+        if raw is None:
+            continue
+        try:
+            if not isinstance(raw, str) or len(raw) != 10:
+                raise ValueError(raw)
+            out[name] = date.fromisoformat(raw).isoformat()
+        except ValueError:
+            return f"{name}: {str(raw)[:20]!r} is not a date (YYYY-MM-DD)"
+    return out

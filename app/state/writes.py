@@ -91,6 +91,9 @@ class Writes:
         """Add ``member`` at ``score`` unless it is there already (its score is kept)."""
         self._add("ZADD", key, "NX", f"{score:.3f}", member)
 
+    def zadd(self, key: str, member: str, score: float) -> None:
+        self._add("ZADD", key, f"{score:.3f}", member)
+
     def zrem(self, key: str, member: str) -> None:
         self._add("ZREM", key, member)
 

@@ -17,7 +17,7 @@ from devstack import demo
 from devstack.dev import run_dev
 from devstack.stack import free_port
 from lifecycle.cli import main
-from tests.helpers import TEST_SECRET, contact, enterprise, outbox_lines, weather_event
+from tests.helpers import TEST_SECRET, contact, enterprise, outbox_lines, person, weather_event
 from wiring.runtime import make_redis
 
 
@@ -143,6 +143,13 @@ async def test_dev_once_replays_the_demo_and_delivers_everything(
     assert (
         len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 2
     )  # the graduate's and the new business's
+    # the graduate's journey was ended by the completion event, before any reminder; the
+    # completion notice and the identity-card reminder (a date, not an event) went out
+    assert re.search(r"journey j-\w+ \(毕业生接收 → 户籍迁入, rule graduate-hukou-transfer\): "
+                     r"completed, 0 follow-up\(s\) sent, ended by DEMO-\d+-HK", out), out  # fmt: skip
+    rules = {line["rule_id"] for line in outbox_lines(tmp_path / "outbox" / "sms.jsonl")}
+    assert {"hukou-migration-completed", "id-card-renewal"} <= rules
+    assert "graduate-hukou-transfer" in rules
 
 
 async def test_trace_prints_the_steps_of_an_event(env, capsys):
@@ -206,3 +213,22 @@ def test_cap_ingest_reads_dev_zero_only_up_to_its_bound(settings, monkeypatch, c
         monkeypatch.setenv(name, value)
     assert main(["cap", "ingest", "/dev/zero"]) == 1
     assert "the limit is" in capsys.readouterr().err
+
+
+async def test_dates_schedule_puts_profiles_stored_before_a_date_rule_on_the_schedule(env, capsys):
+    from datetime import date, timedelta
+
+    from wiring.runtime import Runtime
+
+    expiring = (date.today() + timedelta(days=200)).isoformat()
+    # stored by a bare store (no schedule kept), as profiles stored before the rule existed
+    await load(env, person("P-DS1", mobile="13800000901") | {"dates": {"id_card_expiry": expiring}},
+               person("P-DS2", mobile="13800000902"))  # fmt: skip
+    rt = Runtime.build(env, deliver=False)
+    try:
+        assert await rt.planner.schedule.when("id-card-renewal", "P-DS1") is None
+        assert await _run_in_thread(["dates", "schedule"]) == 0
+        assert "2 profile(s) read; 1 date reminder(s) scheduled" in capsys.readouterr().out
+        assert await rt.planner.schedule.when("id-card-renewal", "P-DS1") is not None
+    finally:
+        await rt.close()

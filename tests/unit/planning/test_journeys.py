@@ -3,6 +3,9 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from app.core.settings import Settings
+from app.intake.events import validate_event
+from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.journeys import (
     FollowUp,
     Step,
@@ -12,6 +15,13 @@ from app.planning.journeys import (
     parse_duration,
     step_event_id,
 )
+from app.planning.planner import Planner
+from app.planning.rules import load_rules
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from app.state import DeliveryState
+from tests.helpers import ON_BOTH_REDIS, graduate_event, person
+from wiring.runtime import make_renderer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -50,3 +60,30 @@ def test_ids_are_the_same_every_time_and_differ_between_steps():
     assert (
         len({step_event_id("E1", 0, 1), step_event_id("E1", 0, 2), step_event_id("E1", 1, 1)}) == 3
     )
+
+
+@ON_BOTH_REDIS
+async def test_a_completion_in_the_same_batch_as_the_start_ends_the_journey(redis_client, prefix):
+    settings = Settings()
+    renderer = make_renderer(settings)
+    store = ProfileStore(redis_client, prefix)
+    planner = Planner(load_rules(settings.rules_dir, renderer), store, renderer,
+                      guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
+                      state=DeliveryState(redis_client, prefix))  # fmt: skip
+    await store.upsert(parse_profile(person("P-1", mobile="13800000001")))
+    done = validate_event(graduate_event("E-GR", "P-1") | {"id": "E-HK", "type": "hukou.migration.completed",
+                                                           "data": {"approval_no": "A-1"}})  # fmt: skip
+    started = (await planner.plan_event(validate_event(graduate_event("E-GR", "P-1")))).plan
+    completing = (await planner.plan_event(done)).plan
+    assert [j.subject for j in started.journeys] == ["P-1"] and completing.completes
+    await planner.record([started, completing])  # one batch, as the agent records it
+    [journey] = [j.journey for j in started.journeys]
+    record = await planner.journeys.journey(journey)
+    assert (record["status"], record["completed_by"]) == ("completed", "E-HK")
+    assert await planner.journeys.queued() == 0
+    assert await planner.journeys.waiting("hukou.migration.completed", "P-1") == []
+    # the graduate event again (a redelivery) starts nothing new and does not reopen it
+    await planner.record(
+        [(await planner.plan_event(validate_event(graduate_event("E-GR", "P-1")))).plan]
+    )
+    assert (await planner.journeys.journey(journey))["status"] == "completed"

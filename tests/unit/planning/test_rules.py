@@ -43,7 +43,8 @@ def test_the_seed_rules_are_valid(renderer):
     assert result.errors == []
     assert {r.id for r in result.rules} == {"graduate-hukou-transfer", "business-registered-next-steps",
                                             "weather-outdoor-ads-warning", "weather-outdoor-ads-all-clear",
-                                            "hukou-migration-completed"}  # fmt: skip
+                                            "hukou-migration-completed", "id-card-renewal",
+                                            "old-age-allowance"}  # fmt: skip
 
 
 def test_weather_seed_rule_targets_permit_holders_in_the_warned_areas(renderer):
@@ -158,7 +159,7 @@ def test_rules_check_command_exits_1_and_prints_file_rule_and_field(rules_dir, c
 
 def test_rules_check_command_passes_on_the_seed_rules(capsys):
     assert main(["rules", "check"]) == 0
-    assert "5 rule(s) valid, 0 error(s)" in capsys.readouterr().out
+    assert "7 rule(s) valid, 0 error(s)" in capsys.readouterr().out
 
 
 FOLLOW_UP = (
@@ -234,3 +235,36 @@ def test_a_follow_up_needs_a_subject_and_completions_with_one(rules_dir, rendere
     assert "subject: true" in fields["follow_up"]
     assert "area-wide" in fields["follow_up.stop_on[0]"]
     assert "unknown event type" in fields["follow_up.stop_on[1]"]
+
+
+def test_a_date_rule_fires_on_its_kind_s_date_event_and_is_checked(rules_dir, renderer):
+    write(
+        rules_dir,
+        "a.yaml",
+        """\
+    id: card
+    on_date: {kind: person, fact: id_card_expiry, days: -30}
+    category: reminder
+    recipients: {subject: true}
+    channels: {sms: id_card_renewal}
+    """,
+    )
+    result = load_rules(rules_dir, renderer)
+    assert result.errors == []
+    [rule] = result.rules
+    assert rule.event_types == ("person.date.due",) and rule.on_date.days == -30
+    assert result.date_rules("person") == [rule] and result.date_rules("enterprise") == []
+    write(
+        rules_dir,
+        "a.yaml",
+        """\
+    id: card
+    on: graduate.reception.approved
+    on_date: {kind: person, fact: id_card_expiry, at: "7am"}
+    category: reminder
+    recipients: {audience: {kind: person}}
+    channels: {sms: id_card_renewal}
+    """,
+    )
+    fields = {e.field for e in load_rules(rules_dir, renderer).errors}
+    assert {"on", "on_date.at", "recipients"} <= fields
