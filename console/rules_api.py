@@ -8,6 +8,7 @@ place (``rulebook.materialise``) and loaded by ``load_rules``, so its errors are
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from app.core.errors import BookError
 from app.planning.model import RuleSet
 from app.planning.rulebook import RuleBook, read_snapshot, seed_rule, template_problems, with_diffs
 from app.rendering.renderer import Renderer
+from app.state.outcomes import outcome_report
 from console.api import routes
 from console.auth import Caller, audit, body_json, book_refusal, error, guarded, reason_in, services
 from wiring.runtime import load_live_set
@@ -173,6 +175,23 @@ async def rule_detail(request: web.Request, caller: Caller) -> web.StreamRespons
         return error(404, f"no rule {rule_id}")
     history = with_diffs(await book(request).versions(rule_id), seed_version(request, rule_id))
     return web.json_response({"id": rule_id, "live": live, "draft": draft, "history": history})
+
+
+@routes.get("/api/rules/{rule_id}/outcomes")
+@guarded()
+async def rule_outcomes(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """Of the journeys each version started: completed within the window, how fast; the
+    reminded and the holdout apart (``app.state.outcomes`` defines each figure)."""
+    rule_id = rule_id_of(request)
+    live = await live_doc(request, rule_id) if rule_id else None
+    if rule_id is None or live is None:
+        return error(404, "no such rule")
+    if not caller.account.covers(rule_districts(live["rule"])):
+        return error(403, "the rule's districts are outside your account's")
+    planner = services(request).runtime.planner
+    return web.json_response(
+        outcome_report(rule_id, await planner.outcomes.figures(rule_id, time.time()))
+    )
 
 
 @routes.put("/api/rules/{rule_id}/draft")

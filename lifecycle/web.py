@@ -46,6 +46,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.access.tokens import Caller
 from app.core.errors import InvalidInput
+from app.core.redis_client import REDIS_DOWN
 from app.delivery.unsubscribe import UnsubscribeLinks
 from app.intake.cap import MAX_BYTES as MAX_CAP_BYTES
 from app.intake.cap import CapRejected, alert_events
@@ -54,7 +55,7 @@ from app.profiles.phones import normalise_mobile
 from topics import fanout, life_events
 from wiring.faust_app import app, runtime
 from wiring.health import probe_for
-from wiring.metrics import exposition, update_gauges
+from wiring.metrics import exposition, update_gauges, update_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,10 @@ class Metrics(View):
             return caller
         report = await probe_for(runtime().settings).check(runtime())
         update_gauges(report)
+        try:
+            update_outcomes(await runtime().planner.outcomes.figures(None, time.time()))
+        except REDIS_DOWN as exc:  # the rest is still worth reporting; health says Redis is down
+            logger.warning("outcomes not read for /metrics: %s", type(exc).__name__)
         response = self.bytes(exposition(), content_type="text/plain")
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset
         return response

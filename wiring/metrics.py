@@ -11,12 +11,16 @@ Families (``../shared/CONTRACT.md``, "Metrics"):
     lifecycle_held_sends                                 sends held for an approver now
     lifecycle_gateway_up{channel}                        1 when the channel's gateway answered its last check
     lifecycle_deferred_notifications                     waiting in the deferred queue (quiet hours, retries)
+    lifecycle_outcome_journeys{rule,version,group,state} journeys by state: started, open, decided,
+                                                         completed (within the rule's window)
+    lifecycle_outcome_completion_ratio{rule,version,group}   completed / decided
+    lifecycle_outcome_median_seconds{rule,version,group}     median start → completion, of those completed
 
 Labels are bounded: an event type the catalogue does not know is ``unknown``, a dead letter's
 reason is its class (``reason_class``), never its text; no label carries an id or an address.
 
-Counters and the histogram are per process, counted where the agents act. Lag, held sends and the
-gateways are read when Prometheus scrapes (``Gauges.refresh``): lag from the group's committed
+Counters and the histogram are per process, counted where the agents act. Lag, held sends, the
+gateways and the outcomes (``app.state.outcomes``) are read when Prometheus scrapes: lag from the group's committed
 offsets and each partition's end offset asked of the broker then, so an idle partition reads 0
 and never a stale end. Every worker reports the lag of the whole group: take ``max`` across them.
 """
@@ -65,6 +69,15 @@ DEFERRED = Gauge("lifecycle_deferred_notifications", "Notifications waiting in t
                  "(quiet hours, retries).", registry=REGISTRY)  # fmt: skip
 GATEWAY_UP = Gauge("lifecycle_gateway_up", "1 when the channel's gateway answered its last check.",
                    ["channel"], registry=REGISTRY)  # fmt: skip
+
+OUTCOME_JOURNEYS = Gauge("lifecycle_outcome_journeys", "Journeys of a rule version by group and "
+                         "state: started, open, decided, completed within the window.",
+                         ["rule", "version", "group", "state"], registry=REGISTRY)  # fmt: skip
+OUTCOME_RATIO = Gauge("lifecycle_outcome_completion_ratio", "Journeys completed within the window "
+                      "of those decided.", ["rule", "version", "group"], registry=REGISTRY)  # fmt: skip
+OUTCOME_MEDIAN = Gauge("lifecycle_outcome_median_seconds", "Median time from a journey's start to "
+                       "its completion, of those completed within the window.",
+                       ["rule", "version", "group"], registry=REGISTRY)  # fmt: skip
 
 # (pattern, class): the first that matches a reason names its class
 _REASONS = [
@@ -153,6 +166,21 @@ def update_gauges(health: Any) -> None:
         HELD.set(health.held)
     if health.deferred is not None:
         DEFERRED.set(health.deferred)
+
+
+def update_outcomes(cohorts: Any) -> None:
+    """The outcome gauges from ``OutcomeStore.figures`` just read (a ratio or median only where
+    there is one)."""
+    for family in (OUTCOME_JOURNEYS, OUTCOME_RATIO, OUTCOME_MEDIAN):
+        family.clear()
+    for c in cohorts:
+        labels = (rule_label(c.rule), str(int(c.version)), c.group)
+        for state in ("started", "open", "decided", "completed"):
+            OUTCOME_JOURNEYS.labels(*labels, state).set(getattr(c, state))
+        if c.rate is not None:
+            OUTCOME_RATIO.labels(*labels).set(c.rate)
+        if c.median_seconds is not None:
+            OUTCOME_MEDIAN.labels(*labels).set(c.median_seconds)
 
 
 def exposition() -> bytes:

@@ -10,6 +10,11 @@ A rule on a subject (``recipients: subject: true``) may name follow-up steps::
           repeat: 2          # sent this many times, `after` apart (default 1)
           channels: {sms: graduate_hukou_reminder}   # optional: the rule's own by default
           contacts: [legal_representative]          # optional (enterprises): another role
+      window: 30d            # the outcome's window: completed within it counts (default 30d)
+      holdout: 5%            # optional: a share of subjects not reminded at all, to compare
+
+A rule whose ``steps`` are empty (or absent) sends no follow-up but still measures its outcome:
+its journeys wait for the completion event only.
 
 When the rule's first message is planned, a journey starts for its subject: a record in Redis
 and an entry in the timer queue. One worker at a time (the leader, by a lease in Redis) sends
@@ -20,9 +25,10 @@ before or after its last step (outcomes count it either way).
 
 Keys (under the configured prefix; the id in braces on a cluster):
 
-    jr:{journey}              hash: rule, version, event (JSON), subject, status
-                              (active | done | completed | ended), step, round, due, sent,
-                              started_at, completed_at, completed_by
+    jr:{journey}              hash: rule, version, group (reminded | holdout), event (JSON),
+                              subject, status (active | done | holdout | completed | ended),
+                              step, round, due, sent, started_at, origin_at (the event's time),
+                              completed_at, completed_by
     jt:due                    sorted set: journey → when its next step is due (epoch seconds)
     jw:{stop event}:{subject} set: the journeys waiting for that completion event
     jt:leader                 the worker sending due steps now (a lease)
@@ -48,9 +54,12 @@ _DURATION = re.compile(r"(\d{1,6})\s*(s|m|h|d)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 STEP_KEYS = {"after", "at", "repeat", "channels", "contacts"}
-FOLLOW_UP_KEYS = {"stop_on", "steps"}
+FOLLOW_UP_KEYS = {"stop_on", "steps", "window", "holdout"}
 MAX_STEPS = 10
 MAX_REPEAT = 10
+DEFAULT_WINDOW_SECONDS = 30 * 86400
+MAX_WINDOW_SECONDS = 365 * 86400
+MAX_HOLDOUT = 0.5  # more than half not reminded is not a holdout any more
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,34 @@ class Step:
 class FollowUp:
     steps: tuple[Step, ...]
     stop_on: tuple[str, ...] = ()
+    window_seconds: int = DEFAULT_WINDOW_SECONDS  # completed within it counts as an outcome
+    holdout: float = 0.0  # the share of subjects not reminded, to compare with (0: none)
+
+
+def parse_share(value: Any) -> float | None:
+    """``5%``, ``0.05`` or ``0`` → a share from 0 to 1; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            return None
+    elif isinstance(value, int | float):
+        share = float(value)
+    else:
+        return None
+    return share if 0.0 <= share <= 1.0 else None
+
+
+def in_holdout(rule_id: str, subject_id: str, share: float) -> bool:
+    """Whether a subject is in the rule's holdout: the same answer every time for the same rule
+    and subject (a redelivered event, a new version), drawn evenly over subjects."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"holdout\x1f{rule_id}\x1f{subject_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def parse_duration(value: Any) -> int | None:

@@ -36,6 +36,7 @@ from app.planning.journeys import (
     JOURNEY_TTL_SECONDS,
     encode_event,
     following,
+    in_holdout,
     journey_id,
     next_due,
     step_event_id,
@@ -48,6 +49,7 @@ from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
 from app.state.journeys import JourneyStore
+from app.state.outcomes import OutcomeStore
 from app.state.schedule import DateSchedule
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class Plan:
     profiles: dict[str, Profile] = field(default_factory=dict, repr=False)  # a chunk's, as read
     journeys: list[JourneyStart] = field(default_factory=list)  # started by this event
     completes: bool = False  # a completion event: it ends the subject's waiting journeys
-    completions: list[str] = field(default_factory=list)  # which, found when it is recorded
+    completions: list[JourneyCompletion] = field(default_factory=list)  # found when recorded
     follow_up: FollowUpStep | None = None  # set when the plan is a journey's later step
 
 
@@ -77,7 +79,8 @@ class JourneyStart:
     journey: str
     rule: Rule
     subject: str
-    due: float  # when its first follow-up is due
+    due: float | None  # when its first follow-up is due; None: it has none (holdout, measure only)
+    group: str = "reminded"  # or "holdout": nothing of the rule is sent to the subject
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,29 @@ class FollowUpStep:
     round: int
     after: tuple[int, int] | None  # the next (step, round); None: the last one
     next_due: float
+
+
+@dataclass(frozen=True)
+class JourneyCompletion:
+    """A journey a completion event ends, and what its outcome is counted under."""
+
+    journey: str
+    rule: str
+    version: str
+    group: str
+    started: float  # its event's time (epoch seconds)
+    status: str  # as it was found
+
+    @classmethod
+    def of(cls, journey: str, record: Mapping[str, str]) -> JourneyCompletion:
+        started = record.get("origin_at") or record.get("started_at") or "0"
+        return cls(journey, record.get("rule", ""), record.get("version", ""),
+                   record.get("group") or "reminded", float(started), record.get("status", ""))  # fmt: skip
+
+    @property
+    def counts(self) -> bool:
+        """Whether its outcome is still to be counted (a journey completed before is not)."""
+        return bool(self.rule and self.version) and self.status not in ("completed", "")
 
 
 @dataclass
@@ -137,6 +163,7 @@ class Planner:
         self.broadcasts = Broadcasts(store.redis, store.prefix)
         self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.journeys = JourneyStore(store.redis, store.prefix)
+        self.outcomes = OutcomeStore(store.redis, store.prefix)
         self.schedule = DateSchedule(store.redis, store.prefix)
 
     # -- the one loop --------------------------------------------------------------------------
@@ -187,16 +214,29 @@ class Planner:
                 before = len(plan.notifications)
                 await self.plan_chunk(plan, rule, ids, warning, known=subjects)
                 if rule.follow_up and len(plan.notifications) > before and event.subject_id:
-                    first = next_due(time.time(), rule.follow_up.steps[0], self.tz)
-                    plan.journeys.append(JourneyStart(
-                        journey_id(rule.id, event.id, event.subject_id), rule, event.subject_id,
-                        first))  # fmt: skip
+                    self._start_journey(plan, rule, before)
             else:
                 await self._guarded(outcome, rule, ids, warning, subjects)
         plan.completes = bool(
             act and event.subject_id and event.type in self.rules.stop_types and not only_rule
         )  # which journeys: read when it is recorded
         return outcome
+
+    def _start_journey(self, plan: Plan, rule: Rule, before: int) -> None:
+        """The subject's journey on ``rule``, whose first notifications are ``plan``'s from
+        ``before`` on. A subject in the rule's holdout is sent none of them (nor follow-ups):
+        its journey only waits for the completion, to compare with."""
+        assert rule.follow_up is not None and plan.event.subject_id is not None
+        subject, follow_up = plan.event.subject_id, rule.follow_up
+        journey = journey_id(rule.id, plan.event.id, subject)
+        if in_holdout(rule.id, subject, follow_up.holdout):
+            del plan.notifications[before:]
+            plan.skipped.append((rule.id, f"holdout: {subject} is among the {follow_up.holdout:.0%} "
+                                          "not reminded, to measure what reminding changes"))  # fmt: skip
+            plan.journeys.append(JourneyStart(journey, rule, subject, None, "holdout"))
+            return
+        first = next_due(time.time(), follow_up.steps[0], self.tz) if follow_up.steps else None
+        plan.journeys.append(JourneyStart(journey, rule, subject, first))
 
     # -- date reminders: scheduled from the profiles' dated facts -------------------------------
 
@@ -486,40 +526,59 @@ class Planner:
         return [None for _ in plans]
 
     async def _find_completions(self, plans: Sequence[Plan]) -> None:
-        """The journeys each completion event ends: those waiting in Redis, and those an earlier
-        event of the same batch starts (its start is written with this batch, not before)."""
-        started: dict[tuple[str, str], list[str]] = {}
+        """The journeys each completion event ends, with what their outcome needs: those
+        waiting in Redis, and those an earlier event of the same batch starts (its start is
+        written with this batch, not before)."""
+        started: dict[tuple[str, str], list[JourneyCompletion]] = {}
         for plan in plans:
             event = plan.event
             if plan.completes and event.subject_id:
                 waiting = await self.journeys.waiting(event.type, event.subject_id)
-                found = started.get((event.type, event.subject_id), [])
-                plan.completions = sorted({*waiting, *found})
+                found = {c.journey: c for c in started.get((event.type, event.subject_id), [])}
+                for journey in waiting:
+                    if journey not in found:
+                        record = await self.journeys.journey(journey)
+                        found[journey] = JourneyCompletion.of(journey, record)
+                plan.completions = [found[j] for j in sorted(found)]
             for start in plan.journeys:
                 for stop_type in start.rule.follow_up.stop_on if start.rule.follow_up else ():
-                    started.setdefault((stop_type, start.subject), []).append(start.journey)
+                    started.setdefault((stop_type, start.subject), []).append(JourneyCompletion(
+                        start.journey, start.rule.id, str(start.rule.version), start.group,
+                        event.occurred_at.timestamp(), "active"))  # fmt: skip
 
     def _add_journeys(self, writes: Writes, plan: Plan) -> None:
-        """The journeys a plan starts and completes, with their trace steps."""
+        """The journeys a plan starts and completes, with their outcomes and trace steps."""
         event = plan.event
+        origin_at = event.occurred_at.timestamp()
         for start in plan.journeys:
             assert start.rule.follow_up is not None
             fields = {"rule": start.rule.id, "version": str(start.rule.version),
-                      "event": encode_event(event.as_dict()), "subject": start.subject,
-                      "started_at": f"{time.time():.3f}"}  # fmt: skip
+                      "group": start.group, "event": encode_event(event.as_dict()),
+                      "subject": start.subject, "started_at": f"{time.time():.3f}",
+                      "origin_at": f"{origin_at:.3f}"}  # fmt: skip
+            status = "active" if start.due is not None else start.group.replace("reminded", "done")
             self.journeys.add_start(writes, start.journey, fields, start.due,
                                     start.rule.follow_up.stop_on, start.subject,
-                                    JOURNEY_TTL_SECONDS)  # fmt: skip
+                                    JOURNEY_TTL_SECONDS, status=status)  # fmt: skip
+            self.outcomes.add_start(writes, journey=start.journey, rule=start.rule.id,
+                                    version=start.rule.version, group=start.group,
+                                    started=origin_at,
+                                    window_seconds=start.rule.follow_up.window_seconds)  # fmt: skip
+            first = (datetime.fromtimestamp(start.due, UTC).isoformat(timespec="seconds")
+                     if start.due is not None else None)  # fmt: skip
             self._acting()[1].add_note(writes, event.id, [("journey started", {
-                "journey": start.journey, "rule": start.rule.id,
-                "first_follow_up": datetime.fromtimestamp(start.due, UTC).isoformat(timespec="seconds"),
-                "stops_on": list(start.rule.follow_up.stop_on)})], {})  # fmt: skip
-        for journey in plan.completions:
-            self.journeys.add_completion(writes, journey, f"{event.occurred_at.timestamp():.3f}",
-                                         event.id, event.type, event.subject_id or "")  # fmt: skip
+                "journey": start.journey, "rule": start.rule.id, "group": start.group,
+                "first_follow_up": first, "stops_on": list(start.rule.follow_up.stop_on)})], {})  # fmt: skip
+        for done in plan.completions:
+            self.journeys.add_completion(writes, done.journey, f"{origin_at:.3f}", event.id,
+                                         event.type, event.subject_id or "")  # fmt: skip
+            if done.counts:
+                self.outcomes.add_completion(writes, journey=done.journey, rule=done.rule,
+                                             version=done.version, group=done.group,
+                                             started=done.started, completed=origin_at)  # fmt: skip
         if plan.completions:
             self._acting()[1].add_note(writes, event.id, [("journeys completed", {
-                "journeys": plan.completions[:50]})], {})  # fmt: skip
+                "journeys": [c.journey for c in plan.completions][:50]})], {})  # fmt: skip
 
     # -- audiences and recipients --------------------------------------------------------------
 

@@ -44,13 +44,17 @@ from app.planning.expressions import Expression, ExpressionError, compile_expres
 from app.planning.fields import condition_problems, fields_for
 from app.planning.fields import template_problems as field_problems
 from app.planning.journeys import (
+    DEFAULT_WINDOW_SECONDS,
     FOLLOW_UP_KEYS,
+    MAX_HOLDOUT,
     MAX_REPEAT,
     MAX_STEPS,
+    MAX_WINDOW_SECONDS,
     STEP_KEYS,
     FollowUp,
     Step,
     parse_duration,
+    parse_share,
     parse_time_of_day,
 )
 from app.planning.model import Audience, Rule, RuleSet
@@ -158,6 +162,8 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
         bad("districts", "a list of six-digit division codes (440308), or * for all")
         districts = ["*"]
     follow_up = _follow_up(doc.get("follow_up"), recipients, bad)
+    if follow_up is not None and follow_up.holdout and category == Category.WARNING:
+        bad("follow_up.holdout", "a safety warning is never held back from anyone")
     if "on_date" in doc and recipients is not None and not recipients.get("subject"):
         bad("recipients", "a date rule reaches the profile whose date it is: `subject: true`")
     errors.extend(problems)
@@ -193,14 +199,26 @@ def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowU
         elif found.subject is None:
             bad(f"follow_up.stop_on[{i}]",
                 f"{event_type} is area-wide: a completion event names its subject")  # fmt: skip
-    steps_doc = doc.get("steps")
-    if not isinstance(steps_doc, list) or not steps_doc or len(steps_doc) > MAX_STEPS:
-        bad("follow_up.steps", f"a list of 1 to {MAX_STEPS} steps, each with `after`")
+    steps_doc = doc.get("steps", [])
+    if not isinstance(steps_doc, list) or len(steps_doc) > MAX_STEPS:
+        bad("follow_up.steps", f"a list of at most {MAX_STEPS} steps, each with `after`")
         return None
+    if not steps_doc and not stop_on:
+        bad("follow_up", "give `steps` to remind, or `stop_on` to measure the outcome, or both")
+        return None
+    window = parse_duration(doc.get("window", DEFAULT_WINDOW_SECONDS))
+    if window is None or window > MAX_WINDOW_SECONDS:
+        bad("follow_up.window", "how long a completion counts: 30d, 12h…, at most 365d")
+    holdout = parse_share(doc.get("holdout", 0))
+    if holdout is None or holdout > MAX_HOLDOUT:
+        bad("follow_up.holdout", f"the share not reminded: 0 to {MAX_HOLDOUT:.0%}, e.g. 5% or 0.05")
+    elif holdout and not stop_on:
+        bad("follow_up.holdout", "a holdout needs `stop_on`: it is compared by its completions")
     steps = [_step(s, f"follow_up.steps[{i}]", bad) for i, s in enumerate(steps_doc)]
-    if any(s is None for s in steps):
+    if any(s is None for s in steps) or window is None or holdout is None:
         return None
-    return FollowUp(steps=tuple(s for s in steps if s), stop_on=tuple(map(str, stop_on)))
+    return FollowUp(steps=tuple(s for s in steps if s), stop_on=tuple(map(str, stop_on)),
+                    window_seconds=window, holdout=holdout)  # fmt: skip
 
 
 def _step(doc: Any, where: str, bad: Any) -> Step | None:

@@ -42,16 +42,19 @@ class JourneyStore(Store):
     def waiting_key(self, stop_type: str, subject: str) -> str:
         return self.key("jw", f"{stop_type}:{subject}")
 
-    def add_start(self, writes: Writes, journey: str, fields: dict[str, str], due: float,
-                  stop_on: tuple[str, ...], subject: str, ttl: int) -> None:  # fmt: skip
+    def add_start(self, writes: Writes, journey: str, fields: dict[str, str], due: float | None,
+                  stop_on: tuple[str, ...], subject: str, ttl: int, *,
+                  status: str = "active") -> None:  # fmt: skip
         """Add to ``writes``: start a journey, unless it was started already (a redelivered
-        event): every field is set only where it is not."""
+        event): every field is set only where it is not. One with nothing to send (``due``
+        None: a holdout, or a rule that only measures) only waits for its completion."""
         key = self.journey_key(journey)
-        for name, value in {**fields, "status": "active", "step": "0", "round": "1",
-                            "due": f"{due:.3f}", "sent": "0"}.items():  # fmt: skip
+        for name, value in {**fields, "status": status, "step": "0", "round": "1",
+                            "due": f"{due or 0:.3f}", "sent": "0"}.items():  # fmt: skip
             writes.hsetnx(key, name, value)
         writes.expire(key, ttl)
-        writes.zadd_nx(self.queue_key(), journey, due)
+        if due is not None:
+            writes.zadd_nx(self.queue_key(), journey, due)
         for stop_type in stop_on:
             writes.sadd(self.waiting_key(stop_type, subject), journey)
             writes.expire(self.waiting_key(stop_type, subject), ttl)

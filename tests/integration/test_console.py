@@ -15,12 +15,20 @@ from aiohttp import web
 
 from app.access.accounts import THROTTLE_FAILURES
 from app.core.errors import ConfigError
-from app.intake.events import install_types
+from app.core.timestamps import local_iso
+from app.intake.events import install_types, validate_event
 from app.profiles.validate import parse_profile
 from console.app import build_app, open_services
 from devstack.stack import free_port
 from lifecycle.cli import main
-from tests.helpers import contact, enterprise, read_topic, weather_event
+from tests.helpers import (
+    contact,
+    enterprise,
+    graduate_event,
+    person,
+    read_topic,
+    weather_event,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -121,6 +129,7 @@ EVERY_GUARDED_CALL = [
     ("POST", f"{RULE_PATH}/preview"),
     ("POST", f"{RULE_PATH}/test-send"),
     ("POST", f"{RULE_PATH}/backtest"),
+    ("GET", f"{RULE_PATH}/outcomes"),
     ("GET", "/api/event-types"),
     ("POST", "/api/render-sms"),
     ("GET", "/api/event-types/retirement.approved"),
@@ -419,3 +428,30 @@ async def test_the_operators_pages_refuse_other_roles(console):
     finally:
         await author.close()
         await operator.close()
+
+
+async def test_outcomes_are_reported_by_version_and_group_to_whom_the_rule_concerns(console):
+    svc = console["svc"]
+    planner = svc.runtime.planner
+    await svc.runtime.profiles.upsert(parse_profile(person("P-OUT-1", mobile="13700000071")))
+    start = validate_event(graduate_event("EV-OUT-1", "P-OUT-1"))
+    await planner.record([(await planner.plan_event(start)).plan])
+    done = validate_event(graduate_event("EV-OUT-2", "P-OUT-1") | {
+        "type": "hukou.migration.completed", "occurred_at": local_iso(-60),
+        "data": {"approval_no": "A-1"}})  # fmt: skip
+    await planner.record([(await planner.plan_event(done)).plan])
+    admin, _ = await sign_in(console, "admin")
+    author, _ = await sign_in(console, "yt-author")  # 440308: the shipped rule is the city's (*)
+    try:
+        response = await admin.get(f"{console['url']}{RULE_PATH}/outcomes")
+        assert response.status == 200, await response.text()
+        [version] = (await response.json())["versions"]
+        reminded = version["reminded"]
+        assert (reminded["started"], reminded["completed"], reminded["decided"]) == (1, 1, 1)
+        assert reminded["rate"] == 1.0 and 3500 < reminded["median_seconds"] < 3700  # an hour
+        assert version["holdout"]["started"] == 0 and version["difference"] is None
+        assert (await author.get(f"{console['url']}{RULE_PATH}/outcomes")).status == 403
+        assert (await admin.get(f"{console['url']}/api/rules/no-such-rule/outcomes")).status == 404
+    finally:
+        await admin.close()
+        await author.close()

@@ -157,6 +157,11 @@ async def test_a_burst_is_counted_as_it_was_delivered(stack):
         == 20
     )
     assert delta("lifecycle_delivery_latency_seconds_sum") > 0
+    # each graduate's journey (the shipped rule's follow-ups) started, none completed yet
+    journeys = {"rule": RULE, "version": "1", "group": "reminded"}
+    assert delta("lifecycle_outcome_journeys", **journeys, state="started") == 40
+    assert delta("lifecycle_outcome_journeys", **journeys, state="open") == 40
+    assert delta("lifecycle_outcome_journeys", **journeys, state="completed") == 0
     assert value(after, "lifecycle_gateway_up", channel="sms") == 1
     assert value(after, "lifecycle_gateway_up", channel="email") == 1
     for (name, labels), _ in after.items():  # no id or address in any label
