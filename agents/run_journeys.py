@@ -1,6 +1,6 @@
 """A timer, every second: the journeys' follow-ups whose time has come are planned and sent
 (``app.planning.journeys``), and the date reminders that came due are published as their
-events (``app.planning.dates``).
+events (``app.planning.dates``), the calendar rules' (``app.planning.calendar``) among them.
 
 One worker at a time sends them: the one holding the lease in Redis (taken for a few seconds,
 kept while it runs; another takes it over when it stops). For each due journey the step is
@@ -38,6 +38,7 @@ async def run_journeys() -> None:
         now = time.time()
         if await runtime().planner.journeys.lease(OWNER, LEASE_MS):
             await send_due(now)
+            await runtime().planner.schedule_calendar(now)
             await send_due_dates(now)
     except UNAVAILABLE as exc:  # the next tick tries again
         if not unavailable(exc):
@@ -88,7 +89,8 @@ async def send_due_dates(now: float) -> int:
             await planner.schedule.drop(rule_id, profile_id)
             continue
         value = json.dumps(event, ensure_ascii=False).encode("utf-8")
-        await send_record(life_events, profile_id.encode("utf-8"), value)
+        key = (event.get("subject") or {}).get("id") or event["id"]  # as Event.key: area-wide by id
+        await send_record(life_events, key.encode("utf-8"), value)
         published.append((rule_id, profile_id, event["data"]["date"]))
     if published:
         await app.producer.flush()  # on the broker before the entries are marked sent

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 def make_renderer(settings: Settings, templates_dir: Path | None = None) -> Renderer:
     return Renderer(templates_dir or settings.templates_dir, signature=settings.sms_signature, tz=settings.tz,
-                    default_language=settings.default_language)  # fmt: skip
+                    default_language=settings.default_language,
+                    signatures={"en": settings.sms_signature_en})  # fmt: skip
 
 
 def load_live_rules(

@@ -19,6 +19,9 @@ from app.core.redis_client import Keys, cluster_nodes
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAIL_FROM = "盐田区政务服务 <notify@yantian.gov.example>"
 DEFAULT_SMS_SIGNATURE = "【盐田区政务服务】"
+# English texts are signed in English: a Chinese signature would make a GSM-7 text UCS-2, and a
+# 160-character message three parts of 67. No brackets: [ and ] take two GSM-7 septets each.
+DEFAULT_SMS_SIGNATURE_EN = "Yantian Gov Services: "
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Settings:
     mail_from: str = DEFAULT_MAIL_FROM
     sms_url: str | None = None
     sms_signature: str = DEFAULT_SMS_SIGNATURE
+    sms_signature_en: str = DEFAULT_SMS_SIGNATURE_EN  # for templates in English (en, en-GB, …)
     rules_dir: Path = PROJECT_ROOT / "rules"
     templates_dir: Path = PROJECT_ROOT / "templates"
     timezone: str = "Asia/Shanghai"
@@ -144,6 +148,7 @@ _ENV = {
     "LIFECYCLE_MAIL_FROM": ("mail_from", str),
     "LIFECYCLE_SMS_URL": ("sms_url", str),
     "LIFECYCLE_SMS_SIGNATURE": ("sms_signature", str),
+    "LIFECYCLE_SMS_SIGNATURE_EN": ("sms_signature_en", str),
     "LIFECYCLE_RULES_DIR": ("rules_dir", Path),
     "LIFECYCLE_TEMPLATES_DIR": ("templates_dir", Path),
     "LIFECYCLE_TIMEZONE": ("timezone", str),

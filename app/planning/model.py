@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from app.core.errors import RuleError
 from app.notifications import Category, Channel
+from app.planning.calendar import CalendarTrigger
 from app.planning.dates import DateTrigger
 from app.planning.expressions import Expression
 from app.planning.journeys import FollowUp
@@ -45,6 +46,12 @@ class Rule:
     districts: tuple[str, ...] = ("*",)  # whose approvers approve it; * the deployment's
     follow_up: FollowUp | None = None  # the journey's later steps (``app.planning.journeys``)
     on_date: DateTrigger | None = None  # fires on a profile's dated fact (``app.planning.dates``)
+    on_calendar: CalendarTrigger | None = None  # dates of the year (``app.planning.calendar``)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the scheduler makes its events, one rule at a time (``data.rule_id``)."""
+        return self.on_date is not None or self.on_calendar is not None
 
     @property
     def event_type(self) -> str:
@@ -72,6 +79,9 @@ class RuleSet:
     def date_rules(self, kind: str) -> list[Rule]:
         """The enabled rules that fire on dates of ``kind`` profiles."""
         return [r for r in self.rules if r.enabled and r.on_date and r.on_date.kind == kind]
+
+    def calendar_rules(self) -> list[Rule]:
+        return [r for r in self.rules if r.enabled and r.on_calendar]
 
     @property
     def stop_types(self) -> frozenset[str]:

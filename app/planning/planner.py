@@ -28,6 +28,7 @@ from app.core.masking import mask_address
 from app.intake.events import Event, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
+from app.planning.calendar import calendar_event, next_date
 from app.planning.dates import date_event, due_at
 from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
@@ -50,7 +51,7 @@ from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
 from app.state.journeys import JourneyStore
 from app.state.outcomes import OutcomeStore
-from app.state.schedule import DateSchedule
+from app.state.schedule import CALENDAR_MEMBER, DateSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -193,13 +194,14 @@ class Planner:
         outcome = Outcome(Plan(event, warning_root=warning.root if warning else None))
         plan = outcome.plan
         addressed = {r.id: r.version for r in self.rules.for_event(event.type)
-                     if not r.subject and (not only_rule or r.id == only_rule)}  # fmt: skip
+                     if not r.subject and (not only_rule or r.id == only_rule)
+                     and (not r.scheduled or r.id == event.data.get("rule_id"))}  # fmt: skip
         if act and addressed:  # remembered for the hotline's "why didn't she get it?"
             await self.broadcasts.remember(event, addressed)
         for rule in self.rules.for_event(event.type):
             if only_rule and rule.id != only_rule:
                 continue
-            if rule.on_date is not None and event.data.get("rule_id") != rule.id:
+            if rule.scheduled and event.data.get("rule_id") != rule.id:
                 continue  # a date event is for the one rule whose date came due
             plan.matched.append(rule.id)
             try:
@@ -265,15 +267,42 @@ class Planner:
                 self.schedule.add_due(writes, rule.id, profile_id, due)
         await self.schedule.apply(writes)
 
+    async def schedule_calendar(self, now: float) -> None:
+        """Keep each calendar rule's next date in the queue (the leader, every tick: a rule
+        added, changed or just sent is scheduled within a second)."""
+        rules = self.rules.calendar_rules()
+        if not rules:
+            return
+        sent = await self.schedule.sent_for([(r.id, CALENDAR_MEMBER) for r in rules])
+        writes = Writes()
+        for rule, last in zip(rules, sent, strict=True):
+            assert rule.on_calendar is not None
+            due, _ = next_date(rule.on_calendar, now, self.tz, last)
+            self.schedule.add_due(writes, rule.id, CALENDAR_MEMBER, due)
+        await self.schedule.apply(writes)
+
+    def _calendar_event(self, rule_id: str, already: str | None, now: float
+                        ) -> dict[str, Any] | None:  # fmt: skip
+        rule = self.rules.get(rule_id)
+        if rule is None or not rule.enabled or rule.on_calendar is None:
+            return None
+        due, day = next_date(rule.on_calendar, now, self.tz, already)
+        return calendar_event(rule_id, day, now, self.tz) if due <= now + 1 else None
+
     async def due_date_events(self, now: float, limit: int = 500
                               ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip
         """The date reminders due by ``now``: (rule, profile, the event to publish), the event
-        None when there is nothing to send any more (the caller drops the entry)."""
+        None when there is nothing to send any more (the caller drops the entry). A calendar
+        rule's entry has the profile ``*`` and an area-wide event."""
         due = await self.schedule.due(now, limit)
-        profiles = {p["id"]: p for p in await self.store.get_many(sorted({p for _, p in due}))}
+        profiles = {p["id"]: p for p in await self.store.get_many(
+            sorted({p for _, p in due if p != CALENDAR_MEMBER}))}  # fmt: skip
         out: list[tuple[str, str, dict[str, Any] | None]] = []
         sent = await self.schedule.sent_for(due)
         for (rule_id, profile_id), already in zip(due, sent, strict=True):
+            if profile_id == CALENDAR_MEMBER:
+                out.append((rule_id, profile_id, self._calendar_event(rule_id, already, now)))
+                continue
             rule, profile = self.rules.get(rule_id), profiles.get(profile_id)
             found = None
             if (

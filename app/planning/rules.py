@@ -39,6 +39,7 @@ from app.core.errors import RenderError, RuleError
 from app.core.yaml12 import load_yaml
 from app.intake.events import catalogue
 from app.notifications import Category, Channel
+from app.planning.calendar import CALENDAR_EVENT, parse_calendar
 from app.planning.dates import parse_trigger
 from app.planning.expressions import Expression, ExpressionError, compile_expression
 from app.planning.fields import condition_problems, fields_for
@@ -65,7 +66,8 @@ CATEGORIES = tuple(Category)
 CONDITION_NAMES = frozenset({"event", "data", "profile"})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RULE_KEYS = {"id", "version", "name", "description", "on", "category", "when", "recipients",
-              "channels", "enabled", "districts", "follow_up", "on_date"}  # fmt: skip
+              "channels", "enabled", "districts", "follow_up", "on_date", "on_calendar"}  # fmt: skip
+SCHEDULED_TYPES = ("person.date.due", "enterprise.date.due", CALENDAR_EVENT)  # made by the timer
 _DISTRICT = re.compile(r"\d{6}|\*")
 _AUDIENCE_KEYS = {"kind", "permit", "industry", "tag", "areas", "shapes"}
 _RECIPIENT_MODES = ("subject", "audience", "previously_warned")
@@ -132,16 +134,27 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
         bad("version", "must be a whole number from 1")
     on = doc.get("on")
     on_date = parse_trigger(doc["on_date"], bad) if "on_date" in doc else None
-    if "on_date" in doc and on is not None:
-        bad("on", "give `on` (an event) or `on_date` (a profile's date), not both")
+    on_calendar = parse_calendar(doc["on_calendar"], bad) if "on_calendar" in doc else None
+    triggers = [k for k in ("on", "on_date", "on_calendar") if doc.get(k) is not None]
+    if len(triggers) > 1:  # said of `on` when it is one of them, as it always was
+        bad(triggers[0] if triggers[0] == "on" else triggers[1],
+            "give one of `on` (an event), `on_date` (a profile's date) and "
+            "`on_calendar` (dates of the year)")  # fmt: skip
     if on_date is not None:
         on = on_date.event_type
+    elif on_calendar is not None:
+        on = CALENDAR_EVENT
     elif "on_date" in doc:
         on = "person.date.due"  # the trigger's own problems are said; check the rest as if
+    elif "on_calendar" in doc:
+        on = CALENDAR_EVENT
     event_types = tuple(on) if isinstance(on, list) else (on,)
     for event_type in event_types:
         if event_type not in catalogue():
             bad("on", f"unknown event type {event_type!r} (known: {', '.join(catalogue())})")
+        elif event_type in SCHEDULED_TYPES and "on_date" not in doc and "on_calendar" not in doc:
+            bad("on", f"{event_type} is made by the scheduler for one rule: give `on_date` or "
+                      "`on_calendar` instead")  # fmt: skip
     category = doc.get("category")
     if category not in CATEGORIES:
         bad("category", f"must be one of {', '.join(CATEGORIES)}, not {category!r}")
@@ -172,7 +185,7 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     return Rule(id=str(rule_id), version=int(version), file=file, event_types=tuple(map(str, event_types)),
                 category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
                 condition=condition, enabled=enabled, districts=tuple(districts),
-                follow_up=follow_up, on_date=on_date, **recipients)  # fmt: skip
+                follow_up=follow_up, on_date=on_date, on_calendar=on_calendar, **recipients)  # fmt: skip
 
 
 def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowUp | None:

@@ -40,11 +40,14 @@ CHANNEL_FILES = {
 
 
 class Renderer:
-    def __init__(
-        self, templates_dir: Path, *, signature: str, tz: ZoneInfo, default_language: str = "zh-CN"
-    ) -> None:
+    def __init__(self, templates_dir: Path, *, signature: str, tz: ZoneInfo,
+                 default_language: str = "zh-CN",
+                 signatures: dict[str, str] | None = None) -> None:  # fmt: skip
+        """``signature`` signs every SMS but those in a language ``signatures`` names (``en``
+        covers ``en-GB``): an English text signed in Chinese would be UCS-2."""
         self.templates_dir = templates_dir
         self.signature = signature
+        self.signatures = signatures or {}
         self.default_language = default_language
         loader = FileSystemLoader(str(templates_dir))
         self._text = _environment(loader, tz, autoescape=False)
@@ -79,7 +82,7 @@ class Renderer:
         lang = self.pick_language(name, language)
         if channel == "sms":
             text = with_signature(
-                self._render(self._text, name, lang, "sms.txt", context), self.signature
+                self._render(self._text, name, lang, "sms.txt", context), self.signature_for(lang)
             )
             if len(text) > MAX_SMS_CHARS:
                 raise RenderError(f"{name}/{lang}/sms.txt: the SMS is {len(text)} characters with "
@@ -95,12 +98,21 @@ class Renderer:
             )
         raise RenderError(f"unknown channel {channel!r}")
 
-    def render_sms_text(self, source: str, context: dict[str, Any]) -> str:
+    def signature_for(self, language: str | None) -> str:
+        """The SMS signature of a language: its own, its primary language's, or the default."""
+        if language:
+            for tag in (language, language.split("-")[0]):
+                if tag in self.signatures:
+                    return self.signatures[tag]
+        return self.signature
+
+    def render_sms_text(self, source: str, context: dict[str, Any],
+                        language: str | None = None) -> str:  # fmt: skip
         """An SMS template given as text (the editor's, as one types) rendered with its signature,
         bounded as every template is; RenderError with the line when it does not render."""
         try:
             return with_signature(render_bounded(self._text.from_string(source), context).strip(),
-                                  self.signature)  # fmt: skip
+                                  self.signature_for(language))  # fmt: skip
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
             raise RenderError(

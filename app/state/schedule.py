@@ -5,6 +5,8 @@ from __future__ import annotations
 from app.core.codec import text, texts
 from app.state.writes import Store, Writes
 
+CALENDAR_MEMBER = "*"  # a calendar rule's one entry: ``RULE|*`` (no profile id has a *)
+
 
 class DateSchedule(Store):
     def queue_key(self) -> str:

@@ -26,10 +26,11 @@ async def planner(redis_client, prefix):
     return Planner(load_rules(settings.rules_dir, renderer), store, renderer)
 
 
-async def why(planner, event, doc):
+async def why(planner, event, doc, rule="weather-outdoor-ads-warning"):
+    """Why ``rule`` reached the profile or not (a gale also concerns the construction sites' rule)."""
     profile = parse_profile(doc)
     await planner.store.upsert(profile)
-    [finding] = await planner.explain(event, profile)
+    [finding] = [f for f in await planner.explain(event, profile) if f.rule_id == rule]
     return finding
 
 

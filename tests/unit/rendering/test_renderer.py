@@ -41,7 +41,9 @@ def test_sms_starts_with_the_signature_and_records_its_segments(renderer):
 
 
 def test_recipient_language_is_used_when_the_template_has_it(renderer):
-    assert renderer.render("t", "sms", "en", CONTEXT).text == f"{SIGNATURE}Hello 李明"
+    assert (
+        renderer.render("t", "sms", "en", CONTEXT).text == f"{SIGNATURE}Hello 李明"
+    )  # one signature
 
 
 def test_unknown_language_falls_back_to_the_default(renderer):
@@ -66,3 +68,18 @@ def test_missing_variable_is_an_error_not_a_gap(renderer):
 def test_sandbox_refuses_python_internals(renderer):
     with pytest.raises(RenderError, match="unsafe|not safely|access"):
         renderer.render("evil", "sms", "zh-CN", CONTEXT)
+
+
+def test_an_english_text_carries_the_english_signature_and_stays_gsm7(tmp_path):
+    folder = tmp_path / "t" / "en-GB"
+    folder.mkdir(parents=True)
+    (folder / "sms.txt").write_text("Dear {{ recipient.name }}, your card expires soon.", "utf-8")
+    (tmp_path / "t" / "zh-CN").mkdir()
+    (tmp_path / "t" / "zh-CN" / "sms.txt").write_text("您的证件即将到期。", encoding="utf-8")
+    signed = Renderer(tmp_path, signature=SIGNATURE, tz=ZoneInfo("Asia/Shanghai"),
+                      signatures={"en": "Yantian Gov Services: "})  # fmt: skip
+    english = signed.render("t", "sms", "en-GB", {"recipient": {"name": "Li Ming"}})
+    assert english.text == "Yantian Gov Services: Dear Li Ming, your card expires soon."
+    assert (english.length.encoding, english.length.segments) == ("GSM7", 1)
+    chinese = signed.render("t", "sms", "zh-CN", {"recipient": {"name": "李明"}})
+    assert chinese.text.startswith(SIGNATURE) and chinese.length.encoding == "UCS2"
