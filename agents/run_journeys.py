@@ -1,6 +1,7 @@
 """A timer, every second: the journeys' follow-ups whose time has come are planned and sent
 (``app.planning.journeys``), and the date reminders that came due are published as their
-events (``app.planning.dates``), the calendar rules' (``app.planning.calendar``) among them.
+events (``app.planning.dates``), the calendar rules' (``app.planning.calendar``) among them,
+and the enterprises that came to meet a support policy are told (``app.planning.policies``).
 
 One worker at a time sends them: the one holding the lease in Redis (taken for a few seconds,
 kept while it runs; another takes it over when it stops). For each due journey the step is
@@ -40,6 +41,7 @@ async def run_journeys() -> None:
             await send_due(now)
             await runtime().planner.schedule_calendar(now)
             await send_due_dates(now)
+            await send_due_policies()
     except UNAVAILABLE as exc:  # the next tick tries again
         if not unavailable(exc):
             raise
@@ -97,4 +99,25 @@ async def send_due_dates(now: float) -> int:
         for rule_id, profile_id, day in published:
             await planner.schedule.mark_sent(rule_id, profile_id, day)
         logger.info("published %d date reminder(s)", len(published))
+    return len(published)
+
+
+async def send_due_policies() -> int:
+    """Tell each enterprise of the policies it came to meet, as events (the caller holds the
+    lease): published and flushed before each is marked told, so one is told again only by an
+    event of the same id, which is delivered once."""
+    planner = runtime().planner
+    published = []
+    for policy_id, enterprise_id, event in await planner.due_policy_events():
+        if event is None:
+            await planner.policy_matches.drop(policy_id, enterprise_id)
+            continue
+        value = json.dumps(event, ensure_ascii=False).encode("utf-8")
+        await send_record(life_events, enterprise_id.encode("utf-8"), value)
+        published.append((policy_id, enterprise_id, event["occurred_at"][:10]))
+    if published:
+        await app.producer.flush()
+        for policy_id, enterprise_id, day in published:
+            await planner.policy_matches.mark_told(policy_id, enterprise_id, day)
+        logger.info("told %d enterprise(s) of a policy", len(published))
     return len(published)

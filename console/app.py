@@ -13,7 +13,18 @@ from aiohttp import web
 from app.access.accounts import AccountStore, LoginThrottle, SessionStore
 from app.access.audit import AUDIT_TOPIC
 from app.core.settings import Settings, require_real_secret
-from console import backtest, dashboard, dlq_api, pages, preview, rules_api, search_api, types_api  # noqa: F401 - register their calls
+from console import (  # noqa: F401 - register their calls
+    backtest,
+    dashboard,
+    dlq_api,
+    pages,
+    policies_api,
+    policy_pages,
+    preview,
+    rules_api,
+    search_api,
+    types_api,
+)
 from console.api import routes
 from console.auth import MAX_BODY_BYTES, SERVICES, Services
 from wiring.audit import AuditLog

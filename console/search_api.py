@@ -12,7 +12,9 @@ Operators and approvers, and only for recipients inside their districts.
 that did not reach it, with the reason — not in the warning's areas, not an enterprise with that
 permit, the rule's condition false, no contact with the role on file, no mobile number — from the
 planner's own steps (``app.planning.explain``), and a broadcast it was in the audience of but
-nothing was recorded for (the profile changed afterwards, or the send is held).
+nothing was recorded for (the profile changed afterwards, or the send is held). A broadcast that
+reached the profile under one of its rules (a typhoon: the signs' rule) is not listed for the
+others it missed (the construction sites' rule): the person was told of it.
 """
 
 from __future__ import annotations
@@ -141,7 +143,13 @@ async def not_reached(rt: Runtime, caller: Caller, profile_ids: list[str],
                 event = validate_event(broadcast.event)
             except EventRejected:  # a type since withdrawn: nothing to walk it through
                 continue
-            for finding in await rt.planner.explain(event, profile):
+            findings = await rt.planner.explain(event, profile)
+            told = [f for f in findings if f.reached and await _told(rt, f, listed)]
+            for finding in findings:
+                if (
+                    told
+                ):  # reached by this broadcast (one rule of it): other rules' misses are noise
+                    continue
                 entry: dict[str, Any] = {
                     "event": event.id, "type": event.type, "planned_at": broadcast.at,
                     "profile": profile["id"], "rule": finding.rule_id,
@@ -152,9 +160,6 @@ async def not_reached(rt: Runtime, caller: Caller, profile_ids: list[str],
                     entry["why"] += (f" (explained with version {finding.rule_version}; "
                                      f"version {then} planned it)")  # fmt: skip
                 if finding.reached:
-                    ids = [n for n, _ in finding.notifications]
-                    if any(n in listed for n in ids) or await _recorded(rt, ids):
-                        continue  # a notification exists: it is listed (or will be) above
                     if await rt.guard.is_held(f"{event.id}~{finding.rule_id}"):
                         entry["why"] = "held for an operator: the send waits to be released"
                     else:
@@ -163,6 +168,13 @@ async def not_reached(rt: Runtime, caller: Caller, profile_ids: list[str],
                                         "broadcast, or it was an update at a level already sent")  # fmt: skip
                 out.append(entry)
     return out, hidden
+
+
+async def _told(rt: Runtime, finding: Any, listed: set[str]) -> bool:
+    """Whether a notification of a finding that reached the profile exists: it is listed (or
+    will be) among the notifications found."""
+    ids = [n for n, _ in finding.notifications]
+    return any(n in listed for n in ids) or await _recorded(rt, ids)
 
 
 async def _recorded(rt: Runtime, notification_ids: list[str]) -> bool:

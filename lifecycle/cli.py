@@ -17,6 +17,7 @@ from app.intake.events import parse_event
 from app.intake.files import read_events
 from app.planning.rules import load_rules
 from app.profiles.importer import import_profiles
+from lifecycle.policies import add_commands as add_policy_commands
 from wiring.kafka import publish
 from wiring.runtime import Runtime, make_redis, make_renderer
 
@@ -129,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke = tokens.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     revoke.set_defaults(run=_tokens_revoke)
+
+    add_policy_commands(sub)
 
     trace = sub.add_parser("trace", help="what happened to an event or a notification")
     trace.add_argument("id")

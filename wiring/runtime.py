@@ -33,6 +33,8 @@ from app.intake.events import install_types
 from app.intake.typebook import read_types
 from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.planner import Planner
+from app.planning.policies import Policy
+from app.planning.policybook import read_live_policies
 from app.planning.rulebook import materialise, read_snapshot
 from app.planning.rules import RuleSet, load_rules
 from app.profiles.store import ProfileStore
@@ -67,6 +69,16 @@ def load_live_rules(
         return load_rules(settings.rules_dir, renderer), renderer, generation, None
     rules, renderer, root = load_live_set(settings, live, generation)
     return rules, renderer, generation, root
+
+
+def load_live_policies(settings: Settings, sync_redis: SyncRedis) -> list[Policy]:
+    """The shipped policies with the policy book's live versions over them (the shipped ones
+    alone while Redis is unreachable)."""
+    try:
+        return read_live_policies(sync_redis, settings.control_prefix, settings.policies_dir)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        logger.warning("policy book unreadable (%s); using the policy files", type(exc).__name__)
+        return read_live_policies(None, settings.control_prefix, settings.policies_dir)
 
 
 def load_live_set(
@@ -157,7 +169,8 @@ class Runtime:
         planner = Planner(rules, profiles, renderer, guard=guard, state=state,
                           fanout_chunk=settings.fanout_chunk,
                           max_event_age_days=settings.max_event_age_days, tz=settings.tz)  # fmt: skip
-        profiles.after_write = planner.schedule_dates  # the date reminders follow the profiles
+        planner.policies = load_live_policies(settings, sync_redis)
+        profiles.after_write = planner.after_profiles_written  # dates and policies follow them
         return cls(
             settings,
             redis,
@@ -194,6 +207,7 @@ class Runtime:
         old, self.live_root = self.live_root, root
         self.rules, self.renderer, self.rules_generation = rules, renderer, generation
         self.planner.rules, self.planner.renderer = rules, renderer
+        self.planner.policies = load_live_policies(self.settings, self.state.sync_redis)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return f"rule set {generation} applied: {len(rules.rules)} rule(s)"

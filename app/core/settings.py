@@ -63,6 +63,7 @@ class Settings:
     sms_signature_en: str = DEFAULT_SMS_SIGNATURE_EN  # for templates in English (en, en-GB, …)
     rules_dir: Path = PROJECT_ROOT / "rules"
     templates_dir: Path = PROJECT_ROOT / "templates"
+    policies_dir: Path = PROJECT_ROOT / "policies"  # the shipped support policies (the seed)
     timezone: str = "Asia/Shanghai"
     web_port: int = 6066
     web_bind: str = "127.0.0.1"  # the worker's web server listens here only
@@ -151,6 +152,7 @@ _ENV = {
     "LIFECYCLE_SMS_SIGNATURE_EN": ("sms_signature_en", str),
     "LIFECYCLE_RULES_DIR": ("rules_dir", Path),
     "LIFECYCLE_TEMPLATES_DIR": ("templates_dir", Path),
+    "LIFECYCLE_POLICIES_DIR": ("policies_dir", Path),
     "LIFECYCLE_TIMEZONE": ("timezone", str),
     "LIFECYCLE_WEB_PORT": ("web_port", int),
     "LIFECYCLE_WEB_BIND": ("web_bind", str),

@@ -32,7 +32,7 @@ PROFILE: dict[str, Tree] = {
     "id": LEAF, "kind": LEAF, "name": LEAF, "district": LEAF, "language": LEAF, "tags": LEAF,
     "mobile": LEAF, "email": LEAF, "industry": LEAF, "permits": LEAF, "credit_code": LEAF,
     "contacts": _CONTACT, "location": {"lat": LEAF, "lon": LEAF}, "preferences": OPEN,
-    "dates": OPEN,
+    "dates": OPEN, "size": LEAF, "registered_capital": LEAF, "qualifications": LEAF,
 }  # fmt: skip
 RECIPIENT: dict[str, Tree] = {"name": LEAF, "role": LEAF}
 _MAX_DEPTH = 8

@@ -43,6 +43,8 @@ from app.planning.journeys import (
     step_event_id,
 )
 from app.planning.model import Rule, RuleSet
+from app.planning.policies import TRIGGER_TYPES as POLICY_TRIGGERS
+from app.planning.policies import Match, Policy, match, policy_event
 from app.planning.recipients import Recipient, recipients_of, template_context
 from app.planning.warned import LEVEL_RANK, WarnedRegistry
 from app.profiles.model import Profile
@@ -51,6 +53,7 @@ from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
 from app.state.journeys import JourneyStore
 from app.state.outcomes import OutcomeStore
+from app.state.policies import PolicyMatches
 from app.state.schedule import CALENDAR_MEMBER, DateSchedule
 
 logger = logging.getLogger(__name__)
@@ -164,6 +167,8 @@ class Planner:
         self.broadcasts = Broadcasts(store.redis, store.prefix)
         self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.journeys = JourneyStore(store.redis, store.prefix)
+        self.policies: list[Policy] = []  # the live support policies (``Runtime`` keeps them)
+        self.policy_matches = PolicyMatches(store.redis, store.prefix)
         self.outcomes = OutcomeStore(store.redis, store.prefix)
         self.schedule = DateSchedule(store.redis, store.prefix)
 
@@ -186,7 +191,13 @@ class Planner:
             await state.count("events", "suppressed")
             logger.info("event %s (%s) suppressed: %s", event.id, event.type, stale)
             return Outcome(Plan(event, skipped=[("*", f"suppressed: {stale}")]), suppressed=stale)
-        return await self._plan(event, subjects=subjects, act=True)
+        outcome = await self._plan(event, subjects=subjects, act=True)
+        if event.type in POLICY_TRIGGERS and event.subject_id:  # a new enterprise: its policies
+            known = (subjects or {}).get(event.subject_id)
+            profile = known or await self.store.get(event.subject_id)
+            if profile is not None:
+                await self.queue_policy_matches([(event.subject_id, profile)])
+        return outcome
 
     async def _plan(self, event: Event, *, act: bool, only_rule: str | None = None,
                     subjects: Mapping[str, Profile | None] | None = None) -> Outcome:  # fmt: skip
@@ -239,6 +250,51 @@ class Planner:
             return
         first = next_due(time.time(), follow_up.steps[0], self.tz) if follow_up.steps else None
         plan.journeys.append(JourneyStart(journey, rule, subject, first))
+
+    # -- support policies: each enterprise told once of each policy it comes to meet ----------
+
+    async def after_profiles_written(self, written: Sequence[tuple[str, Profile | None]]) -> None:
+        """What follows a profile write: its date reminders and its policies."""
+        await self.schedule_dates(written)
+        await self.queue_policy_matches(written)
+
+    async def queue_policy_matches(self, written: Sequence[tuple[str, Profile | None]]) -> None:
+        """The policies each written enterprise now meets and was not told of yet, queued for
+        the leader to tell (one read of what was told, one write, for the batch)."""
+        today = datetime.fromtimestamp(time.time(), self.tz).date()
+        found = [(policy.id, profile_id) for profile_id, profile in written
+                 if profile is not None and profile.get("kind") == "enterprise"
+                 for policy in self.policies if match(policy, profile, today).met]  # fmt: skip
+        told = await self.policy_matches.told(found)
+        writes = Writes()
+        for (policy_id, enterprise_id), day in zip(found, told, strict=True):
+            if day is None:
+                self.policy_matches.add_found(writes, policy_id, enterprise_id, time.time())
+        await self.policy_matches.apply(writes)
+
+    async def due_policy_events(self, limit: int = 500
+                                ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip
+        """The queued matches: (policy, enterprise, the event that tells it), the event None when
+        there is nothing to tell any more (the policy is gone or no longer met, or told)."""
+        due = await self.policy_matches.due(limit)
+        profiles = {p["id"]: p for p in await self.store.get_many(sorted({e for _, e in due}))}
+        told = await self.policy_matches.told(due)
+        live = {p.id: p for p in self.policies}
+        now = time.time()
+        today = datetime.fromtimestamp(now, self.tz).date()
+        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        for (policy_id, enterprise_id), day in zip(due, told, strict=True):
+            policy, profile = live.get(policy_id), profiles.get(enterprise_id)
+            if policy is None or profile is None or day or not match(policy, profile, today).met:
+                out.append((policy_id, enterprise_id, None))
+                continue
+            out.append((policy_id, enterprise_id, policy_event(policy, profile, now, self.tz)))
+        return out
+
+    def explain_policies(self, profile: Profile) -> list[Match]:
+        """Each live policy, criterion by criterion, for an enterprise (``policies match``)."""
+        today = datetime.fromtimestamp(time.time(), self.tz).date()
+        return [match(policy, profile, today) for policy in self.policies]
 
     # -- date reminders: scheduled from the profiles' dated facts -------------------------------
 

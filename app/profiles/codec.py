@@ -24,7 +24,8 @@ from app.profiles.model import Profile
 NUMBER = "#"
 _SHORT = {"kind": "k", "name": "n", "district": "d", "language": "l", "tags": "t",
           "mobile": "m", "email": "e", "industry": "i", "permits": "p", "credit_code": "u",
-          "contacts": "c", "location": "g", "preferences": "f", "dates": "y"}  # fmt: skip
+          "contacts": "c", "location": "g", "preferences": "f", "dates": "y", "size": "z",
+          "registered_capital": "r", "qualifications": "q"}  # fmt: skip
 _LONG = {short: name for name, short in _SHORT.items()}
 _KINDS = {"person": "p", "enterprise": "e"}
 _KIND_OF = {short: kind for kind, short in _KINDS.items()}

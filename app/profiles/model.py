@@ -34,6 +34,9 @@ class Profile(TypedDict, total=False):
     industry: str  # an enterprise's
     permits: list[str]
     credit_code: str
+    size: str  # an enterprise's: micro, small, medium, large
+    registered_capital: float  # an enterprise's, in 万元
+    qualifications: list[str]  # an enterprise's: high_tech, specialised_sme…
     contacts: list[Contact]
     location: Location
     preferences: dict[str, Any]  # quiet_hours and the like, free-form, at most 2 KB

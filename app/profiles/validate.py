@@ -18,6 +18,7 @@ from app.profiles.model import Profile
 from app.profiles.phones import normalise_mobile
 
 KINDS = ("person", "enterprise")
+ENTERPRISE_SIZES = ("micro", "small", "medium", "large")  # 企业划型: 微型、小型、中型、大型
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _DISTRICT = re.compile(r"\d{6}")
 # RFC 5321 Mailbox with a dot-atom local part (no quoted strings, no lists: "a,b@x" is refused) and
@@ -71,6 +72,16 @@ def _enterprise_fields(doc: dict[str, Any]) -> dict[str, Any]:
         "industry": _text(doc, "industry", required=False),
         "permits": _strings(doc, "permits"),
     }
+    if doc.get("size") not in (None, ""):
+        if doc["size"] not in ENTERPRISE_SIZES:
+            raise ProfileRejected(
+                f"size: one of {', '.join(ENTERPRISE_SIZES)}, not {str(doc['size'])[:20]!r}"
+            )
+        out["size"] = doc["size"]
+    if doc.get("registered_capital") not in (None, ""):
+        out["registered_capital"] = _capital(doc["registered_capital"])
+    if doc.get("qualifications"):
+        out["qualifications"] = _strings(doc, "qualifications")
     if doc.get("credit_code"):
         code = normalise_uscc(str(doc["credit_code"]))
         problem = uscc_problem(code)
@@ -84,6 +95,19 @@ def _enterprise_fields(doc: dict[str, Any]) -> dict[str, Any]:
         raise ProfileRejected(f"contacts: {len(contacts)}; at most {MAX_LIST_ITEMS}")
     out["contacts"] = [_contact(c, i) for i, c in enumerate(contacts)]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _capital(value: Any) -> float | int:
+    """Registered capital in 万元 (10,000 yuan): a number from 0, a CSV cell's text too."""
+    try:
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ValueError(value)
+    except ValueError as exc:
+        raise ProfileRejected("registered_capital: a number of 万元, such as 500") from exc
+    if not 0 <= number <= 1e12:
+        raise ProfileRejected("registered_capital: from 0 to 10^12 万元")
+    return int(number) if float(number).is_integer() else float(number)
 
 
 def _contact(doc: Any, index: int) -> dict[str, Any]:

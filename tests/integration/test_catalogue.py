@@ -82,7 +82,12 @@ PROFILES = [
         language="en",
         name="Wang Fang",
     ),
-    company("E-BIZ", [contact("legal_representative", "13910000001")]),
+    company(
+        "E-BIZ",
+        [contact("legal_representative", "13910000001")],
+        size="small",
+        dates={"registered_on": days(-1)},
+    ),
     company(
         "E-ADS",
         [contact("safety_officer", "13910000002"), contact("legal_representative", "13910000003")],
@@ -132,7 +137,17 @@ EXPECTED: dict[str, tuple[set[str], str | tuple[str, ...]]] = {
     "tax-filing-period": ({"13910000007"}, "申报"),
     "outdoor-ad-permit-renewal": ({"13910000003"}, "户外广告设置许可"),
     "food-licence-renewal": ({"13910000006"}, "食品经营许可证"),
+    "policy-matched": ({"13910000001"}, "盐田区新办企业开办补贴"),
 }
+POLICY = """
+id: yt-new-business-grant
+name: 盐田区新办企业开办补贴
+summary: 新设立的小微企业可获一次性开办补贴
+confirm: 开户银行账号
+where: “i深圳”App
+districts: ["440308"]
+criteria: {sizes: [micro, small], age_months: {max: 12}}
+"""
 
 # (event type, subject): the catalogue's example of the type, for this subject, now
 EXAMPLES = [
@@ -167,12 +182,15 @@ def example(event_type: str, subject: str) -> dict[str, Any]:
 @pytest.fixture
 def stack(broker, redis_url, tmp_path):
     prefix = f"test-catalogue-{uuid.uuid4().hex[:6]}:"
+    policies = tmp_path / "policies"  # one of the test's own: the shipped ones' dates run out
+    policies.mkdir()
+    (policies / "grant.yaml").write_text(POLICY, encoding="utf-8")
     sink = SmtpSink.start()
     outbox = tmp_path / "sms.jsonl"
     settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix,
                         smtp_url=sink.url, sms_url=f"file://{outbox}", web_port=free_port(), partitions=2,
                         quiet_hours="off", rules_dir=PROJECT_ROOT / "rules",
-                        templates_dir=PROJECT_ROOT / "templates")  # fmt: skip
+                        templates_dir=PROJECT_ROOT / "templates", policies_dir=policies)  # fmt: skip
     workers = Workers(settings, LOGS / prefix.rstrip(":"))
     yield {"settings": settings, "outbox": outbox, "workers": workers, "sink": sink}
     workers.stop_all()

@@ -132,6 +132,12 @@ EVERY_GUARDED_CALL = [
     ("GET", f"{RULE_PATH}/outcomes"),
     ("GET", "/api/event-types"),
     ("POST", "/api/render-sms"),
+    ("GET", "/api/policies"),
+    ("GET", "/api/policies/yt-startup-rent-subsidy"),
+    ("PUT", "/api/policies/yt-startup-rent-subsidy/draft"),
+    ("POST", "/api/policies/yt-startup-rent-subsidy/approve"),
+    ("POST", "/api/policies/yt-startup-rent-subsidy/reject"),
+    ("GET", "/api/enterprises/E-1/policies"),
     ("GET", "/api/event-types/retirement.approved"),
     ("PUT", "/api/event-types/retirement.approved/draft"),
     ("POST", "/api/event-types/retirement.approved/approve"),
@@ -157,6 +163,8 @@ async def test_the_pages_send_a_caller_without_a_session_to_sign_in(console, htt
         "/event-types",
         "/dlq",
         "/dashboard",
+        "/policies",
+        "/policies/yt-startup-rent-subsidy",
     ):
         response = await http.get(console["url"] + path, allow_redirects=False)
         assert response.status == 302 and response.headers["Location"] == "/login", path
@@ -187,6 +195,10 @@ WRONG_ROLE = [
     ("yt-author", "POST", "/api/event-types/retirement.approved/approve"),
     ("yt-approver", "POST", "/api/event-types/retirement.approved/approve"),
     ("yt-author", "POST", "/api/event-types/retirement.approved/reject"),
+    ("yt-approver", "PUT", "/api/policies/yt-startup-rent-subsidy/draft"),
+    ("yt-author", "POST", "/api/policies/yt-startup-rent-subsidy/approve"),
+    ("sz-operator", "POST", "/api/policies/yt-startup-rent-subsidy/reject"),
+    ("admin", "GET", "/api/enterprises/E-1/policies"),
 ]
 
 
@@ -455,3 +467,54 @@ async def test_outcomes_are_reported_by_version_and_group_to_whom_the_rule_conce
     finally:
         await admin.close()
         await author.close()
+
+
+POLICY = {"name": "盐田区测试补贴", "summary": "小微企业可申请测试补贴", "confirm": "营业执照",
+          "where": "i深圳", "districts": ["440308"], "valid_from": "2026-01-01",
+          "criteria": {"sizes": ["small"], "registered_capital": {"max": 500}}}  # fmt: skip
+
+
+async def test_a_policy_is_drafted_by_field_approved_by_another_and_explains_a_match(console):
+    url, svc = console["url"], console["svc"]
+    author, author_csrf = await sign_in(console, "yt-author")
+    approver, approver_csrf = await sign_in(console, "yt-approver")
+    other, other_csrf = await sign_in(console, "lh-approver")
+    try:
+        path = f"{url}/api/policies/yt-test-subsidy"
+        bad = {**POLICY, "criteria": {"sizes": ["huge"]}, "valid_until": "2025-01-01"}
+        response = await author.put(f"{path}/draft", json={"policy": bad}, headers=author_csrf)
+        body = await response.json()
+        assert response.status == 200 and body["status"] == "draft"
+        assert {e["field"] for e in body["errors"]} == {"valid_until", "criteria.sizes"}
+        elsewhere = {**POLICY, "districts": ["440303"]}
+        response = await author.put(
+            f"{path}/draft", json={"policy": elsewhere}, headers=author_csrf
+        )
+        assert response.status == 403  # not the author's district
+        response = await author.put(f"{path}/draft", json={"policy": POLICY}, headers=author_csrf)
+        assert (await response.json()) == {"errors": [], "status": "submitted"}
+        assert (await author.post(f"{path}/approve", headers=author_csrf)).status == 403  # a role
+        assert (await other.post(f"{path}/approve", headers=other_csrf)).status == 403  # district
+        response = await approver.post(f"{path}/approve", headers=approver_csrf)
+        assert response.status == 200 and (await response.json())["version"] == 1
+        listing = (await (await author.get(f"{url}/api/policies")).json())["policies"]
+        assert [p["version"] for p in listing if p["id"] == "yt-test-subsidy"] == [1]
+        # which policies an enterprise of the caller's district meets, and why
+        await svc.runtime.profiles.upsert(parse_profile(enterprise("E-POL", contacts=[]) | {
+            "size": "small", "registered_capital": 100}))  # fmt: skip
+        response = await author.get(f"{url}/api/enterprises/E-POL/policies")
+        found = {p["id"]: p for p in (await response.json())["policies"]}
+        assert found["yt-test-subsidy"]["met"] and not found["yt-startup-rent-subsidy"]["met"]
+        assert "no registration date on file (dates.registered_on)" in [
+            c["says"] for c in found["yt-startup-rent-subsidy"]["criteria"]]  # fmt: skip
+        assert (await other.get(f"{url}/api/enterprises/E-POL/policies")).status == 404
+        page = await (await author.get(f"{url}/policies")).text()
+        assert "盐田区测试补贴" in page and "sizes: small" in page
+        editor = await (await approver.get(f"{url}/policies/yt-test-subsidy")).text()
+        assert 'value="盐田区测试补贴"' in editor and 'value="small" checked' in editor
+        entries = (await (await approver.get(f"{url}/api/audit")).json())["entries"]
+        actions = [e["action"] for e in entries]
+        assert {"policy-draft", "policy-approve", "policy-match"} <= set(actions)
+    finally:
+        for session in (author, approver, other):
+            await session.close()

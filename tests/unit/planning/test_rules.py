@@ -52,7 +52,7 @@ def test_the_seed_rules_are_valid(renderer):
         "business-registered-next-steps", "weather-outdoor-ads-warning",
         "weather-outdoor-ads-all-clear", "weather-construction-sites-warning",
         "weather-hazardous-goods-warning", "enterprise-annual-report", "tax-filing-period",
-        "outdoor-ad-permit-renewal", "food-licence-renewal",
+        "outdoor-ad-permit-renewal", "food-licence-renewal", "policy-matched",
     }  # fmt: skip
 
 

@@ -1,0 +1,100 @@
+"""The policy catalogue as versioned data: staff draft a policy in the console, another approver
+of its districts approves it, and every worker matches with it within a poll (an approval bumps
+the rule book's generation, which the workers watch).
+
+The shipped ``policies/*.yaml`` are the seed; a policy with a version in the book is the book's.
+Saving a draft that passes every check submits it; one with problems stays a draft with them.
+
+Keys (under the configured prefix, as the rule book's):
+
+    policybook:ids              set of the policy ids with versions in the book
+    policybook:{id}:versions    list of versions (JSON): version, policy, author, approved_by,
+                                created_at
+    policybook:{id}:draft       the draft (JSON): policy, author, status, errors, saved_at, …
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from redis import Redis as SyncRedis
+
+from app.core.book import Book, now_iso
+from app.core.codec import text
+from app.core.errors import BookError
+from app.planning.policies import Policy, load_policy_files, parse_policy
+
+logger = logging.getLogger(__name__)
+
+
+def read_live_policies(redis: SyncRedis | None, prefix: str, seed: Path) -> list[Policy]:
+    """The live policies: the seed files, each replaced by its latest version in the book
+    (sync: read as a process starts and at each change). A stored version that no longer passes
+    is left out, and said."""
+    shipped, errors = load_policy_files(seed)
+    for error in errors:
+        logger.error("policy file refused: %s", error)
+    live = {p.id: p for p in shipped}
+    if redis is None:
+        return list(live.values())
+    for raw_id in sorted(redis.smembers(f"{prefix}policybook:ids")):
+        policy_id = text(raw_id) or ""
+        raw = redis.lindex(f"{prefix}policybook:{policy_id}:versions", -1)
+        if raw is None:
+            continue
+        policy, problems = parse_policy(json.loads(raw)["policy"])
+        if policy is None:
+            logger.error("policy %s not used: %s", policy_id, problems[:3])
+            continue
+        live[policy_id] = policy
+    return sorted(live.values(), key=lambda p: p.id)
+
+
+class PolicyBook(Book):
+    family = "policybook"
+
+    async def save_draft(self, policy_id: str, doc: dict[str, Any], author: str,
+                         errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
+        current = await self.draft(policy_id)
+        if current and current["status"] == "submitted" and current["author"] != author:
+            raise BookError(409, f"a draft by {current['author']} is waiting for approval")
+        draft = {"policy": doc, "author": author, "saved_at": now_iso(), "errors": errors,
+                 "status": "draft" if errors else "submitted"}  # fmt: skip
+        await self.redis.set(self._key(policy_id, "draft"), json.dumps(draft, ensure_ascii=False))
+        return draft
+
+    async def _waiting(self, policy_id: str, by: str) -> dict[str, Any]:
+        draft = await self.draft(policy_id)
+        if draft is None or draft["status"] != "submitted":
+            raise BookError(409, f"policy {policy_id} has no draft waiting for approval")
+        if by == draft["author"]:
+            raise BookError(403, "you cannot approve or reject a policy you drafted")
+        return draft
+
+    async def approve(self, policy_id: str, by: str, base_version: int) -> dict[str, Any]:
+        """The waiting draft becomes the policy's next version, live in every worker."""
+        draft = await self._waiting(policy_id, by)
+        number = max(base_version, len(await self.versions(policy_id))) + 1
+        doc = {**draft["policy"], "id": policy_id, "version": number}
+        policy, problems = parse_policy(doc)
+        if policy is None:  # checked again: the limits may have moved
+            raise BookError(422, f"the draft no longer passes: {problems[0]['field']}: {problems[0]['message']}")  # fmt: skip
+        version = {"version": number, "policy": doc, "author": draft["author"],
+                   "approved_by": by, "created_at": now_iso()}  # fmt: skip
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._key(policy_id, "versions"), json.dumps(version, ensure_ascii=False))
+            pipe.sadd(f"{self.prefix}policybook:ids", policy_id)
+            pipe.delete(self._key(policy_id, "draft"))
+            pipe.incr(f"{self.prefix}rulebook:generation")
+            await pipe.execute()
+        return version
+
+    async def reject(self, policy_id: str, by: str, reason: str) -> dict[str, Any]:
+        draft = await self._waiting(policy_id, by)
+        draft |= {"status": "rejected", "rejected_by": by, "rejected_at": now_iso(),
+                  "reason": reason}  # fmt: skip
+        await self.redis.set(self._key(policy_id, "draft"), json.dumps(draft, ensure_ascii=False))
+        return draft

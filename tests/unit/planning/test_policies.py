@@ -1,0 +1,182 @@
+"""Support policies: checked field by field; an enterprise gets exactly the policies whose
+criteria it meets, once each, however often its profile is written; a match is explained."""
+
+import random
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.core.settings import PROJECT_ROOT
+from app.intake.events import validate_event
+from app.planning.blast import BlastGuard, BlastPolicy
+from app.planning.planner import Planner
+from app.planning.policies import Bounds, Policy, load_policy_files, match, parse_policy
+from app.planning.rules import load_rules
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from app.rendering.renderer import Renderer
+from app.state import DeliveryState
+from tests.helpers import ON_BOTH_REDIS, business_event, contact
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TODAY = datetime.now(SHANGHAI).date()
+STARTUP = {"id": "startup-rent", "name": "初创企业租金补贴", "summary": "租金补贴",
+           "confirm": "租赁合同", "where": "i深圳", "districts": ["440308"],
+           "criteria": {"sizes": ["micro", "small"], "age_months": {"max": 36}}}  # fmt: skip
+
+
+def firm(eid: str, **extra) -> dict:
+    return {"id": eid, "kind": "enterprise", "name": f"{eid}公司", "district": "440308",
+            "contacts": [contact("legal_representative", "13900000001")], **extra}  # fmt: skip
+
+
+def test_the_shipped_policies_are_valid():
+    found, errors = load_policy_files(PROJECT_ROOT / "policies")
+    assert errors == [] and len(found) >= 4
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"id": "Bad Id"}, "id"),
+        ({"summary": ""}, "summary"),
+        ({"name": "长" * 101}, "name"),
+        ({"valid_from": "2027-13-01"}, "valid_from"),
+        ({"valid_from": "2027-06-01", "valid_until": "2027-01-01"}, "valid_until"),
+        ({"districts": ["4403"]}, "districts"),
+        ({"criteria": {"sizes": ["huge"]}}, "criteria.sizes"),
+        (
+            {"criteria": {"registered_capital": {"min": 500, "max": 10}}},
+            "criteria.registered_capital",
+        ),
+        ({"criteria": {"age_months": {"max": "three"}}}, "criteria.age_months"),
+        ({"criteria": {"employees": {"min": 10}}}, "criteria.employees"),
+        ({"criteria": {"industries": ["x"] * 51}}, "criteria.industries"),
+        ({"reward": 100}, "reward"),
+    ],
+)
+def test_a_bad_policy_is_refused_with_its_field(change, field):
+    policy, problems = parse_policy({**STARTUP, **change})
+    assert policy is None and [p["field"] for p in problems] == [field]
+
+
+def test_a_match_is_explained_criterion_by_criterion():
+    policy, _ = parse_policy(STARTUP)
+    young = parse_profile(firm("E-1", size="small", dates={"registered_on": "2026-07-02"}))
+    result = match(policy, young, date(2026, 12, 4))
+    assert result.met
+    assert [c.name for c in result.criteria] == ["valid", "district", "size", "age_months"]
+    assert "registered 2026-07-02: 5 months old" in result.criteria[-1].says
+    old = parse_profile(firm("E-2", district="440303", size="medium",
+                             dates={"registered_on": "2019-01-01"}))  # fmt: skip
+    result = match(policy, old, date(2026, 12, 4))
+    assert [c.name for c in result.criteria if not c.met] == ["district", "size", "age_months"]
+    assert "district 440303 is not in 440308" in [c.says for c in result.criteria]
+    unknown = match(policy, parse_profile(firm("E-3")), date(2026, 12, 4))
+    assert "no registration date on file (dates.registered_on)" in [
+        c.says for c in unknown.criteria
+    ]
+    expired = parse_policy({**STARTUP, "valid_until": "2026-01-31"})[0]
+    assert not match(expired, young, date(2026, 12, 4)).met
+
+
+def meets(policy: Policy, doc: dict) -> bool:
+    """The criteria, computed directly from the generated document (not by ``match``)."""
+    age = None
+    if "registered_on" in doc.get("dates", {}):
+        since = date.fromisoformat(doc["dates"]["registered_on"])
+        age = (TODAY.year - since.year) * 12 + TODAY.month - since.month - (TODAY.day < since.day)
+
+    def within(bounds, value):
+        return bounds is None or (value is not None and (bounds.min is None or value >= bounds.min)
+                                  and (bounds.max is None or value <= bounds.max))  # fmt: skip
+
+    return (
+        ("*" in policy.districts or doc["district"] in policy.districts
+         or doc["district"][:4] + "00" in policy.districts)
+        and (not policy.industries or doc.get("industry") in policy.industries)
+        and (not policy.sizes or doc.get("size") in policy.sizes)
+        and within(policy.registered_capital, doc.get("registered_capital"))
+        and within(policy.age_months, age)
+        and set(policy.qualifications) <= set(doc.get("qualifications", []))
+        and set(policy.permits) <= set(doc.get("permits", []))
+    )  # fmt: skip
+
+
+POLICIES = [
+    Policy("startup", "初创", "s", "c", "w", districts=("440308",), sizes=("micro", "small"),
+           age_months=Bounds(None, 36)),
+    Policy("high-tech", "高新", "s", "c", "w", districts=("440300",), qualifications=("high_tech",)),
+    Policy("small-loans", "贴息", "s", "c", "w", districts=("*",), sizes=("micro", "small"),
+           registered_capital=Bounds(None, 1000)),
+    Policy("tourism", "文旅", "s", "c", "w", districts=("440308",), industries=("tourism", "hotel")),
+    Policy("food", "食品", "s", "c", "w", permits=("food_business",), registered_capital=Bounds(50, None)),
+    Policy("over", "过期", "s", "c", "w", valid_until=date(2020, 1, 1)),
+]  # fmt: skip
+
+
+@pytest.fixture
+def planner(redis_client, prefix):
+    renderer = Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=SHANGHAI)
+    found = Planner(load_rules(PROJECT_ROOT / "rules", renderer), ProfileStore(redis_client, prefix),
+                    renderer, guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
+                    state=DeliveryState(redis_client, prefix), tz=SHANGHAI)  # fmt: skip
+    found.policies = POLICIES
+    found.store.after_write = found.after_profiles_written
+    return found
+
+
+def generated(rng: random.Random, i: int) -> dict:
+    doc = firm(f"E-{i:03d}", district=rng.choice(["440308", "440303", "440308"]))
+    if rng.random() < 0.8:
+        doc["size"] = rng.choice(["micro", "small", "medium", "large"])
+    if rng.random() < 0.7:
+        doc["registered_capital"] = rng.choice([0, 10, 100, 999, 1000, 1001, 5000])
+    if rng.random() < 0.7:
+        months = rng.choice([0, 12, 35, 36, 37, 120])
+        doc["dates"] = {"registered_on": date(TODAY.year - months // 12, 1, 1).isoformat()
+                        if months >= 12 else TODAY.isoformat()}  # fmt: skip
+    doc["industry"] = rng.choice(["tourism", "hotel", "software", "catering"])
+    doc["qualifications"] = rng.sample(["high_tech", "specialised_sme"], rng.randint(0, 2))
+    doc["permits"] = rng.sample(["food_business", "outdoor_advertising"], rng.randint(0, 2))
+    return doc
+
+
+@ON_BOTH_REDIS
+async def test_an_enterprise_gets_exactly_the_policies_it_meets_once_each(planner):
+    rng = random.Random(15)
+    docs = [generated(rng, i) for i in range(150)]
+    for doc in docs:
+        await planner.store.upsert(parse_profile(doc))
+    expected = {
+        (p.id, d["id"]) for d in docs for p in POLICIES if p.valid_on(TODAY) and meets(p, d)
+    }
+    assert len(expected) > 60 and {p for p, _ in expected} == {p.id for p in POLICIES[:5]}
+    due = await planner.due_policy_events()
+    assert {(p, e) for p, e, event in due if event} == expected
+    for policy_id, enterprise_id, event in due:
+        assert event["id"] == f"policy:{policy_id}:{enterprise_id}"
+        validate_event(event)  # an event of the catalogue's type, as published
+        await planner.policy_matches.mark_told(policy_id, enterprise_id, "2026-12-04")
+    # written again, changed back and forth: nothing is told a second time
+    for doc in docs:
+        await planner.store.upsert(parse_profile({**doc, "size": "large"}))
+        await planner.store.upsert(parse_profile(doc))
+    assert await planner.due_policy_events() == []
+    # a business registers: told of what it newly meets, on the event as on its profile
+    newcomer = firm("E-NEW", size="small", registered_capital=10,
+                    dates={"registered_on": TODAY.isoformat()})  # fmt: skip
+    await planner.store.insert_new([parse_profile(newcomer)])
+    await planner.policy_matches.redis.delete(planner.policy_matches.queue_key())
+    await planner.plan_event(validate_event(business_event("E-BR-NEW", "E-NEW")))
+    assert sorted(p for p, _, e in await planner.due_policy_events() if e) == [
+        "small-loans", "startup"]  # fmt: skip
+
+
+@ON_BOTH_REDIS
+async def test_a_match_no_longer_met_when_it_is_told_is_dropped(planner):
+    await planner.store.upsert(parse_profile(firm("E-1", size="small", registered_capital=10)))
+    planner.store.after_write = None  # the change below is not seen by the matcher yet
+    await planner.store.upsert(parse_profile(firm("E-1", size="large", registered_capital=10)))
+    assert await planner.due_policy_events() == [("small-loans", "E-1", None)]
