@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LIFECYCLE_RULES_DIR=/srv/lifecycle/rules \
-    LIFECYCLE_TEMPLATES_DIR=/srv/lifecycle/templates
+    LIFECYCLE_TEMPLATES_DIR=/srv/lifecycle/templates \
+    LIFECYCLE_POLICIES_DIR=/srv/lifecycle/policies
 
 WORKDIR /srv/lifecycle
 COPY pyproject.toml README.md ./
@@ -20,6 +21,7 @@ RUN pip install --no-cache-dir . \
  && mkdir -p /var/outbox && chown lifecycle /var/outbox
 COPY rules ./rules
 COPY templates ./templates
+COPY policies ./policies
 
 USER lifecycle
 EXPOSE 6066

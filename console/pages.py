@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from app.intake.typebook import TypeBook
 from app.planning.fields import PROFILE
 from app.planning.rulebook import version_text, with_diffs
 from app.rendering.renderer import CHANNEL_FILES
+from app.state.outcomes import outcome_report
 from console.api import caused_by, routes, rule_listing, visible, whoami
 from console.auth import Caller, caller_of, services
 from console.dashboard import dashboard_data, spark
 from console.dlq_api import visible_letters
-from console.rules_api import book, live_doc, rule_id_of, seed_version
+from console.journey_view import FORM_KEYS as JOURNEY_KEYS
+from console.journey_view import editor_values
+from console.rules_api import book, live_doc, rule_districts, rule_id_of, seed_version
 from console.search_api import find_messages
 from console.types_api import type_summary
 from wiring.dlq import TOPICS, states
@@ -96,7 +100,24 @@ async def rule_page(request: web.Request) -> web.StreamResponse:
                 body = on_disk.read_text(encoding="utf-8") if on_disk.is_file() else ""
             templates[channel][file] = body
     on = rule.get("on")
-    rest = {k: v for k, v in rule.items() if k not in _FORM_KEYS}
+    rest = {k: v for k, v in rule.items() if k not in _FORM_KEYS and k not in JOURNEY_KEYS}
+
+    def text_of(template: str) -> str:
+        path = f"{template}/{TEMPLATE_LANGUAGE}/sms.txt"
+        body = (current.get("templates") or {}).get(path)
+        on_disk = rt.renderer.templates_dir / path
+        return (
+            body
+            if body is not None
+            else on_disk.read_text(encoding="utf-8")
+            if on_disk.is_file()
+            else ""
+        )
+
+    journey = editor_values(rule, templates["sms"]["name"], text_of)
+    outcomes = None
+    if live is not None and caller.account.covers(rule_districts(live["rule"])):
+        outcomes = outcome_report(rule_id, await rt.planner.outcomes.figures(rule_id, time.time()))
     districts = rule.get("districts") or ["*"]
     history = with_diffs(await book(request).versions(rule_id), seed_version(request, rule_id))
     pending = "\n".join(difflib.unified_diff(version_text(live), version_text(draft),
@@ -113,6 +134,7 @@ async def rule_page(request: web.Request) -> web.StreamResponse:
                 types=types, catalogue_json=script_json({t["name"]: t for t in types}),
                 profile_fields=[f"profile.{k}" for k in PROFILE], recipient_fields=["recipient.name", "recipient.role"],
                 signature=rt.settings.sms_signature, history=history, pending=pending,
+                journey=journey, outcomes=outcomes,
                 can_author=caller.account.has("author"), can_approve=caller.account.has("approver"))  # fmt: skip
 
 

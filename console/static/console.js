@@ -68,6 +68,7 @@ function draftBody() {
       const el = document.getElementById(id); templates[el.dataset.path] = el.value;
     }
   }
+  if (typeof journeyFields === "function") journeyFields(rule, templates);  // static/journeys.js
   return {rule, templates};
 }
 
