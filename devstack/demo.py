@@ -1,6 +1,7 @@
 """Demo data for `lifecycle dev`: generated profiles and the seed scenarios' events: the graduate
-(whose reminders the public security bureau's completion event stops), the new business, the
-gale warning; and the graduate's identity card, which expires in 20 days (a date reminder).
+(whose reminders the public security bureau's completion event stops), the new business (a small
+one, which qualifies for the start-up rent subsidy), the gale warning; and the graduate's identity
+card, which expires in 20 days (a date reminder).
 
 Residents and enterprises are generated from a fixed seed, so every run loads the same ones.
 The events get fresh ids on every run, so every run delivers anew.
@@ -72,7 +73,7 @@ def enterprises(count: int = 40, seed: int = 2027) -> list[dict[str, Any]]:
     """Outdoor-advertising permit holders in Yantian, some without a safety officer; permit
     holders in other districts; and enterprises without the permit."""
     rng = random.Random(seed)
-    out = []
+    out: list[dict[str, Any]] = []
     for i in range(1, count + 1):
         district = YANTIAN if i <= 28 else rng.choice([LUOHU, FUTIAN])
         permits = ["outdoor_advertising"] if i % 3 == 0 or i > 34 else []
@@ -88,9 +89,10 @@ def enterprises(count: int = 40, seed: int = 2027) -> list[dict[str, Any]]:
     new = with_check_character(NEW_ENTERPRISE_ID[:17])
     out.append({"id": new, "kind": "enterprise", "name": "深圳市盐田新开办科技有限公司",
                 "district": YANTIAN, "language": "zh-CN", "industry": "technology", "permits": [],
+                "size": "small", "dates": {"registered_on": date.today().isoformat()},
                 "contacts": [{"role": "legal_representative", "name": "陈红", "mobile": "+8613700137000",
                               "email": "chenhong@example.cn"},
-                             {"role": "finance", "name": "周敏", "mobile": "+8615000150000"}],
+                             {"role": "finance_officer", "name": "周敏", "mobile": "+8615000150000"}],
                 "tags": []})  # fmt: skip
     return out
 

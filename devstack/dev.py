@@ -16,6 +16,7 @@ import time
 import unicodedata
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from app.core.masking import mask_address, mask_name
 from app.core.settings import MIN_SECRET_CHARS, PROJECT_ROOT, Settings, to_environ
@@ -64,6 +65,7 @@ async def run_dev(
             delivered = await _wait_for(runtime, plans, timeout, worker)
             await _print_table(runtime, plans)
             await _print_journeys(runtime, docs)
+            await _print_outcomes_and_policies(runtime)
         finally:
             await runtime.close()
         _print_console(settings, password, var)
@@ -257,6 +259,38 @@ async def _print_journeys(runtime: Runtime, docs: list[tuple[str, dict[str, obje
             f"{record.get('sent', '0')} follow-up(s) sent"
             + (f", ended by {record['completed_by']}" if record.get("completed_by") else "")
         )
+
+
+async def _print_outcomes_and_policies(runtime: Runtime) -> None:
+    """The demo's outcome figures, and the policies the new business was told of (the leader
+    tells it within a second or two of its profile being stored)."""
+    for cohort in await runtime.planner.outcomes.figures(None, time.time()):
+        if cohort.started:
+            rate = f"{cohort.rate:.0%}" if cohort.rate is not None else "—"
+            median = (
+                f", median {cohort.median_seconds / 60:.0f} min" if cohort.median_seconds else ""
+            )
+            print(f"outcome {cohort.rule} v{cohort.version} ({cohort.group}): {cohort.started} "
+                  f"started, {cohort.completed} completed within {cohort.window_seconds // 86400} "
+                  f"days, {cohort.open} open; rate {rate}{median}")  # fmt: skip
+    new = demo.with_check_character(demo.NEW_ENTERPRISE_ID[:17])
+    met = [m.policy.id for m in await _explained(runtime, new) if m.met]
+    told: list[str | None] = []
+    for _ in range(50):
+        told = await runtime.planner.policy_matches.told([(p, new) for p in met])
+        if all(told):
+            break
+        await asyncio.sleep(0.2)
+    for policy_id, day in zip(met, told, strict=True):
+        print(
+            f"policy {policy_id}: {new} qualifies; "
+            + (f"told on {day} (policy-matched)" if day else "not told yet")
+        )
+
+
+async def _explained(runtime: Runtime, enterprise_id: str) -> list[Any]:
+    profile = await runtime.profiles.get(enterprise_id)
+    return runtime.planner.explain_policies(profile) if profile else []
 
 
 def _width(text: str) -> int:
