@@ -8,13 +8,17 @@ within the rule book's poll. Every step is in the audit log.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from app.core.errors import BookError
-from app.planning.policies import POLICY_ID, Policy, parse_policy
+from app.core.errors import BookError, RenderError
+from app.intake.events import validate_event
+from app.planning.policies import POLICY_ID, Policy, parse_policy, policy_event
 from app.planning.policybook import PolicyBook
+from app.planning.recipients import template_context
+from app.planning.samples import SAMPLE_ENTERPRISE
 from console.api import routes
 from console.auth import Caller, audit, body_json, book_refusal, error, guarded, reason_in, services
 
@@ -106,7 +110,9 @@ async def save_policy(request: web.Request, caller: Caller) -> web.StreamRespons
     current = (await live_policies(request)).get(policy_id)
     if current is not None and not caller.account.covers(current.districts):
         return error(403, "the live policy's districts are outside your account's")
-    _, errors = parse_policy(doc)
+    policy, errors = parse_policy(doc)
+    if policy is not None:
+        errors = message_problems(request, policy)
     try:
         draft = await policybook(request).save_draft(policy_id, doc, caller.login, errors)
     except BookError as exc:
@@ -114,6 +120,26 @@ async def save_policy(request: web.Request, caller: Caller) -> web.StreamRespons
     await audit(request, caller, "policy-draft", policy=policy_id, errors=len(errors),
                 districts=tuple(map(str, districts)))  # fmt: skip
     return web.json_response({"errors": errors, "status": draft["status"]})
+
+
+def message_problems(request: web.Request, policy: Policy) -> list[dict[str, str]]:
+    """What the message telling an enterprise of ``policy`` would break, rendered as it will be
+    sent (the live rules on ``enterprise.policy.matched``, each language): an SMS over the
+    gateways' limit is said of the policy's texts."""
+    rt = services(request).runtime
+    event = validate_event(policy_event(policy, SAMPLE_ENTERPRISE, time.time(), rt.settings.tz))
+    problems = []
+    for rule in rt.rules.for_event(event.type):
+        for channel, template in rule.channels.items():
+            for language in rt.renderer.languages(template):
+                try:
+                    rt.renderer.render(template, channel, language,
+                                       template_context(event, SAMPLE_ENTERPRISE, None))  # fmt: skip
+                except RenderError as exc:
+                    problems.append({"field": "summary", "message": f"the message of rule {rule.id} "
+                                     f"({language}) does not fit: {exc}; shorten what it offers, "
+                                     "what to confirm or where"})  # fmt: skip
+    return problems[:5]
 
 
 async def _decide(request: web.Request, caller: Caller, step: str) -> web.StreamResponse:

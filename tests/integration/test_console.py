@@ -486,6 +486,11 @@ async def test_a_policy_is_drafted_by_field_approved_by_another_and_explains_a_m
         body = await response.json()
         assert response.status == 200 and body["status"] == "draft"
         assert {e["field"] for e in body["errors"]} == {"valid_until", "criteria.sizes"}
+        wordy = {**POLICY, "summary": "补" * 290, "confirm": "证" * 290}  # the SMS: over 500
+        response = await author.put(f"{path}/draft", json={"policy": wordy}, headers=author_csrf)
+        problems = (await response.json())["errors"]  # in each language of the message
+        assert problems and all(p["field"] == "summary" for p in problems)
+        assert "gateways take at most 500" in problems[0]["message"]
         elsewhere = {**POLICY, "districts": ["440303"]}
         response = await author.put(
             f"{path}/draft", json={"policy": elsewhere}, headers=author_csrf
