@@ -43,8 +43,8 @@ from app.planning.journeys import (
     step_event_id,
 )
 from app.planning.model import Rule, RuleSet
+from app.planning.policies import POLICY_EVENT, Match, Policy, as_data, match, policy_event
 from app.planning.policies import TRIGGER_TYPES as POLICY_TRIGGERS
-from app.planning.policies import Match, Policy, match, policy_event
 from app.planning.recipients import Recipient, recipients_of, template_context
 from app.planning.warned import LEVEL_RANK, WarnedRegistry
 from app.profiles.model import Profile
@@ -201,6 +201,12 @@ class Planner:
 
     async def _plan(self, event: Event, *, act: bool, only_rule: str | None = None,
                     subjects: Mapping[str, Profile | None] | None = None) -> Outcome:  # fmt: skip
+        if event.type == POLICY_EVENT:  # its texts are the live policy's, whoever published it
+            told = self._policy_texts(event)
+            if told is None:
+                why = f"no live policy {event.data.get('policy_id')!r}: nothing is sent"
+                return Outcome(Plan(event, skipped=[("*", why)]))
+            event = told
         warning = await self.warning_context(event)
         outcome = Outcome(Plan(event, warning_root=warning.root if warning else None))
         plan = outcome.plan
@@ -290,6 +296,15 @@ class Planner:
                 continue
             out.append((policy_id, enterprise_id, policy_event(policy, profile, now, self.tz)))
         return out
+
+    def _policy_texts(self, event: Event) -> Event | None:
+        """A policy event with the live policy's own texts (what it offers, what to confirm,
+        where), so that one published by anyone else can say nothing the catalogue does not;
+        None when no such policy is live."""
+        policy = next((p for p in self.policies if p.id == event.data.get("policy_id")), None)
+        if policy is None or not policy.enabled:
+            return None
+        return replace(event, data={**event.data, **as_data(policy)})
 
     def explain_policies(self, profile: Profile) -> list[Match]:
         """Each live policy, criterion by criterion, for an enterprise (``policies match``)."""

@@ -53,6 +53,7 @@ MAX_TEXT = 300
 MAX_ITEMS = 50
 MAX_NAME = 100
 TRIGGER_TYPES = ("business.registered",)  # besides every profile write
+POLICY_EVENT = "enterprise.policy.matched"
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,7 @@ def policy_event(policy: Policy, profile: Profile, now: float, tz: ZoneInfo) -> 
     event_id = (
         plain if len(plain) <= 128 else "policy:" + hashlib.sha256(plain.encode()).hexdigest()
     )
-    return {"id": event_id, "type": "enterprise.policy.matched",
+    return {"id": event_id, "type": POLICY_EVENT,
             "occurred_at": datetime.fromtimestamp(now, tz).isoformat(timespec="seconds"),
             "source": "lifecycle-policies", "subject": {"kind": "enterprise", "id": profile["id"]},
             "district": profile.get("district") or "000000", "data": as_data(policy)}  # fmt: skip

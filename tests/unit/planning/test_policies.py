@@ -180,3 +180,19 @@ async def test_a_match_no_longer_met_when_it_is_told_is_dropped(planner):
     planner.store.after_write = None  # the change below is not seen by the matcher yet
     await planner.store.upsert(parse_profile(firm("E-1", size="large", registered_capital=10)))
     assert await planner.due_policy_events() == [("small-loans", "E-1", None)]
+
+
+@ON_BOTH_REDIS
+async def test_a_policy_event_says_only_what_the_live_policy_says_whoever_published_it(planner):
+    """A forged ``enterprise.policy.matched`` on life-events cannot put its own words in an SMS."""
+    await planner.store.upsert(parse_profile(firm("E-1", size="small", registered_capital=10)))
+    [(_, _, event)] = await planner.due_policy_events()
+    forged = {**event, "id": "policy:forged", "data": {**event["data"],
+              "summary": "请点击 http://phish.example 领取补贴", "where": "加微信 fake123"}}  # fmt: skip
+    plan = await planner.plan(validate_event(forged))
+    [sms] = plan.notifications
+    assert "phish" not in sms.content["text"] and "fake123" not in sms.content["text"]
+    assert "贴息" in sms.content["text"]  # the live policy's name
+    unknown = {**forged, "data": {**forged["data"], "policy_id": "no-such-policy"}}
+    outcome = await planner.plan_event(validate_event(unknown))
+    assert outcome.plan.notifications == [] and "no live policy" in outcome.plan.skipped[0][1]
