@@ -1,6 +1,6 @@
 """The date reminders' scheduler over N resident profiles, each with an identity card expiry and a
-birth date, under the two shipped date rules (card renewal 30 days before; the old-age allowance at
-80). Measured on a Redis of the benchmark's own, in this process (no broker: what is measured is
+birth date, under the shipped date rules (those two facts schedule the card renewal, 30 days
+before, and the old-age allowance at 80; the other rules find their facts absent). Measured on a Redis of the benchmark's own, in this process (no broker: what is measured is
 the scheduler, not the pipeline after it):
 
 - storing the profiles with the schedule kept (the store's hook), against storing them without:
