@@ -1,7 +1,8 @@
 """A timer, every second: the journeys' follow-ups whose time has come are planned and sent
 (``app.planning.journeys``), and the date reminders that came due are published as their
 events (``app.planning.dates``), the calendar rules' (``app.planning.calendar``) among them,
-and the enterprises that came to meet a support policy are told (``app.planning.policies``).
+and the enterprises that came to meet a support policy are told (``app.planning.policies``); a
+policy new to the deployment is first matched against the enterprises stored before it.
 
 One worker at a time sends them: the one holding the lease in Redis (taken for a few seconds,
 kept while it runs; another takes it over when it stops). For each due journey the step is
@@ -14,11 +15,13 @@ it has the same id and its notifications are delivered once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 import time
+from typing import Any
 
 from agents.common import UNAVAILABLE, publish_plan, send_record
 from app.core.redis_client import unavailable
@@ -42,6 +45,7 @@ async def run_journeys() -> None:
             await runtime().planner.schedule_calendar(now)
             await send_due_dates(now)
             await send_due_policies()
+            await start_policy_sweep()
     except UNAVAILABLE as exc:  # the next tick tries again
         if not unavailable(exc):
             raise
@@ -121,3 +125,33 @@ async def send_due_policies() -> int:
             await planner.policy_matches.mark_told(policy_id, enterprise_id, day)
         logger.info("told %d enterprise(s) of a policy", len(published))
     return len(published)
+
+
+_sweep: asyncio.Task[None] | None = None
+
+
+async def start_policy_sweep() -> None:
+    """Match each policy new to this deployment (or at a new version) against the enterprises
+    stored before it, in a task of its own: a city's enterprises take minutes, and the timer
+    must go on sending follow-ups meanwhile. A leader that dies mid-sweep leaves the policy
+    unmarked; the next one sweeps it again, and what was queued or told is not queued twice."""
+    global _sweep
+    if _sweep is not None and not _sweep.done():
+        return
+    planner = runtime().planner
+    pending = planner.policies_to_sweep(await planner.policy_matches.swept())
+    if pending:
+        _sweep = asyncio.create_task(_sweep_policies(pending))
+
+
+async def _sweep_policies(pending: list[Any]) -> None:
+    planner = runtime().planner
+    for policy in pending:
+        try:
+            queued = await planner.sweep_policy(policy)
+        except Exception:  # logged, and tried again by a later tick: nothing is lost
+            logger.exception("sweeping policy %s failed; it is tried again", policy.id)
+            return
+        await planner.policy_matches.mark_swept(policy.id, policy.version)
+        logger.info("policy %s v%d swept: %d enterprise(s) newly qualify", policy.id,
+                    policy.version, queued)  # fmt: skip

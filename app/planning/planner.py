@@ -264,19 +264,41 @@ class Planner:
         await self.schedule_dates(written)
         await self.queue_policy_matches(written)
 
-    async def queue_policy_matches(self, written: Sequence[tuple[str, Profile | None]]) -> None:
-        """The policies each written enterprise now meets and was not told of yet, queued for
-        the leader to tell (one read of what was told, one write, for the batch)."""
+    async def queue_policy_matches(self, written: Sequence[tuple[str, Profile | None]],
+                                   policies: Sequence[Policy] | None = None) -> int:  # fmt: skip
+        """The policies (of ``policies``, else every live one) each written enterprise now meets
+        and was not told of yet, queued for the leader to tell (one read of what was told, one
+        write, for the batch); how many were queued."""
         today = datetime.fromtimestamp(time.time(), self.tz).date()
         found = [(policy.id, profile_id) for profile_id, profile in written
                  if profile is not None and profile.get("kind") == "enterprise"
-                 for policy in self.policies if match(policy, profile, today).met]  # fmt: skip
+                 for policy in (self.policies if policies is None else policies)
+                 if match(policy, profile, today).met]  # fmt: skip
         told = await self.policy_matches.told(found)
         writes = Writes()
         for (policy_id, enterprise_id), day in zip(found, told, strict=True):
             if day is None:
                 self.policy_matches.add_found(writes, policy_id, enterprise_id, time.time())
         await self.policy_matches.apply(writes)
+        return sum(1 for day in told if day is None)
+
+    def policies_to_sweep(self, swept: Mapping[str, int]) -> list[Policy]:
+        """The live, valid policies not yet swept at their version (``swept``: policy → version)."""
+        today = datetime.fromtimestamp(time.time(), self.tz).date()
+        return [p for p in self.policies if p.enabled and p.valid_on(today)
+                and swept.get(p.id) != p.version]  # fmt: skip
+
+    async def sweep_policy(self, policy: Policy, batch: int = 1000) -> int:
+        """Match a policy (new, or a new version) against the enterprises stored before it:
+        those in its districts, from the indexes, ``batch`` profiles at a time; how many matches
+        were queued. Those told before stay told; a sweep run twice queues nothing twice."""
+        areas = [] if "*" in policy.districts else [f"area:{d}" for d in policy.districts]
+        queued = 0
+        async for ids in self.store.select(all_of=["kind:enterprise"], any_of=areas):
+            for start in range(0, len(ids), batch):
+                found = await self.store.get_many(ids[start : start + batch])
+                queued += await self.queue_policy_matches([(p["id"], p) for p in found], [policy])
+        return queued
 
     async def due_policy_events(self, limit: int = 500
                                 ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip

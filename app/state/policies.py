@@ -4,7 +4,9 @@
 Keys (under the configured prefix; the policy id is the hash tag of its key on a cluster):
 
     pm:due              sorted set: ``policy|enterprise`` → when it was found (the leader tells)
-    pm:told:{policy}    hash: enterprise → the day it was told (each enterprise once a policy)
+    pm-told:{policy}    hash: enterprise → the day it was told (each enterprise once a policy)
+    pm:swept            hash: policy → the version the enterprises stored before it were
+                        matched against (a new policy, or a new version, is swept once)
 """
 
 from __future__ import annotations
@@ -46,3 +48,13 @@ class PolicyMatches(Store):
 
     async def waiting(self) -> int:
         return int(await self.redis.zcard(self.queue_key()))
+
+    def swept_key(self) -> str:
+        return self.key("pm", "swept")
+
+    async def swept(self) -> dict[str, int]:
+        found = await self.redis.hgetall(self.swept_key())
+        return {text(k) or "": int(v) for k, v in found.items()}
+
+    async def mark_swept(self, policy_id: str, version: int) -> None:
+        await self.redis.hset(self.swept_key(), policy_id, str(version))

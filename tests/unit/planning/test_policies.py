@@ -2,6 +2,7 @@
 criteria it meets, once each, however often its profile is written; a match is explained."""
 
 import random
+from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -196,3 +197,28 @@ async def test_a_policy_event_says_only_what_the_live_policy_says_whoever_publis
     unknown = {**forged, "data": {**forged["data"], "policy_id": "no-such-policy"}}
     outcome = await planner.plan_event(validate_event(unknown))
     assert outcome.plan.notifications == [] and "no live policy" in outcome.plan.skipped[0][1]
+
+
+@ON_BOTH_REDIS
+async def test_a_new_policy_is_swept_over_the_enterprises_stored_before_it_once(planner):
+    rng = random.Random(16)
+    docs = [generated(rng, i) for i in range(120)]
+    planner.store.after_write = None  # stored before any policy was live
+    await planner.store.insert_new([parse_profile(d) for d in docs])
+    pending = planner.policies_to_sweep(await planner.policy_matches.swept())
+    assert [p.id for p in pending] == [p.id for p in POLICIES[:5]]  # not the expired one
+    for policy in pending:
+        await planner.sweep_policy(policy, batch=7)  # batches across the select's pages too
+        await planner.policy_matches.mark_swept(policy.id, policy.version)
+    expected = {
+        (p.id, d["id"]) for d in docs for p in POLICIES if p.valid_on(TODAY) and meets(p, d)
+    }
+    due = await planner.due_policy_events()
+    assert {(p, e) for p, e, event in due if event} == expected
+    assert planner.policies_to_sweep(await planner.policy_matches.swept()) == []
+    for policy_id, enterprise_id, _ in due:
+        await planner.policy_matches.mark_told(policy_id, enterprise_id, "2026-12-04")
+    # a new version is swept again; those told before are not told again
+    planner.policies = [replace(POLICIES[0], version=2), *POLICIES[1:]]
+    [again] = planner.policies_to_sweep(await planner.policy_matches.swept())
+    assert again.version == 2 and await planner.sweep_policy(again) == 0
