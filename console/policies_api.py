@@ -205,5 +205,5 @@ async def enterprise_policies(request: web.Request, caller: Caller) -> web.Strea
     return web.json_response({"enterprise": enterprise_id, "name": profile.get("name"),
                               "policies": [{"id": m.policy.id, "name": m.policy.name, "met": m.met,
                                             "told_on": day,
-                                            "criteria": [c.__dict__ for c in m.criteria]}
+                                            "criteria": [c.as_dict() for c in m.criteria]}
                                            for m, day in zip(matches, told, strict=True)]})  # fmt: skip

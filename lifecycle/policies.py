@@ -77,7 +77,7 @@ def _match(args: argparse.Namespace, settings: Settings) -> int:
                 f"\n{verdict} {found.policy.id} v{found.policy.version}: {found.policy.name}{said}"
             )
             for c in found.criteria:
-                print(f"  {'✓' if c.met else '✗'} {c.name}: {c.says}")
+                print(f"  {'✓' if c.met else '✗'} {c.label}: {c.says}")
         return 0
 
     return asyncio.run(run())

@@ -95,11 +95,24 @@ class Policy:
         )
 
 
+CRITERION_LABELS = {"valid": "有效期", "kind": "主体", "district": "适用区域", "industry": "行业",
+                    "size": "企业规模", "registered_capital": "注册资本", "age_months": "成立时间",
+                    "qualifications": "资质", "permits": "许可"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Criterion:
     name: str
     met: bool
     says: str
+
+    @property
+    def label(self) -> str:
+        """The criterion's name for the console's staff (Chinese, then the field)."""
+        return f"{CRITERION_LABELS.get(self.name, self.name)} {self.name}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "met": self.met, "says": self.says}
 
 
 @dataclass(frozen=True)

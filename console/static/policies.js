@@ -16,7 +16,7 @@ document.addEventListener("DOMContentLoaded", () => {
     out.innerHTML = `<p>${esc(data.name || id)}</p><ul id="enterprise-policies">` + data.policies.map((p) =>
       `<li><strong>${p.met ? "符合 meets" : "不符合 does not meet"}</strong> ${esc(p.name)}` +
       (p.told_on ? ` · 已告知 told ${esc(p.told_on)}` : "") + "<ul>" +
-      p.criteria.map((c) => `<li>${c.met ? "✓" : "✗"} ${esc(c.says)}</li>`).join("") + "</ul></li>").join("") + "</ul>";
+      p.criteria.map((c) => `<li>${c.met ? "✓" : "✗"} ${esc(c.label)}: ${esc(c.says)}</li>`).join("") + "</ul></li>").join("") + "</ul>";
   });
   const form = document.getElementById("policy-editor"); if (!form) return;
   const result = (html, cls) => { const el = document.getElementById("policy-result"); el.className = cls || ""; el.innerHTML = html; el.focus({preventScroll: true}); };
