@@ -1,5 +1,5 @@
-"""What the rule book (``app.planning.rulebook``) and the event-type book
-(``app.intake.typebook``) share: versioned documents with a draft each, in Redis under
+"""What the rule book (``app.planning.rulebook``), the event-type book (``app.intake.typebook``)
+and the policy book (``app.planning.policybook``) share: versioned documents with a draft each, in Redis under
 ``{prefix}{family}:{id}:versions`` (a list of JSON versions) and ``{prefix}{family}:{id}:draft``."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.core.codec import text
+from app.core.errors import BookError
 
 
 def now_iso() -> str:
@@ -41,3 +42,40 @@ class Book:
         found = [text(key).removeprefix(start).removesuffix(":draft")
                  async for key in self.redis.scan_iter(match=f"{start}*:draft", count=500)]  # fmt: skip
         return sorted(found)
+
+
+class ReviewedBook(Book):
+    """A book whose drafts are submitted as they are saved (when they pass) and decided by
+    another person: the event types' and the policies'. The draft keeps its document under
+    ``field``; ``noun`` names it in refusals."""
+
+    field = ""  # "type", "policy"
+    noun = ""  # "event type", "policy"
+
+    async def save_draft(self, ident: str, doc: dict[str, Any], author: str,
+                         errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
+        """Keep ``doc`` as the draft: submitted if it has no errors; a colleague's draft waiting
+        for a decision is not overwritten (409)."""
+        current = await self.draft(ident)
+        if current and current["status"] == "submitted" and current["author"] != author:
+            raise BookError(409, f"a draft by {current['author']} is waiting for approval")
+        draft = {self.field: doc, "author": author, "status": "draft" if errors else "submitted",
+                 "errors": errors, "saved_at": now_iso()}  # fmt: skip
+        await self.redis.set(self._key(ident, "draft"), json.dumps(draft, ensure_ascii=False))
+        return draft
+
+    async def waiting(self, ident: str, by: str) -> dict[str, Any]:
+        """The draft ``by`` may decide: submitted, and not ``by``'s own (four eyes)."""
+        draft = await self.draft(ident)
+        if draft is None or draft["status"] != "submitted":
+            raise BookError(409, f"{self.noun} {ident} has no draft waiting for approval")
+        if by == draft["author"]:
+            raise BookError(403, f"you cannot approve or reject a {self.noun} you drafted")
+        return draft
+
+    async def reject(self, ident: str, by: str, reason: str) -> dict[str, Any]:
+        draft = await self.waiting(ident, by)
+        draft |= {"status": "rejected", "rejected_by": by, "rejected_at": now_iso(),
+                  "reason": reason}  # fmt: skip
+        await self.redis.set(self._key(ident, "draft"), json.dumps(draft, ensure_ascii=False))
+        return draft

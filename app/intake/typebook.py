@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from redis import Redis as SyncRedis
 
-from app.core.book import Book, now_iso
+from app.core.book import ReviewedBook, now_iso
 from app.core.codec import nesting_depth, text
 from app.core.errors import BookError, EventRejected
 from app.intake.events import EventType, shipped_types, validate_event
@@ -153,32 +153,16 @@ def read_types(redis: SyncRedis, prefix: str) -> dict[str, EventType]:
     return types
 
 
-class TypeBook(Book):
+class TypeBook(ReviewedBook):
     """Console event types: drafts, an admin's approval, versions."""
 
     family = "eventtypes"
-
-    async def save_draft(self, name: str, doc: dict[str, Any], author: str,
-                         errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
-        current = await self.draft(name)
-        if current and current["status"] == "submitted" and current["author"] != author:
-            raise BookError(409, f"a draft by {current['author']} is waiting for approval")
-        draft = {"type": doc, "author": author, "status": "submitted" if not errors else "draft",
-                 "errors": errors, "saved_at": now_iso()}  # fmt: skip
-        await self.redis.set(self._key(name, "draft"), json.dumps(draft, ensure_ascii=False))
-        return draft
-
-    async def _waiting(self, name: str, by: str) -> dict[str, Any]:
-        draft = await self.draft(name)
-        if draft is None or draft["status"] != "submitted":
-            raise BookError(409, f"event type {name} has no draft waiting for approval")
-        if by == draft["author"]:
-            raise BookError(403, "you cannot approve or reject an event type you drafted")
-        return draft
+    field = "type"
+    noun = "event type"
 
     async def approve(self, name: str, by: str) -> dict[str, Any]:
         """The waiting draft becomes the type's next version; every process installs it."""
-        draft = await self._waiting(name, by)
+        draft = await self.waiting(name, by)
         problems = type_problems(name, draft["type"])  # checked again: the limits may have moved
         if problems:
             raise BookError(422, f"the draft no longer passes: {problems[0]['field']}: {problems[0]['message']}")  # fmt: skip
@@ -192,14 +176,3 @@ class TypeBook(Book):
             pipe.incr(f"{self.prefix}rulebook:generation")
             await pipe.execute()
         return version
-
-    async def reject(self, name: str, by: str, reason: str) -> dict[str, Any]:
-        draft = await self._waiting(name, by)
-        draft |= {
-            "status": "rejected",
-            "rejected_by": by,
-            "rejected_at": now_iso(),
-            "reason": reason,
-        }
-        await self.redis.set(self._key(name, "draft"), json.dumps(draft, ensure_ascii=False))
-        return draft

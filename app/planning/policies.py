@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from app.core.yaml12 import load_yaml
+from app.planning.rules import parse_districts
 from app.profiles.model import Profile
 from app.profiles.validate import area_codes
 
@@ -48,7 +49,6 @@ SIZE_NAMES = {"micro": "微型", "small": "小型", "medium": "中型", "large":
 _KEYS = {"id", "version", "name", "summary", "confirm", "where", "valid_from", "valid_until",
          "districts", "criteria", "enabled"}  # fmt: skip
 _CRITERIA = {"industries", "sizes", "registered_capital", "age_months", "qualifications", "permits"}
-_DISTRICT = re.compile(r"\d{6}|\*")
 MAX_TEXT = 300
 MAX_ITEMS = 50
 MAX_NAME = 100
@@ -217,15 +217,7 @@ def parse_policy(doc: Any) -> tuple[Policy | None, list[dict[str, str]]]:
     valid_until = _date(doc.get("valid_until"), "valid_until", bad)
     if valid_from and valid_until and valid_until < valid_from:
         bad("valid_until", "before valid_from")
-    districts = doc.get("districts", ["*"])
-    districts = [districts] if isinstance(districts, str) else districts
-    if (
-        not isinstance(districts, list)
-        or not districts
-        or not all(isinstance(d, str) and _DISTRICT.fullmatch(d) for d in districts)
-    ):
-        bad("districts", "a list of six-digit division codes (440308), or * for all")
-        districts = ["*"]
+    districts = parse_districts(doc.get("districts", ["*"]), bad)
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", "true or false")

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 
-from app.core.book import Book, now_iso
+from app.core.book import ReviewedBook, now_iso
 from app.core.codec import text
 from app.core.errors import BookError
 from app.planning.policies import Policy, load_policy_files, parse_policy
@@ -53,30 +53,14 @@ def read_live_policies(redis: SyncRedis | None, prefix: str, seed: Path) -> list
     return sorted(live.values(), key=lambda p: p.id)
 
 
-class PolicyBook(Book):
+class PolicyBook(ReviewedBook):
     family = "policybook"
-
-    async def save_draft(self, policy_id: str, doc: dict[str, Any], author: str,
-                         errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
-        current = await self.draft(policy_id)
-        if current and current["status"] == "submitted" and current["author"] != author:
-            raise BookError(409, f"a draft by {current['author']} is waiting for approval")
-        draft = {"policy": doc, "author": author, "saved_at": now_iso(), "errors": errors,
-                 "status": "draft" if errors else "submitted"}  # fmt: skip
-        await self.redis.set(self._key(policy_id, "draft"), json.dumps(draft, ensure_ascii=False))
-        return draft
-
-    async def _waiting(self, policy_id: str, by: str) -> dict[str, Any]:
-        draft = await self.draft(policy_id)
-        if draft is None or draft["status"] != "submitted":
-            raise BookError(409, f"policy {policy_id} has no draft waiting for approval")
-        if by == draft["author"]:
-            raise BookError(403, "you cannot approve or reject a policy you drafted")
-        return draft
+    field = "policy"
+    noun = "policy"
 
     async def approve(self, policy_id: str, by: str, base_version: int) -> dict[str, Any]:
         """The waiting draft becomes the policy's next version, live in every worker."""
-        draft = await self._waiting(policy_id, by)
+        draft = await self.waiting(policy_id, by)
         number = max(base_version, len(await self.versions(policy_id))) + 1
         doc = {**draft["policy"], "id": policy_id, "version": number}
         policy, problems = parse_policy(doc)
@@ -91,10 +75,3 @@ class PolicyBook(Book):
             pipe.incr(f"{self.prefix}rulebook:generation")
             await pipe.execute()
         return version
-
-    async def reject(self, policy_id: str, by: str, reason: str) -> dict[str, Any]:
-        draft = await self._waiting(policy_id, by)
-        draft |= {"status": "rejected", "rejected_by": by, "rejected_at": now_iso(),
-                  "reason": reason}  # fmt: skip
-        await self.redis.set(self._key(policy_id, "draft"), json.dumps(draft, ensure_ascii=False))
-        return draft

@@ -164,16 +164,7 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", "must be true or false")
-    districts = doc.get("districts", ["*"])
-    if isinstance(districts, str):
-        districts = [districts]
-    if (
-        not isinstance(districts, list)
-        or not districts
-        or not all(isinstance(d, str) and _DISTRICT.fullmatch(d) for d in districts)
-    ):
-        bad("districts", "a list of six-digit division codes (440308), or * for all")
-        districts = ["*"]
+    districts = parse_districts(doc.get("districts", ["*"]), bad)
     follow_up = _follow_up(doc.get("follow_up"), recipients, bad)
     if follow_up is not None and follow_up.holdout and category == Category.WARNING:
         bad("follow_up.holdout", "a safety warning is never held back from anyone")
@@ -186,6 +177,20 @@ def _build(doc: dict[str, Any], file: str, errors: list[RuleError]) -> Rule | No
                 category=Category(str(category)), channels=channels, name=str(doc.get("name", "")),
                 condition=condition, enabled=enabled, districts=tuple(districts),
                 follow_up=follow_up, on_date=on_date, on_calendar=on_calendar, **recipients)  # fmt: skip
+
+
+def parse_districts(value: Any, bad: Any) -> list[str]:
+    """Whose a rule or a policy is: six-digit division codes (a city's covers its districts), or
+    ``*`` for the deployment; ``["*"]`` and the problem said to ``bad`` when it is neither."""
+    districts = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(districts, list)
+        or not districts
+        or not all(isinstance(d, str) and _DISTRICT.fullmatch(d) for d in districts)
+    ):
+        bad("districts", "a list of six-digit division codes (440308), or * for all")
+        return ["*"]
+    return [str(d) for d in districts]
 
 
 def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowUp | None:
