@@ -21,7 +21,8 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from agents.common import UNAVAILABLE, publish_plan, send_record
 from app.core.redis_client import unavailable
@@ -31,6 +32,8 @@ from wiring.faust_app import app, runtime
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 INTERVAL_SECONDS = 1.0
 LEASE_MS = 5000
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -38,18 +41,35 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 @app.timer(interval=INTERVAL_SECONDS)
 async def run_journeys() -> None:
+    await tick()
+
+
+async def tick() -> None:
+    """One round of the leader's work, if this worker holds the lease."""
+    now = time.time()
+    if not await _step("take the lease", runtime().planner.journeys.lease(OWNER, LEASE_MS)):
+        return
+    await _step("send due follow-ups", send_due(now))
+    await _step("schedule calendar dates", runtime().planner.schedule_calendar(now))
+    await _step("publish due date reminders", send_due_dates(now))
+    await _step("tell enterprises of policies", send_due_policies())
+    await _step("sweep new policies", start_policy_sweep())
+
+
+async def _step(what: str, work: Awaitable[T]) -> T | None:
+    """One step of a tick: whatever goes wrong in it is said and tried again at the next tick,
+    and the other steps still run (an exception out of a timer would stop the worker). Nothing
+    is lost: each step's queue in Redis is only moved on after its work was done."""
     try:
-        now = time.time()
-        if await runtime().planner.journeys.lease(OWNER, LEASE_MS):
-            await send_due(now)
-            await runtime().planner.schedule_calendar(now)
-            await send_due_dates(now)
-            await send_due_policies()
-            await start_policy_sweep()
-    except UNAVAILABLE as exc:  # the next tick tries again
+        return await work
+    except UNAVAILABLE as exc:
         if not unavailable(exc):
-            raise
-        logger.warning("cannot send due follow-ups: %s", type(exc).__name__)
+            logger.exception("cannot %s; tried again in a second", what)
+            return None
+        logger.warning("cannot %s: %s", what, type(exc).__name__)
+    except Exception:
+        logger.exception("cannot %s; tried again in a second", what)
+    return None
 
 
 async def send_due(now: float) -> int:

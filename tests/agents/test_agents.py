@@ -379,3 +379,32 @@ async def test_faust_runs_with_the_batched_drain_loop_and_the_lean_monitor(runni
     monitor.on_stream_event_in(tp, 7, None, None)
     assert monitor.stream_inbound_time[tp] > 0
     assert monitor.messages_received_total == 0 and monitor.events_total == 0
+
+
+async def test_a_timer_step_that_fails_is_said_and_the_others_still_run(
+    running, monkeypatch, caplog
+):
+    """The leader's tick: a bug in sending follow-ups must neither stop the worker (an exception
+    out of a Faust timer does) nor keep the date reminders and policies from going out."""
+    import agents.run_journeys as module
+
+    ran = []
+
+    async def broken(now):
+        raise RuntimeError("a stored journey the planner chokes on")
+
+    async def dates(now):
+        ran.append("dates")
+        return 0
+
+    async def policies():
+        ran.append("policies")
+        return 0
+
+    monkeypatch.setattr(module, "send_due", broken)
+    monkeypatch.setattr(module, "send_due_dates", dates)
+    monkeypatch.setattr(module, "send_due_policies", policies)
+    await running["runtime"].redis.delete(f"{running['settings'].redis_prefix}jt:leader")
+    await module.tick()  # returns: nothing escapes the tick
+    assert ran == ["dates", "policies"]
+    assert "cannot send due follow-ups" in caplog.text and "RuntimeError" in caplog.text
