@@ -50,7 +50,7 @@ async def tick() -> None:
     if not await _step("take the lease", runtime().planner.journeys.lease(OWNER, LEASE_MS)):
         return
     await _step("send due follow-ups", send_due(now))
-    await _step("schedule calendar dates", runtime().planner.schedule_calendar(now))
+    await _step("schedule calendar dates", runtime().planner.dated.schedule_calendar(now))
     await _step("publish due date reminders", send_due_dates(now))
     await _step("tell enterprises of policies", send_due_policies())
     await _step("sweep new policies", start_policy_sweep())
@@ -110,9 +110,9 @@ async def send_due_dates(now: float) -> int:
     """Publish the date reminders due by ``now`` as events (the caller holds the lease)."""
     planner = runtime().planner
     published = []
-    for rule_id, profile_id, event in await planner.due_date_events(now):
+    for rule_id, profile_id, event in await planner.dated.due_events(now):
         if event is None:
-            await planner.schedule.drop(rule_id, profile_id)
+            await planner.dated.queue.drop(rule_id, profile_id)
             continue
         value = json.dumps(event, ensure_ascii=False).encode("utf-8")
         key = (event.get("subject") or {}).get("id") or event["id"]  # as Event.key: area-wide by id
@@ -121,7 +121,7 @@ async def send_due_dates(now: float) -> int:
     if published:
         await app.producer.flush()  # on the broker before the entries are marked sent
         for rule_id, profile_id, day in published:
-            await planner.schedule.mark_sent(rule_id, profile_id, day)
+            await planner.dated.queue.mark_sent(rule_id, profile_id, day)
         logger.info("published %d date reminder(s)", len(published))
     return len(published)
 
@@ -132,9 +132,9 @@ async def send_due_policies() -> int:
     event of the same id, which is delivered once."""
     planner = runtime().planner
     published = []
-    for policy_id, enterprise_id, event in await planner.due_policy_events():
+    for policy_id, enterprise_id, event in await planner.matcher.due_events():
         if event is None:
-            await planner.policy_matches.drop(policy_id, enterprise_id)
+            await planner.matcher.matches.drop(policy_id, enterprise_id)
             continue
         value = json.dumps(event, ensure_ascii=False).encode("utf-8")
         await send_record(life_events, enterprise_id.encode("utf-8"), value)
@@ -142,7 +142,7 @@ async def send_due_policies() -> int:
     if published:
         await app.producer.flush()
         for policy_id, enterprise_id, day in published:
-            await planner.policy_matches.mark_told(policy_id, enterprise_id, day)
+            await planner.matcher.matches.mark_told(policy_id, enterprise_id, day)
         logger.info("told %d enterprise(s) of a policy", len(published))
     return len(published)
 
@@ -159,7 +159,7 @@ async def start_policy_sweep() -> None:
     if _sweep is not None and not _sweep.done():
         return
     planner = runtime().planner
-    pending = planner.policies_to_sweep(await planner.policy_matches.swept())
+    pending = planner.matcher.to_sweep(await planner.matcher.matches.swept())
     if pending:
         _sweep = asyncio.create_task(_sweep_policies(pending))
 
@@ -168,10 +168,10 @@ async def _sweep_policies(pending: list[Any]) -> None:
     planner = runtime().planner
     for policy in pending:
         try:
-            queued = await planner.sweep_policy(policy)
+            queued = await planner.matcher.sweep(policy)
         except Exception:  # logged, and tried again by a later tick: nothing is lost
             logger.exception("sweeping policy %s failed; it is tried again", policy.id)
             return
-        await planner.policy_matches.mark_swept(policy.id, policy.version)
+        await planner.matcher.matches.mark_swept(policy.id, policy.version)
         logger.info("policy %s v%d swept: %d enterprise(s) newly qualify", policy.id,
                     policy.version, queued)  # fmt: skip

@@ -72,7 +72,7 @@ async def run(count: int) -> dict[str, Any]:
             prefix = f"{label}:"
             store = ProfileStore(client, prefix)
             planner = Planner(rules, store, renderer, tz=TZ)
-            store.after_write = planner.schedule_dates if hooked else None
+            store.after_write = planner.dated.schedule if hooked else None
             before = await used_memory(client)
             wall, cpu = time.perf_counter(), time.process_time()
             for start in range(0, count, BATCH):
@@ -82,8 +82,8 @@ async def run(count: int) -> dict[str, Any]:
             timings[f"{label}_bytes"] = await used_memory(client) - before
         store = ProfileStore(client, "with:")
         planner = Planner(rules, store, renderer, tz=TZ)
-        store.after_write = planner.schedule_dates
-        scheduled = await planner.schedule.scheduled()
+        store.after_write = planner.dated.schedule
+        scheduled = await planner.dated.queue.scheduled()
         per_entry = (timings["with_bytes"] - timings["without_bytes"]) / max(scheduled, 1)
 
         moved = profiles[: count // 10]
@@ -91,21 +91,21 @@ async def run(count: int) -> dict[str, Any]:
                    for i, p in enumerate(moved)]  # fmt: skip
         wall, cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(renewed), BATCH):
-            await planner.schedule_dates([(p["id"], p) for p in renewed[start : start + BATCH]])
+            await planner.dated.schedule([(p["id"], p) for p in renewed[start : start + BATCH]])
         move_wall, move_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
         # the reminders due within the next days, taken as the leader does (500 at a time)
         horizon = time.time() + 86400
         due_total, wall = 0, time.perf_counter()
         while due_total < 10_000:
-            batch = await planner.due_date_events(horizon + 400 * 86400, limit=500)
+            batch = await planner.dated.due_events(horizon + 400 * 86400, limit=500)
             if not batch:
                 break
             for rule_id, profile_id, event in batch:
                 if event is None:
-                    await planner.schedule.drop(rule_id, profile_id)
+                    await planner.dated.queue.drop(rule_id, profile_id)
                 else:
-                    await planner.schedule.mark_sent(rule_id, profile_id, event["data"]["date"])
+                    await planner.dated.queue.mark_sent(rule_id, profile_id, event["data"]["date"])
             due_total += len(batch)
         take_wall = time.perf_counter() - wall
         result = {

@@ -55,7 +55,7 @@ def policy_doc(policy: Policy) -> dict[str, Any]:
 async def live_policies(request: web.Request) -> dict[str, Policy]:
     rt = services(request).runtime
     await rt.reload_rules()  # an approval elsewhere is seen here as in the workers
-    return {p.id: p for p in rt.planner.policies}
+    return {p.id: p for p in rt.planner.matcher.policies}
 
 
 @routes.get("/api/policies")
@@ -171,6 +171,24 @@ async def _decide(request: web.Request, caller: Caller, step: str) -> web.Stream
                               "version": outcome.get("version")})  # fmt: skip
 
 
+@routes.post("/api/policies/{policy_id}/preview")
+@guarded("author", "approver")
+async def preview_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """How many enterprises the policy's draft (else its live version) reaches now, how many were
+    told already, a few names: what approving it would set off (nothing is sent)."""
+    policy_id = policy_id_of(request)
+    draft = await policybook(request).draft(policy_id) if policy_id else None
+    live = (await live_policies(request)).get(policy_id or "")
+    doc = {**draft["policy"], "id": policy_id} if draft else None
+    policy = parse_policy(doc)[0] if doc else live
+    if policy_id is None or policy is None:
+        return error(404, "no such policy, or its draft does not pass yet")
+    if not caller.account.covers(policy.districts):
+        return error(403, "the policy's districts are outside your account's")
+    found = await services(request).runtime.planner.matcher.preview(policy)
+    return web.json_response({"policy": policy_id, **found})
+
+
 @routes.post("/api/policies/{policy_id}/approve")
 @guarded("approver", change=True)
 async def approve_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -198,8 +216,8 @@ async def enterprise_policies(request: web.Request, caller: Caller) -> web.Strea
     ):
         return error(404, "no enterprise with that id in your districts")
     await live_policies(request)
-    matches = rt.planner.explain_policies(profile)
-    told = await rt.planner.policy_matches.told([(m.policy.id, enterprise_id) for m in matches])
+    matches = rt.planner.matcher.explain(profile)
+    told = await rt.planner.matcher.matches.told([(m.policy.id, enterprise_id) for m in matches])
     await audit(request, caller, "policy-match", enterprise=enterprise_id,
                 districts=(profile.get("district", ""),))  # fmt: skip
     return web.json_response({"enterprise": enterprise_id, "name": profile.get("name"),

@@ -277,7 +277,7 @@ async def _print_outcomes_and_policies(runtime: Runtime) -> None:
     met = [m.policy.id for m in await _explained(runtime, new) if m.met]
     told: list[str | None] = []
     for _ in range(50):
-        told = await runtime.planner.policy_matches.told([(p, new) for p in met])
+        told = await runtime.planner.matcher.matches.told([(p, new) for p in met])
         if all(told):
             break
         await asyncio.sleep(0.2)
@@ -290,7 +290,7 @@ async def _print_outcomes_and_policies(runtime: Runtime) -> None:
 
 async def _explained(runtime: Runtime, enterprise_id: str) -> list[Any]:
     profile = await runtime.profiles.get(enterprise_id)
-    return runtime.planner.explain_policies(profile) if profile else []
+    return runtime.planner.matcher.explain(profile) if profile else []
 
 
 def _width(text: str) -> int:

@@ -241,9 +241,9 @@ def _dates_schedule(args: argparse.Namespace, settings: Settings) -> int:
             for kind in kinds:
                 async for ids in rt.profiles.select(all_of=[f"kind:{kind}"]):
                     found = await rt.profiles.get_many(ids)
-                    await rt.planner.schedule_dates([(p["id"], p) for p in found])
+                    await rt.planner.dated.schedule([(p["id"], p) for p in found])
                     count += len(found)
-            scheduled = await rt.planner.schedule.scheduled()
+            scheduled = await rt.planner.dated.queue.scheduled()
         finally:
             await rt.close()
         print(f"{count} profile(s) read; {scheduled} date reminder(s) scheduled")

@@ -41,7 +41,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         rt = Runtime.build(settings, deliver=False)
         try:
-            for p in rt.planner.policies:
+            for p in rt.planner.matcher.policies:
                 span = f"{p.valid_from or '…'} – {p.valid_until or '…'}"
                 today = datetime.now(settings.tz).date()
                 state = "valid" if p.enabled and p.valid_on(today) else "not valid today"
@@ -62,8 +62,8 @@ def _match(args: argparse.Namespace, settings: Settings) -> int:
             if profile is None:
                 print(f"no profile {args.enterprise_id}", file=sys.stderr)
                 return 1
-            matches = rt.planner.explain_policies(profile)
-            told = await rt.planner.policy_matches.told(
+            matches = rt.planner.matcher.explain(profile)
+            told = await rt.planner.matcher.matches.told(
                 [(m.policy.id, args.enterprise_id) for m in matches]
             )
         finally:

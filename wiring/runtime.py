@@ -169,7 +169,7 @@ class Runtime:
         planner = Planner(rules, profiles, renderer, guard=guard, state=state,
                           fanout_chunk=settings.fanout_chunk,
                           max_event_age_days=settings.max_event_age_days, tz=settings.tz)  # fmt: skip
-        planner.policies = load_live_policies(settings, sync_redis)
+        planner.matcher.policies = load_live_policies(settings, sync_redis)
         profiles.after_write = planner.after_profiles_written  # dates and policies follow them
         return cls(
             settings,
@@ -207,7 +207,7 @@ class Runtime:
         old, self.live_root = self.live_root, root
         self.rules, self.renderer, self.rules_generation = rules, renderer, generation
         self.planner.rules, self.planner.renderer = rules, renderer
-        self.planner.policies = load_live_policies(self.settings, self.state.sync_redis)
+        self.planner.matcher.policies = load_live_policies(self.settings, self.state.sync_redis)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return f"rule set {generation} applied: {len(rules.rules)} rule(s)"

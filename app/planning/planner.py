@@ -28,8 +28,6 @@ from app.core.masking import mask_address
 from app.intake.events import Event, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
-from app.planning.calendar import calendar_event, next_date
-from app.planning.dates import date_event, due_at
 from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
 from app.planning.fanout import ChunkCommand, chunk_commands, read_command
@@ -42,10 +40,12 @@ from app.planning.journeys import (
     next_due,
     step_event_id,
 )
+from app.planning.matcher import PolicyMatcher
 from app.planning.model import Rule, RuleSet
-from app.planning.policies import POLICY_EVENT, Match, Policy, as_data, match, policy_event
+from app.planning.policies import POLICY_EVENT
 from app.planning.policies import TRIGGER_TYPES as POLICY_TRIGGERS
 from app.planning.recipients import Recipient, recipients_of, template_context
+from app.planning.reminders import DateReminders
 from app.planning.warned import LEVEL_RANK, WarnedRegistry
 from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
@@ -53,8 +53,6 @@ from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
 from app.state.journeys import JourneyStore
 from app.state.outcomes import OutcomeStore
-from app.state.policies import PolicyMatches
-from app.state.schedule import CALENDAR_MEMBER, DateSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +165,9 @@ class Planner:
         self.broadcasts = Broadcasts(store.redis, store.prefix)
         self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.journeys = JourneyStore(store.redis, store.prefix)
-        self.policies: list[Policy] = []  # the live support policies (``Runtime`` keeps them)
-        self.policy_matches = PolicyMatches(store.redis, store.prefix)
+        self.matcher = PolicyMatcher(store, self.tz)  # its policies: the live ones (``Runtime``)
         self.outcomes = OutcomeStore(store.redis, store.prefix)
-        self.schedule = DateSchedule(store.redis, store.prefix)
+        self.dated = DateReminders(store, self.tz, lambda: self.rules)  # date and calendar rules
 
     # -- the one loop --------------------------------------------------------------------------
 
@@ -196,13 +193,13 @@ class Planner:
             known = (subjects or {}).get(event.subject_id)
             profile = known or await self.store.get(event.subject_id)
             if profile is not None:
-                await self.queue_policy_matches([(event.subject_id, profile)])
+                await self.matcher.queue([(event.subject_id, profile)])
         return outcome
 
     async def _plan(self, event: Event, *, act: bool, only_rule: str | None = None,
                     subjects: Mapping[str, Profile | None] | None = None) -> Outcome:  # fmt: skip
         if event.type == POLICY_EVENT:  # its texts are the live policy's, whoever published it
-            told = self._policy_texts(event)
+            told = self.matcher.texts_of(event)
             if told is None:
                 why = f"no live policy {event.data.get('policy_id')!r}: nothing is sent"
                 return Outcome(Plan(event, skipped=[("*", why)]))
@@ -261,163 +258,8 @@ class Planner:
 
     async def after_profiles_written(self, written: Sequence[tuple[str, Profile | None]]) -> None:
         """What follows a profile write: its date reminders and its policies."""
-        await self.schedule_dates(written)
-        await self.queue_policy_matches(written)
-
-    async def queue_policy_matches(self, written: Sequence[tuple[str, Profile | None]],
-                                   policies: Sequence[Policy] | None = None) -> int:  # fmt: skip
-        """The policies (of ``policies``, else every live one) each written enterprise now meets
-        and was not told of yet, queued for the leader to tell (one read of what was told, one
-        write, for the batch); how many were queued."""
-        today = datetime.fromtimestamp(time.time(), self.tz).date()
-        found = [(policy.id, profile_id) for profile_id, profile in written
-                 if profile is not None and profile.get("kind") == "enterprise"
-                 for policy in (self.policies if policies is None else policies)
-                 if match(policy, profile, today).met]  # fmt: skip
-        told = await self.policy_matches.told(found)
-        writes = Writes()
-        for (policy_id, enterprise_id), day in zip(found, told, strict=True):
-            if day is None:
-                self.policy_matches.add_found(writes, policy_id, enterprise_id, time.time())
-        await self.policy_matches.apply(writes)
-        return sum(1 for day in told if day is None)
-
-    def policies_to_sweep(self, swept: Mapping[str, int]) -> list[Policy]:
-        """The live, valid policies not yet swept at their version (``swept``: policy → version)."""
-        today = datetime.fromtimestamp(time.time(), self.tz).date()
-        return [p for p in self.policies if p.enabled and p.valid_on(today)
-                and swept.get(p.id) != p.version]  # fmt: skip
-
-    async def sweep_policy(self, policy: Policy, batch: int = 1000) -> int:
-        """Match a policy (new, or a new version) against the enterprises stored before it:
-        those in its districts, from the indexes, ``batch`` profiles at a time; how many matches
-        were queued. Those told before stay told; a sweep run twice queues nothing twice."""
-        areas = [] if "*" in policy.districts else [f"area:{d}" for d in policy.districts]
-        queued = 0
-        async for ids in self.store.select(all_of=["kind:enterprise"], any_of=areas):
-            for start in range(0, len(ids), batch):
-                found = await self.store.get_many(ids[start : start + batch])
-                queued += await self.queue_policy_matches([(p["id"], p) for p in found], [policy])
-        return queued
-
-    async def due_policy_events(self, limit: int = 500
-                                ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip
-        """The queued matches: (policy, enterprise, the event that tells it), the event None when
-        there is nothing to tell any more (the policy is gone or no longer met, or told)."""
-        due = await self.policy_matches.due(limit)
-        profiles = {p["id"]: p for p in await self.store.get_many(sorted({e for _, e in due}))}
-        told = await self.policy_matches.told(due)
-        live = {p.id: p for p in self.policies}
-        now = time.time()
-        today = datetime.fromtimestamp(now, self.tz).date()
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
-        for (policy_id, enterprise_id), day in zip(due, told, strict=True):
-            policy, profile = live.get(policy_id), profiles.get(enterprise_id)
-            if policy is None or profile is None or day or not match(policy, profile, today).met:
-                out.append((policy_id, enterprise_id, None))
-                continue
-            out.append((policy_id, enterprise_id, policy_event(policy, profile, now, self.tz)))
-        return out
-
-    def _policy_texts(self, event: Event) -> Event | None:
-        """A policy event with the live policy's own texts (what it offers, what to confirm,
-        where), so that one published by anyone else can say nothing the catalogue does not;
-        None when no such policy is live."""
-        policy = next((p for p in self.policies if p.id == event.data.get("policy_id")), None)
-        if policy is None or not policy.enabled:
-            return None
-        return replace(event, data={**event.data, **as_data(policy)})
-
-    def explain_policies(self, profile: Profile) -> list[Match]:
-        """Each live policy, criterion by criterion, for an enterprise (``policies match``)."""
-        today = datetime.fromtimestamp(time.time(), self.tz).date()
-        return [match(policy, profile, today) for policy in self.policies]
-
-    # -- date reminders: scheduled from the profiles' dated facts -------------------------------
-
-    async def schedule_dates(self, written: Sequence[tuple[str, Profile | None]]) -> None:
-        """Put each written profile's date reminders on the schedule, move them, or take them
-        off (a deleted profile, a fact removed, a date passed, a reminder already sent for that
-        date): one round trip for the batch, plus one to read what was sent."""
-        now = time.time()
-        pending: list[tuple[Rule, str, float, str]] = []
-        writes = Writes()
-        for profile_id, profile in written:
-            for kind in ("person", "enterprise"):
-                for rule in self.rules.date_rules(kind):
-                    assert rule.on_date is not None
-                    found = due_at(rule.on_date, profile.get("dates"), now, self.tz) if (
-                        profile is not None and profile.get("kind") == kind) else None  # fmt: skip
-                    if found is None:
-                        self.schedule.add_removal(writes, rule.id, profile_id)
-                    else:
-                        pending.append((rule, profile_id, *found))
-        sent = await self.schedule.sent_for([(r.id, p) for r, p, _, _ in pending])
-        for (rule, profile_id, due, day), already in zip(pending, sent, strict=True):
-            if already == day:
-                self.schedule.add_removal(writes, rule.id, profile_id)
-            else:
-                self.schedule.add_due(writes, rule.id, profile_id, due)
-        await self.schedule.apply(writes)
-
-    async def schedule_calendar(self, now: float) -> None:
-        """Keep each calendar rule's next date in the queue (the leader, every tick: a rule
-        added, changed or just sent is scheduled within a second)."""
-        rules = self.rules.calendar_rules()
-        if not rules:
-            return
-        sent = await self.schedule.sent_for([(r.id, CALENDAR_MEMBER) for r in rules])
-        writes = Writes()
-        for rule, last in zip(rules, sent, strict=True):
-            assert rule.on_calendar is not None
-            due, _ = next_date(rule.on_calendar, now, self.tz, last)
-            self.schedule.add_due(writes, rule.id, CALENDAR_MEMBER, due)
-        await self.schedule.apply(writes)
-
-    def _calendar_event(self, rule_id: str, already: str | None, now: float
-                        ) -> dict[str, Any] | None:  # fmt: skip
-        rule = self.rules.get(rule_id)
-        if rule is None or not rule.enabled or rule.on_calendar is None:
-            return None
-        due, day = next_date(rule.on_calendar, now, self.tz, already)
-        return calendar_event(rule_id, day, now, self.tz) if due <= now + 1 else None
-
-    async def due_date_events(self, now: float, limit: int = 500
-                              ) -> list[tuple[str, str, dict[str, Any] | None]]:  # fmt: skip
-        """The date reminders due by ``now``: (rule, profile, the event to publish), the event
-        None when there is nothing to send any more (the caller drops the entry). A calendar
-        rule's entry has the profile ``*`` and an area-wide event."""
-        due = await self.schedule.due(now, limit)
-        profiles = {p["id"]: p for p in await self.store.get_many(
-            sorted({p for _, p in due if p != CALENDAR_MEMBER}))}  # fmt: skip
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
-        sent = await self.schedule.sent_for(due)
-        for (rule_id, profile_id), already in zip(due, sent, strict=True):
-            if profile_id == CALENDAR_MEMBER:
-                out.append((rule_id, profile_id, self._calendar_event(rule_id, already, now)))
-                continue
-            rule, profile = self.rules.get(rule_id), profiles.get(profile_id)
-            found = None
-            if (
-                rule is not None
-                and rule.enabled
-                and rule.on_date
-                and profile is not None
-                and profile.get("kind") == rule.on_date.kind
-            ):
-                found = due_at(rule.on_date, profile.get("dates"), now, self.tz)
-            if (
-                rule is None
-                or rule.on_date is None
-                or profile is None
-                or found is None
-                or found[1] == already
-            ):
-                out.append((rule_id, profile_id, None))
-                continue
-            out.append((rule_id, profile_id, date_event(rule.on_date, rule_id, dict(profile),
-                                                        found[1], now, self.tz)))  # fmt: skip
-        return out
+        await self.dated.schedule(written)
+        await self.matcher.queue(written)
 
     # -- journeys: the follow-ups of a rule, until the step is done ------------------------------
 

@@ -51,6 +51,14 @@ document.addEventListener("DOMContentLoaded", () => {
       data.errors.map((e) => `<li><code>${esc(e.field)}</code>: ${esc(e.message)}</li>`).join("") + "</ul>", "error");
     result(`<p class="ok" id="policy-saved">已保存，等待另一位审核人批准 (saved, waiting for another approver)</p>`);
   });
+  const preview = document.getElementById("policy-preview");
+  if (preview) preview.addEventListener("click", async () => {
+    const {status, data} = await call("POST", `/api/policies/${encodeURIComponent(form.dataset.policy)}/preview`);
+    if (status !== 200) return result(`<p class="error">${esc(data.error)}</p>`, "error");
+    result(`<p id="policy-preview-count">现在符合条件的企业 enterprises meeting it now: <strong>${data.meeting}</strong>` +
+      `${data.complete ? "" : "+"}（其中已告知 told already: ${data.told_already}；读取 read ${data.read}）</p>` +
+      (data.sample.length ? `<p class="help">如 e.g. ${data.sample.map(esc).join("、")}</p>` : ""));
+  });
   for (const step of ["approve", "reject"]) {
     const button = document.getElementById(`policy-${step}`); if (!button) continue;
     button.addEventListener("click", async () => {

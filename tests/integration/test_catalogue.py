@@ -214,7 +214,7 @@ async def bring_forward(settings: Settings) -> int:
     """The date reminders the profiles scheduled, due now (as if their day had come)."""
     rt = Runtime.build(settings, deliver=False)
     try:
-        queue = rt.planner.schedule.queue_key()
+        queue = rt.planner.dated.queue.queue_key()
         members = await rt.redis.zrange(queue, 0, -1)
         if members:
             await rt.redis.zadd(queue, {m: time.time() for m in members})

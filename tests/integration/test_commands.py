@@ -226,9 +226,9 @@ async def test_dates_schedule_puts_profiles_stored_before_a_date_rule_on_the_sch
                person("P-DS2", mobile="13800000902"))  # fmt: skip
     rt = Runtime.build(env, deliver=False)
     try:
-        assert await rt.planner.schedule.when("id-card-renewal", "P-DS1") is None
+        assert await rt.planner.dated.queue.when("id-card-renewal", "P-DS1") is None
         assert await _run_in_thread(["dates", "schedule"]) == 0
         assert "2 profile(s) read; 1 date reminder(s) scheduled" in capsys.readouterr().out
-        assert await rt.planner.schedule.when("id-card-renewal", "P-DS1") is not None
+        assert await rt.planner.dated.queue.when("id-card-renewal", "P-DS1") is not None
     finally:
         await rt.close()

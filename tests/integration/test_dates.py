@@ -61,7 +61,7 @@ def sms_to(stack, mobile: str) -> list[str]:
 async def scheduled(settings: Settings, profile_id: str) -> float | None:
     rt = Runtime.build(settings, deliver=False)
     try:
-        return await rt.planner.schedule.when("id-card-renewal", profile_id)
+        return await rt.planner.dated.queue.when("id-card-renewal", profile_id)
     finally:
         await rt.close()
 

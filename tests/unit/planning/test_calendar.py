@@ -112,9 +112,9 @@ async def test_a_calendar_date_reaches_the_audience_once_a_year(planner):
     ):
         await planner.store.upsert(parse_profile(profile))
     day = at("2027-06-01T10:00")  # after 09:00 on the day: due at once
-    await planner.schedule_calendar(day)
-    assert await planner.schedule.when("annual-report", "*") == day
-    [(rule, member, event)] = await planner.due_date_events(day)
+    await planner.dated.schedule_calendar(day)
+    assert await planner.dated.queue.when("annual-report", "*") == day
+    [(rule, member, event)] = await planner.dated.due_events(day)
     assert (rule, member, event["id"], event["data"]["date"]) == (
         "annual-report",
         "*",
@@ -124,7 +124,7 @@ async def test_a_calendar_date_reaches_the_audience_once_a_year(planner):
     plan = await planner.plan(validate_event(event))
     assert sorted(n.profile_id for n in plan.notifications) == ["E-1", "E-2"]
     assert "2027" in plan.notifications[0].content["text"]
-    await planner.schedule.mark_sent("annual-report", "*", "2027-06-01")
-    await planner.schedule_calendar(day + 60)
-    assert await planner.schedule.when("annual-report", "*") == at("2028-06-01T09:00")
-    assert await planner.due_date_events(day + 60) == []
+    await planner.dated.queue.mark_sent("annual-report", "*", "2027-06-01")
+    await planner.dated.schedule_calendar(day + 60)
+    assert await planner.dated.queue.when("annual-report", "*") == at("2028-06-01T09:00")
+    assert await planner.dated.due_events(day + 60) == []

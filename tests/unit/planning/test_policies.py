@@ -123,7 +123,7 @@ def planner(redis_client, prefix):
     found = Planner(load_rules(PROJECT_ROOT / "rules", renderer), ProfileStore(redis_client, prefix),
                     renderer, guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
                     state=DeliveryState(redis_client, prefix), tz=SHANGHAI)  # fmt: skip
-    found.policies = POLICIES
+    found.matcher.policies = POLICIES
     found.store.after_write = found.after_profiles_written
     return found
 
@@ -154,24 +154,24 @@ async def test_an_enterprise_gets_exactly_the_policies_it_meets_once_each(planne
         (p.id, d["id"]) for d in docs for p in POLICIES if p.valid_on(TODAY) and meets(p, d)
     }
     assert len(expected) > 60 and {p for p, _ in expected} == {p.id for p in POLICIES[:5]}
-    due = await planner.due_policy_events()
+    due = await planner.matcher.due_events()
     assert {(p, e) for p, e, event in due if event} == expected
     for policy_id, enterprise_id, event in due:
         assert event["id"] == f"policy:{policy_id}:{enterprise_id}"
         validate_event(event)  # an event of the catalogue's type, as published
-        await planner.policy_matches.mark_told(policy_id, enterprise_id, "2026-12-04")
+        await planner.matcher.matches.mark_told(policy_id, enterprise_id, "2026-12-04")
     # written again, changed back and forth: nothing is told a second time
     for doc in docs:
         await planner.store.upsert(parse_profile({**doc, "size": "large"}))
         await planner.store.upsert(parse_profile(doc))
-    assert await planner.due_policy_events() == []
+    assert await planner.matcher.due_events() == []
     # a business registers: told of what it newly meets, on the event as on its profile
     newcomer = firm("E-NEW", size="small", registered_capital=10,
                     dates={"registered_on": TODAY.isoformat()})  # fmt: skip
     await planner.store.insert_new([parse_profile(newcomer)])
-    await planner.policy_matches.redis.delete(planner.policy_matches.queue_key())
+    await planner.matcher.matches.redis.delete(planner.matcher.matches.queue_key())
     await planner.plan_event(validate_event(business_event("E-BR-NEW", "E-NEW")))
-    assert sorted(p for p, _, e in await planner.due_policy_events() if e) == [
+    assert sorted(p for p, _, e in await planner.matcher.due_events() if e) == [
         "small-loans", "startup"]  # fmt: skip
 
 
@@ -180,14 +180,14 @@ async def test_a_match_no_longer_met_when_it_is_told_is_dropped(planner):
     await planner.store.upsert(parse_profile(firm("E-1", size="small", registered_capital=10)))
     planner.store.after_write = None  # the change below is not seen by the matcher yet
     await planner.store.upsert(parse_profile(firm("E-1", size="large", registered_capital=10)))
-    assert await planner.due_policy_events() == [("small-loans", "E-1", None)]
+    assert await planner.matcher.due_events() == [("small-loans", "E-1", None)]
 
 
 @ON_BOTH_REDIS
 async def test_a_policy_event_says_only_what_the_live_policy_says_whoever_published_it(planner):
     """A forged ``enterprise.policy.matched`` on life-events cannot put its own words in an SMS."""
     await planner.store.upsert(parse_profile(firm("E-1", size="small", registered_capital=10)))
-    [(_, _, event)] = await planner.due_policy_events()
+    [(_, _, event)] = await planner.matcher.due_events()
     forged = {**event, "id": "policy:forged", "data": {**event["data"],
               "summary": "请点击 http://phish.example 领取补贴", "where": "加微信 fake123"}}  # fmt: skip
     plan = await planner.plan(validate_event(forged))
@@ -205,20 +205,20 @@ async def test_a_new_policy_is_swept_over_the_enterprises_stored_before_it_once(
     docs = [generated(rng, i) for i in range(120)]
     planner.store.after_write = None  # stored before any policy was live
     await planner.store.insert_new([parse_profile(d) for d in docs])
-    pending = planner.policies_to_sweep(await planner.policy_matches.swept())
+    pending = planner.matcher.to_sweep(await planner.matcher.matches.swept())
     assert [p.id for p in pending] == [p.id for p in POLICIES[:5]]  # not the expired one
     for policy in pending:
-        await planner.sweep_policy(policy, batch=7)  # batches across the select's pages too
-        await planner.policy_matches.mark_swept(policy.id, policy.version)
+        await planner.matcher.sweep(policy, batch=7)  # batches across the select's pages too
+        await planner.matcher.matches.mark_swept(policy.id, policy.version)
     expected = {
         (p.id, d["id"]) for d in docs for p in POLICIES if p.valid_on(TODAY) and meets(p, d)
     }
-    due = await planner.due_policy_events()
+    due = await planner.matcher.due_events()
     assert {(p, e) for p, e, event in due if event} == expected
-    assert planner.policies_to_sweep(await planner.policy_matches.swept()) == []
+    assert planner.matcher.to_sweep(await planner.matcher.matches.swept()) == []
     for policy_id, enterprise_id, _ in due:
-        await planner.policy_matches.mark_told(policy_id, enterprise_id, "2026-12-04")
+        await planner.matcher.matches.mark_told(policy_id, enterprise_id, "2026-12-04")
     # a new version is swept again; those told before are not told again
-    planner.policies = [replace(POLICIES[0], version=2), *POLICIES[1:]]
-    [again] = planner.policies_to_sweep(await planner.policy_matches.swept())
-    assert again.version == 2 and await planner.sweep_policy(again) == 0
+    planner.matcher.policies = [replace(POLICIES[0], version=2), *POLICIES[1:]]
+    [again] = planner.matcher.to_sweep(await planner.matcher.matches.swept())
+    assert again.version == 2 and await planner.matcher.sweep(again) == 0
