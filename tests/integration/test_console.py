@@ -137,6 +137,7 @@ EVERY_GUARDED_CALL = [
     ("PUT", "/api/policies/yt-startup-rent-subsidy/draft"),
     ("POST", "/api/policies/yt-startup-rent-subsidy/approve"),
     ("POST", "/api/policies/yt-startup-rent-subsidy/reject"),
+    ("POST", "/api/policies/yt-startup-rent-subsidy/preview"),
     ("GET", "/api/enterprises/E-1/policies"),
     ("GET", "/api/event-types/retirement.approved"),
     ("PUT", "/api/event-types/retirement.approved/draft"),
@@ -198,6 +199,7 @@ WRONG_ROLE = [
     ("yt-approver", "PUT", "/api/policies/yt-startup-rent-subsidy/draft"),
     ("yt-author", "POST", "/api/policies/yt-startup-rent-subsidy/approve"),
     ("sz-operator", "POST", "/api/policies/yt-startup-rent-subsidy/reject"),
+    ("sz-operator", "POST", "/api/policies/yt-startup-rent-subsidy/preview"),
     ("admin", "GET", "/api/enterprises/E-1/policies"),
 ]
 
@@ -507,6 +509,13 @@ async def test_a_policy_is_drafted_by_field_approved_by_another_and_explains_a_m
         # which policies an enterprise of the caller's district meets, and why
         await svc.runtime.profiles.upsert(parse_profile(enterprise("E-POL", contacts=[]) | {
             "size": "small", "registered_capital": 100}))  # fmt: skip
+        # what approving it would set off now: the enterprises it reaches, nothing sent
+        response = await approver.post(f"{path}/preview", headers=approver_csrf)
+        preview = await response.json()
+        assert response.status == 200 and preview["complete"]
+        assert (preview["meeting"], preview["told_already"]) == (1, 0)
+        assert preview["sample"] == ["测试企业有限公司"]
+        assert (await other.post(f"{path}/preview", headers=other_csrf)).status == 403
         response = await author.get(f"{url}/api/enterprises/E-POL/policies")
         found = {p["id"]: p for p in (await response.json())["policies"]}
         assert found["yt-test-subsidy"]["met"] and not found["yt-startup-rent-subsidy"]["met"]
