@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,17 +30,15 @@ from app.planning.blast import BlastGuard, HeldSend
 from app.planning.explain import Broadcasts, Finding, outside_audience
 from app.planning.expressions import ExpressionError
 from app.planning.fanout import ChunkCommand, chunk_commands, read_command
+from app.planning.followups import Followups
 from app.planning.journeys import (
-    JOURNEY_TTL_SECONDS,
-    encode_event,
     following,
-    in_holdout,
-    journey_id,
     next_due,
     step_event_id,
 )
 from app.planning.matcher import PolicyMatcher
 from app.planning.model import Rule, RuleSet
+from app.planning.plan import FollowUpStep, Plan
 from app.planning.policies import POLICY_EVENT
 from app.planning.policies import TRIGGER_TYPES as POLICY_TRIGGERS
 from app.planning.recipients import Recipient, recipients_of, template_context
@@ -51,8 +48,6 @@ from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.rendering.renderer import Renderer
 from app.state import DeliveryState, Writes
-from app.state.journeys import JourneyStore
-from app.state.outcomes import OutcomeStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,64 +55,6 @@ CHUNK = 500  # profiles fetched and planned together when a whole plan is made a
 HOLD_SAMPLE = 3  # messages a held send shows its approver
 GUARD_SAMPLE = 100  # profiles of a large audience planned to estimate its messages
 MAX_NOTIFICATION_BYTES = 256 * 1024  # a planned notification; an SMS or e-mail is far smaller
-
-
-@dataclass
-class Plan:
-    event: Event
-    matched: list[str] = field(default_factory=list)  # rule ids
-    notifications: list[Notification] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule id, reason)
-    warning_root: str | None = None  # weather warnings: the first warning of the chain
-    profiles: dict[str, Profile] = field(default_factory=dict, repr=False)  # a chunk's, as read
-    journeys: list[JourneyStart] = field(default_factory=list)  # started by this event
-    completes: bool = False  # a completion event: it ends the subject's waiting journeys
-    completions: list[JourneyCompletion] = field(default_factory=list)  # found when recorded
-    follow_up: FollowUpStep | None = None  # set when the plan is a journey's later step
-
-
-@dataclass(frozen=True)
-class JourneyStart:
-    journey: str
-    rule: Rule
-    subject: str
-    due: float | None  # when its first follow-up is due; None: it has none (holdout, measure only)
-    group: str = "reminded"  # or "holdout": nothing of the rule is sent to the subject
-
-
-@dataclass(frozen=True)
-class FollowUpStep:
-    """A journey's step as planned now, and where the journey goes after it."""
-
-    journey: str
-    origin: str  # the event that started the journey: its trace is the journey's
-    step: int
-    round: int
-    after: tuple[int, int] | None  # the next (step, round); None: the last one
-    next_due: float
-
-
-@dataclass(frozen=True)
-class JourneyCompletion:
-    """A journey a completion event ends, and what its outcome is counted under."""
-
-    journey: str
-    rule: str
-    version: str
-    group: str
-    started: float  # its event's time (epoch seconds)
-    status: str  # as it was found
-
-    @classmethod
-    def of(cls, journey: str, record: Mapping[str, str]) -> JourneyCompletion:
-        started = record.get("origin_at") or record.get("started_at") or "0"
-        return cls(journey, record.get("rule", ""), record.get("version", ""),
-                   record.get("group") or "reminded", float(started), record.get("status", ""))  # fmt: skip
-
-    @property
-    def counts(self) -> bool:
-        """Whether its outcome is still to be counted (a journey completed before is not)."""
-        return bool(self.rule and self.version) and self.status not in ("completed", "")
 
 
 @dataclass
@@ -164,9 +101,10 @@ class Planner:
         self.warned = WarnedRegistry(store.redis, store.prefix)
         self.broadcasts = Broadcasts(store.redis, store.prefix)
         self.tz = tz or ZoneInfo("Asia/Shanghai")
-        self.journeys = JourneyStore(store.redis, store.prefix)
+        self.followups = Followups(store.redis, store.prefix, self.tz)  # journeys and outcomes
+        self.journeys = self.followups.journeys
         self.matcher = PolicyMatcher(store, self.tz)  # its policies: the live ones (``Runtime``)
-        self.outcomes = OutcomeStore(store.redis, store.prefix)
+        self.outcomes = self.followups.outcomes
         self.dated = DateReminders(store, self.tz, lambda: self.rules)  # date and calendar rules
 
     # -- the one loop --------------------------------------------------------------------------
@@ -230,29 +168,13 @@ class Planner:
                 before = len(plan.notifications)
                 await self.plan_chunk(plan, rule, ids, warning, known=subjects)
                 if rule.follow_up and len(plan.notifications) > before and event.subject_id:
-                    self._start_journey(plan, rule, before)
+                    self.followups.start(plan, rule, before)
             else:
                 await self._guarded(outcome, rule, ids, warning, subjects)
         plan.completes = bool(
             act and event.subject_id and event.type in self.rules.stop_types and not only_rule
         )  # which journeys: read when it is recorded
         return outcome
-
-    def _start_journey(self, plan: Plan, rule: Rule, before: int) -> None:
-        """The subject's journey on ``rule``, whose first notifications are ``plan``'s from
-        ``before`` on. A subject in the rule's holdout is sent none of them (nor follow-ups):
-        its journey only waits for the completion, to compare with."""
-        assert rule.follow_up is not None and plan.event.subject_id is not None
-        subject, follow_up = plan.event.subject_id, rule.follow_up
-        journey = journey_id(rule.id, plan.event.id, subject)
-        if in_holdout(rule.id, subject, follow_up.holdout):
-            del plan.notifications[before:]
-            plan.skipped.append((rule.id, f"holdout: {subject} is among the {follow_up.holdout:.0%} "
-                                          "not reminded, to measure what reminding changes"))  # fmt: skip
-            plan.journeys.append(JourneyStart(journey, rule, subject, None, "holdout"))
-            return
-        first = next_due(time.time(), follow_up.steps[0], self.tz) if follow_up.steps else None
-        plan.journeys.append(JourneyStart(journey, rule, subject, first))
 
     # -- support policies: each enterprise told once of each policy it comes to meet ----------
 
@@ -465,14 +387,14 @@ class Planner:
                 await self.warned.record(
                     plan.warning_root, event.data["warning_id"], event.data["level"], warned
                 )
-        await self._find_completions(plans)
+        await self.followups.find_completions(plans)
         writes = Writes()
         for plan in plans:
             state.add_planned(writes, plan.notifications)
             details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
                        "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
             steps: list[tuple[str, dict[str, Any]]]
-            self._add_journeys(writes, plan)
+            self.followups.add(writes, plan, state)
             if plan.follow_up is not None:  # a journey's step: in the trace of its first event
                 step = plan.follow_up
                 state.add_note(writes, step.origin, [(f"follow-up {step.step + 1}.{step.round}",
@@ -488,61 +410,6 @@ class Planner:
             state.add_note(writes, plan.event.id, steps, counts)
         await state.apply(writes)
         return [None for _ in plans]
-
-    async def _find_completions(self, plans: Sequence[Plan]) -> None:
-        """The journeys each completion event ends, with what their outcome needs: those
-        waiting in Redis, and those an earlier event of the same batch starts (its start is
-        written with this batch, not before)."""
-        started: dict[tuple[str, str], list[JourneyCompletion]] = {}
-        for plan in plans:
-            event = plan.event
-            if plan.completes and event.subject_id:
-                waiting = await self.journeys.waiting(event.type, event.subject_id)
-                found = {c.journey: c for c in started.get((event.type, event.subject_id), [])}
-                for journey in waiting:
-                    if journey not in found:
-                        record = await self.journeys.journey(journey)
-                        found[journey] = JourneyCompletion.of(journey, record)
-                plan.completions = [found[j] for j in sorted(found)]
-            for start in plan.journeys:
-                for stop_type in start.rule.follow_up.stop_on if start.rule.follow_up else ():
-                    started.setdefault((stop_type, start.subject), []).append(JourneyCompletion(
-                        start.journey, start.rule.id, str(start.rule.version), start.group,
-                        event.occurred_at.timestamp(), "active"))  # fmt: skip
-
-    def _add_journeys(self, writes: Writes, plan: Plan) -> None:
-        """The journeys a plan starts and completes, with their outcomes and trace steps."""
-        event = plan.event
-        origin_at = event.occurred_at.timestamp()
-        for start in plan.journeys:
-            assert start.rule.follow_up is not None
-            fields = {"rule": start.rule.id, "version": str(start.rule.version),
-                      "group": start.group, "event": encode_event(event.as_dict()),
-                      "subject": start.subject, "started_at": f"{time.time():.3f}",
-                      "origin_at": f"{origin_at:.3f}"}  # fmt: skip
-            status = "active" if start.due is not None else start.group.replace("reminded", "done")
-            self.journeys.add_start(writes, start.journey, fields, start.due,
-                                    start.rule.follow_up.stop_on, start.subject,
-                                    JOURNEY_TTL_SECONDS, status=status)  # fmt: skip
-            self.outcomes.add_start(writes, journey=start.journey, rule=start.rule.id,
-                                    version=start.rule.version, group=start.group,
-                                    started=origin_at,
-                                    window_seconds=start.rule.follow_up.window_seconds)  # fmt: skip
-            first = (datetime.fromtimestamp(start.due, UTC).isoformat(timespec="seconds")
-                     if start.due is not None else None)  # fmt: skip
-            self._acting()[1].add_note(writes, event.id, [("journey started", {
-                "journey": start.journey, "rule": start.rule.id, "group": start.group,
-                "first_follow_up": first, "stops_on": list(start.rule.follow_up.stop_on)})], {})  # fmt: skip
-        for done in plan.completions:
-            self.journeys.add_completion(writes, done.journey, f"{origin_at:.3f}", event.id,
-                                         event.type, event.subject_id or "")  # fmt: skip
-            if done.counts:
-                self.outcomes.add_completion(writes, journey=done.journey, rule=done.rule,
-                                             version=done.version, group=done.group,
-                                             started=done.started, completed=origin_at)  # fmt: skip
-        if plan.completions:
-            self._acting()[1].add_note(writes, event.id, [("journeys completed", {
-                "journeys": [c.journey for c in plan.completions][:50]})], {})  # fmt: skip
 
     # -- audiences and recipients --------------------------------------------------------------
 
