@@ -51,6 +51,7 @@ class ReviewedBook(Book):
 
     field = ""  # "type", "policy"
     noun = ""  # "event type", "policy"
+    index = ""  # the set of ids with versions: "names", "ids"
 
     async def save_draft(self, ident: str, doc: dict[str, Any], author: str,
                          errors: list[dict[str, str]]) -> dict[str, Any]:  # fmt: skip
@@ -79,3 +80,18 @@ class ReviewedBook(Book):
                   "reason": reason}  # fmt: skip
         await self.redis.set(self._key(ident, "draft"), json.dumps(draft, ensure_ascii=False))
         return draft
+
+    async def publish(self, ident: str, doc: dict[str, Any], draft: dict[str, Any], by: str,
+                      number: int) -> dict[str, Any]:  # fmt: skip
+        """The decided draft (as ``doc``) becomes version ``number``, in one transaction: kept,
+        listed, the draft gone, and the rule book's generation bumped, which every process
+        watches and reloads on."""
+        version = {"version": number, self.field: doc, "author": draft["author"],
+                   "approved_by": by, "created_at": now_iso()}  # fmt: skip
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._key(ident, "versions"), json.dumps(version, ensure_ascii=False))
+            pipe.sadd(f"{self.prefix}{self.family}:{self.index}", ident)
+            pipe.delete(self._key(ident, "draft"))
+            pipe.incr(f"{self.prefix}rulebook:generation")
+            await pipe.execute()
+        return version

@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from redis import Redis as SyncRedis
 
-from app.core.book import ReviewedBook, now_iso
+from app.core.book import ReviewedBook
 from app.core.codec import nesting_depth, text
 from app.core.errors import BookError, EventRejected
 from app.intake.events import EventType, shipped_types, validate_event
@@ -159,6 +159,7 @@ class TypeBook(ReviewedBook):
     family = "eventtypes"
     field = "type"
     noun = "event type"
+    index = "names"
 
     async def approve(self, name: str, by: str) -> dict[str, Any]:
         """The waiting draft becomes the type's next version; every process installs it."""
@@ -167,12 +168,4 @@ class TypeBook(ReviewedBook):
         if problems:
             raise BookError(422, f"the draft no longer passes: {problems[0]['field']}: {problems[0]['message']}")  # fmt: skip
         number = len(await self.versions(name)) + 1
-        version = {"version": number, "type": draft["type"], "author": draft["author"],
-                   "approved_by": by, "created_at": now_iso()}  # fmt: skip
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._key(name, "versions"), json.dumps(version, ensure_ascii=False))
-            pipe.sadd(f"{self.prefix}eventtypes:names", name)
-            pipe.delete(self._key(name, "draft"))
-            pipe.incr(f"{self.prefix}rulebook:generation")
-            await pipe.execute()
-        return version
+        return await self.publish(name, draft["type"], draft, by, number)

@@ -25,7 +25,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.planning.journeys import parse_time_of_day
+from app.planning.journeys import time_of_day_field, unknown_fields
 
 CALENDAR_KEYS = {"dates", "at"}
 CALENDAR_EVENT = "calendar.date.due"
@@ -48,10 +48,7 @@ def parse_calendar(doc: Any, bad: Any) -> CalendarTrigger | None:
     if not isinstance(doc, dict):
         bad("on_calendar", 'a mapping: dates (["06-01"]) and optionally at ("09:00")')
         return None
-    ok = True
-    for key in sorted(set(doc) - CALENDAR_KEYS):
-        bad(f"on_calendar.{key}", f"unknown field (known: {', '.join(sorted(CALENDAR_KEYS))})")
-        ok = False
+    ok = not unknown_fields(doc, CALENDAR_KEYS, "on_calendar", bad)
     raw = doc.get("dates")
     raw = [raw] if isinstance(raw, str) else raw
     found: set[tuple[int, int]] = set()
@@ -69,10 +66,7 @@ def parse_calendar(doc: Any, bad: Any) -> CalendarTrigger | None:
                 ok = False
             else:
                 found.add(parsed)
-    at = parse_time_of_day(doc.get("at", "09:00"))
-    if at is None:
-        bad("on_calendar.at", 'a time of day, "HH:MM" (quoted)')
-        ok = False
+    at = time_of_day_field(doc, "on_calendar", bad)
     if not ok or at is None:
         return None
     return CalendarTrigger(tuple(sorted(found)), at)

@@ -34,7 +34,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.planning.journeys import parse_time_of_day
+from app.planning.journeys import time_of_day_field, unknown_fields
 from app.profiles.validate import FACT_NAME
 
 DATE_KEYS = {"kind", "fact", "days", "years", "at"}
@@ -60,10 +60,7 @@ def parse_trigger(doc: Any, bad: Any) -> DateTrigger | None:
     if not isinstance(doc, dict):
         bad("on_date", "a mapping: kind, fact, and optionally days, years, at")
         return None
-    ok = True
-    for key in sorted(set(doc) - DATE_KEYS):
-        bad(f"on_date.{key}", f"unknown field (known: {', '.join(sorted(DATE_KEYS))})")
-        ok = False
+    ok = not unknown_fields(doc, DATE_KEYS, "on_date", bad)
     kind = doc.get("kind")
     if kind not in ("person", "enterprise"):
         bad("on_date.kind", "required: person or enterprise (whose dates)")
@@ -79,10 +76,7 @@ def parse_trigger(doc: Any, bad: Any) -> DateTrigger | None:
     if not isinstance(years, int) or isinstance(years, bool) or not 0 <= years <= MAX_YEARS:
         bad("on_date.years", f"a whole number of years, 0 to {MAX_YEARS}")
         ok = False
-    at = parse_time_of_day(doc.get("at", "09:00"))
-    if at is None:
-        bad("on_date.at", 'a time of day, "HH:MM" (quoted)')
-        ok = False
+    at = time_of_day_field(doc, "on_date", bad)
     if not ok or at is None:
         return None
     return DateTrigger(str(kind), str(fact), int(days), int(years), at)

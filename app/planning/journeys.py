@@ -123,6 +123,26 @@ def parse_time_of_day(value: Any) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
+def unknown_fields(doc: dict[str, Any], known: set[str], where: str, bad: Any) -> bool:
+    """Say each field of ``doc`` not in ``known`` (``where.field``); whether there was one."""
+    extra = sorted(set(doc) - known, key=str)
+    for key in extra:
+        bad(f"{where}.{key}", f"unknown field (known: {', '.join(sorted(known))})")
+    return bool(extra)
+
+
+def time_of_day_field(doc: dict[str, Any], where: str, bad: Any, default: str | None = "09:00"
+                      ) -> tuple[int, int] | None:  # fmt: skip
+    """``doc["at"]`` as (hour, minute), ``default`` when absent; None, said, when it is not one."""
+    value = doc.get("at", default)
+    if value is None:
+        return None
+    found = parse_time_of_day(value)
+    if found is None:
+        bad(f"{where}.at", 'a time of day, "HH:MM" (quoted), such as "09:00"')
+    return found
+
+
 def journey_id(rule_id: str, event_id: str, subject_id: str) -> str:
     """The same rule, event and subject always give the same journey (a redelivered event
     starts nothing new)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 
-from app.core.book import ReviewedBook, now_iso
+from app.core.book import ReviewedBook
 from app.core.codec import text
 from app.core.errors import BookError
 from app.planning.policies import Policy, load_policy_files, parse_policy
@@ -57,6 +57,7 @@ class PolicyBook(ReviewedBook):
     family = "policybook"
     field = "policy"
     noun = "policy"
+    index = "ids"
 
     async def approve(self, policy_id: str, by: str, base_version: int) -> dict[str, Any]:
         """The waiting draft becomes the policy's next version, live in every worker."""
@@ -66,12 +67,4 @@ class PolicyBook(ReviewedBook):
         policy, problems = parse_policy(doc)
         if policy is None:  # checked again: the limits may have moved
             raise BookError(422, f"the draft no longer passes: {problems[0]['field']}: {problems[0]['message']}")  # fmt: skip
-        version = {"version": number, "policy": doc, "author": draft["author"],
-                   "approved_by": by, "created_at": now_iso()}  # fmt: skip
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._key(policy_id, "versions"), json.dumps(version, ensure_ascii=False))
-            pipe.sadd(f"{self.prefix}policybook:ids", policy_id)
-            pipe.delete(self._key(policy_id, "draft"))
-            pipe.incr(f"{self.prefix}rulebook:generation")
-            await pipe.execute()
-        return version
+        return await self.publish(policy_id, doc, draft, by, number)

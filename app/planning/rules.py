@@ -56,7 +56,8 @@ from app.planning.journeys import (
     Step,
     parse_duration,
     parse_share,
-    parse_time_of_day,
+    time_of_day_field,
+    unknown_fields,
 )
 from app.planning.model import Audience, Rule, RuleSet
 from app.planning.samples import labelled_contexts
@@ -199,8 +200,7 @@ def _follow_up(doc: Any, recipients: dict[str, Any] | None, bad: Any) -> FollowU
     if not isinstance(doc, dict):
         bad("follow_up", "must be a mapping with `steps` (and `stop_on`)")
         return None
-    for key in sorted(set(doc) - FOLLOW_UP_KEYS):
-        bad(f"follow_up.{key}", f"unknown field (known: {', '.join(sorted(FOLLOW_UP_KEYS))})")
+    unknown_fields(doc, FOLLOW_UP_KEYS, "follow_up", bad)
     if recipients is not None and not recipients.get("subject"):
         bad("follow_up", "only a rule on the event's subject (`subject: true`) has follow-ups: "
                          "a journey is one person's or one enterprise's")  # fmt: skip
@@ -243,20 +243,14 @@ def _step(doc: Any, where: str, bad: Any) -> Step | None:
     if not isinstance(doc, dict):
         bad(where, "a step is a mapping: after, and optionally at, repeat, channels, contacts")
         return None
-    ok = True
-    for key in sorted(set(doc) - STEP_KEYS):
-        bad(f"{where}.{key}", f"unknown field (known: {', '.join(sorted(STEP_KEYS))})")
-        ok = False
+    ok = not unknown_fields(doc, STEP_KEYS, where, bad)
     after = parse_duration(doc.get("after"))
     if after is None:
         bad(f"{where}.after", "required: a delay such as 3d, 12h, 30m or 45s")
         ok = False
-    at = None
-    if doc.get("at") is not None:
-        at = parse_time_of_day(doc["at"])
-        if at is None:
-            bad(f"{where}.at", 'a time of day, "HH:MM" (quoted), such as "09:00"')
-            ok = False
+    at = time_of_day_field(doc, where, bad, default=None)
+    if doc.get("at") is not None and at is None:
+        ok = False
     repeat = doc.get("repeat", 1)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_REPEAT:
         bad(f"{where}.repeat", f"how many times the step is sent: 1 to {MAX_REPEAT}")
