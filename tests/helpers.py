@@ -180,3 +180,24 @@ async def provider_api(handle: Callable[[Any], Awaitable[Any]]) -> AsyncIterator
         yield f"http://127.0.0.1:{port}/"
     finally:
         await runner.cleanup()
+
+
+def acting_planner(redis_client: Any, prefix: str, rules_dir: Path, tz: Any = None) -> Any:
+    """A planner that acts (guard and delivery state, as a worker's) over the rules of
+    ``rules_dir`` (what loading them refused: ``planner.rules.errors``), with the shipped
+    templates, under the test's key prefix."""
+    from zoneinfo import ZoneInfo
+
+    from app.core.settings import PROJECT_ROOT
+    from app.planning.blast import BlastGuard, BlastPolicy
+    from app.planning.planner import Planner
+    from app.planning.rules import load_rules
+    from app.profiles.store import ProfileStore
+    from app.rendering.renderer import Renderer
+    from app.state import DeliveryState
+
+    zone = tz or ZoneInfo("Asia/Shanghai")
+    renderer = Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=zone)
+    return Planner(load_rules(rules_dir, renderer), ProfileStore(redis_client, prefix), renderer,
+                   guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
+                   state=DeliveryState(redis_client, prefix), tz=zone)  # fmt: skip

@@ -6,17 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.core.settings import PROJECT_ROOT
 from app.intake.events import validate_event
-from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.calendar import CalendarTrigger, next_date, parse_calendar
-from app.planning.planner import Planner
-from app.planning.rules import load_rules
-from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from app.rendering.renderer import Renderer
-from app.state import DeliveryState
-from tests.helpers import ON_BOTH_REDIS, contact, enterprise, person
+from tests.helpers import ON_BOTH_REDIS, acting_planner, contact, enterprise, person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 QUARTERLY = CalendarTrigger(dates=((1, 8), (4, 8), (7, 8), (10, 8)), at=(9, 0))
@@ -94,13 +87,10 @@ def planner(tmp_path, redis_client, prefix):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "calendar.yaml").write_text(RULES, encoding="utf-8")
-    renderer = Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=SHANGHAI)
-    ruleset = load_rules(rules, renderer)
-    assert sorted((e.rule_id, e.field) for e in ruleset.errors) == [
+    planner = acting_planner(redis_client, prefix, rules, SHANGHAI)
+    assert sorted((e.rule_id, e.field) for e in planner.rules.errors) == [
         ("a-calendar-to-a-subject", "recipients.subject"), ("a-date-event-by-hand", "on")]  # fmt: skip
-    return Planner(ruleset, ProfileStore(redis_client, prefix), renderer,
-                   guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
-                   state=DeliveryState(redis_client, prefix), tz=SHANGHAI)  # fmt: skip
+    return planner
 
 
 @ON_BOTH_REDIS

@@ -10,15 +10,11 @@ import pytest
 
 from app.core.settings import PROJECT_ROOT
 from app.intake.events import validate_event
-from app.planning.blast import BlastGuard, BlastPolicy
 from app.planning.journeys import in_holdout, parse_share
-from app.planning.planner import Planner
 from app.planning.rules import load_rules
-from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from app.rendering.renderer import Renderer
-from app.state import DeliveryState
-from tests.helpers import ON_BOTH_REDIS, graduate_event, person
+from tests.helpers import ON_BOTH_REDIS, acting_planner, graduate_event, person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = 86400.0
@@ -57,13 +53,9 @@ def planner_for(tmp_path, redis_client, prefix):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "measured.yaml").write_text(RULE, encoding="utf-8")
-    renderer = Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=SHANGHAI)
-    ruleset = load_rules(rules, renderer)
-    assert not ruleset.errors, ruleset.errors
-    store = ProfileStore(redis_client, prefix)
-    return Planner(ruleset, store, renderer,
-                   guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
-                   state=DeliveryState(redis_client, prefix), tz=SHANGHAI)  # fmt: skip
+    planner = acting_planner(redis_client, prefix, rules, SHANGHAI)
+    assert not planner.rules.errors, planner.rules.errors
+    return planner
 
 
 @ON_BOTH_REDIS

@@ -10,15 +10,9 @@ import pytest
 
 from app.core.settings import PROJECT_ROOT
 from app.intake.events import validate_event
-from app.planning.blast import BlastGuard, BlastPolicy
-from app.planning.planner import Planner
 from app.planning.policies import Bounds, Policy, load_policy_files, match, parse_policy
-from app.planning.rules import load_rules
-from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from app.rendering.renderer import Renderer
-from app.state import DeliveryState
-from tests.helpers import ON_BOTH_REDIS, business_event, contact
+from tests.helpers import ON_BOTH_REDIS, acting_planner, business_event, contact
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = datetime.now(SHANGHAI).date()
@@ -119,10 +113,7 @@ POLICIES = [
 
 @pytest.fixture
 def planner(redis_client, prefix):
-    renderer = Renderer(PROJECT_ROOT / "templates", signature="【测试】", tz=SHANGHAI)
-    found = Planner(load_rules(PROJECT_ROOT / "rules", renderer), ProfileStore(redis_client, prefix),
-                    renderer, guard=BlastGuard(redis_client, prefix, BlastPolicy(3, 1000, 3, 1000)),
-                    state=DeliveryState(redis_client, prefix), tz=SHANGHAI)  # fmt: skip
+    found = acting_planner(redis_client, prefix, PROJECT_ROOT / "rules", SHANGHAI)
     found.matcher.policies = POLICIES
     found.store.after_write = found.after_profiles_written
     return found
