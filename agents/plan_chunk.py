@@ -20,8 +20,11 @@ from faust.types import EventT, StreamT
 from agents.common import dead_letter, publish_plan, until_available
 from agents.deliver_notifications import deliver_planned
 from app.core.errors import ChunkRejected, internal_error
+from app.intake.events import Event
 from app.notifications import Category
+from app.planning.fanout import ChunkCommand
 from app.planning.planner import Plan, refuse_oversized
+from app.planning.rules import Rule
 from topics import fanout, life_events_dlq
 from wiring.faust_app import app, runtime
 
@@ -42,6 +45,16 @@ async def handle_chunk(message: EventT) -> str:
     except ChunkRejected as exc:
         await dead_letter(life_events_dlq, message, exc.reason)
         return exc.status
+    if rule.category != Category.WARNING:
+        return await plan_and_deliver(message, command, event, rule)
+    with rt.urgency.running():  # a policy sweep waits meanwhile
+        return await plan_and_deliver(message, command, event, rule)
+
+
+async def plan_and_deliver(message: EventT, command: ChunkCommand, event: Event, rule: Rule
+                           ) -> str:  # fmt: skip
+    rt = runtime()
+    planner = rt.planner
     encoded: dict[str, bytes] = {}
 
     async def plan() -> Plan:

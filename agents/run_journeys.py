@@ -165,13 +165,14 @@ async def start_policy_sweep() -> None:
 
 
 async def _sweep_policies(pending: list[Any]) -> None:
-    planner = runtime().planner
+    rt = runtime()
+    try:
+        queued = await rt.planner.matcher.sweep(pending, pause=rt.urgency.pause)
+    except Exception:  # logged, and tried again by a later tick: nothing is lost
+        logger.exception("sweeping policies %s failed; they are tried again",
+                         ", ".join(p.id for p in pending))  # fmt: skip
+        return
     for policy in pending:
-        try:
-            queued = await planner.matcher.sweep(policy)
-        except Exception:  # logged, and tried again by a later tick: nothing is lost
-            logger.exception("sweeping policy %s failed; it is tried again", policy.id)
-            return
-        await planner.matcher.matches.mark_swept(policy.id, policy.version)
-        logger.info("policy %s v%d swept: %d enterprise(s) newly qualify", policy.id,
-                    policy.version, queued)  # fmt: skip
+        await rt.planner.matcher.matches.mark_swept(policy.id, policy.version)
+    logger.info("policies %s swept: %d match(es) newly queued (%d pause(s) for warnings)",
+                ", ".join(f"{p.id} v{p.version}" for p in pending), queued, rt.urgency.waited)  # fmt: skip

@@ -3,6 +3,7 @@ seconds from the CAP document to the last SMS handed to the outbox gateway, with
 with two. Prints the figures and writes bench/results/fanout.json.
 
     python -m bench.fanout --profiles 1000000 --matching 100000
+    python -m bench.fanout --profiles 200000 --matching 20000 --workers 1 --profile 200
 
 The profiles live in a Redis of the benchmark's own (so that its memory per profile is measured
 alone): ``matching`` of them hold an outdoor-advertising permit in Yantian (440308), the rest are
@@ -15,6 +16,10 @@ import argparse
 import asyncio
 import json
 import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +34,7 @@ from app.intake.cap import alert_events
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from bench.harness import Delivered, Workers, cpu_seconds
+from bench.profile import summarise
 from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from wiring.kafka import publish
 
@@ -91,9 +97,8 @@ async def redis_usage(url: str) -> tuple[float, float]:
     return memory_total, cpu_total
 
 
-async def one_run(
-    settings: Settings, workers_count: int, matching: int, run: str, logs: Path
-) -> dict[str, float]:
+async def one_run(settings: Settings, workers_count: int, matching: int, run: str, logs: Path,
+                  profile: int = 0) -> dict[str, float]:  # fmt: skip
     sink = SmtpSink.start()
     outbox = Path(tempfile.mkdtemp(prefix="fanout-")) / "sms.jsonl"
     settings = settings.with_(smtp_url=sink.url, sms_url=f"file://{outbox}")
@@ -106,6 +111,7 @@ async def one_run(
         await asyncio.sleep(3)  # let the group settle
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         redis_before = await redis_usage(settings.redis_url)
+        sampler = spy(procs[0].pid, profile, logs / "fanout-profile.txt") if profile else None
         started = time.monotonic()
         events = alert_events(cap_document(f"BENCH-{run}-{workers_count}"))
         await asyncio.to_thread(publish, settings.kafka_servers, events)
@@ -115,6 +121,10 @@ async def one_run(
                 first = time.monotonic() - started
             await asyncio.sleep(0.1)
         last = time.monotonic() - started
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(60)
+            print(summarise(logs / "fanout-profile.txt", 45))
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
         await asyncio.sleep(1)  # the last records written after the hand-off
         redis_bytes, redis_cpu = (a - b for a, b in zip(await redis_usage(settings.redis_url),
@@ -129,8 +139,17 @@ async def one_run(
         sink.stop()
 
 
+def spy(pid: int, rate: int, samples: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording a worker (see bench.profile), until interrupted."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(binary).exists():
+        raise SystemExit("py-spy is not installed: pip install py-spy")
+    return subprocess.Popen([binary, "record", "--pid", str(pid), "--format", "raw", "--rate",
+                             str(rate), "-o", str(samples)])  # fmt: skip
+
+
 async def run(count: int, matching: int, worker_counts: list[int],
-              cluster: bool = False) -> dict[str, Any]:  # fmt: skip
+              cluster: bool = False, profile: int = 0) -> dict[str, Any]:  # fmt: skip
     logs = PROJECT_ROOT / "var" / "bench-logs"
     broker = Broker.start(logs)
     own_redis: RedisServer | RedisClusterServers = (
@@ -145,7 +164,7 @@ async def run(count: int, matching: int, worker_counts: list[int],
             settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
                                 quiet_hours="off", daily_cap=0, blast_ceiling=10 * count,
                                 blast_first_run=0)  # fmt: skip
-            result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs)
+            result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs, profile)
             print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "
                   f"last after {result['last_s']} s ({result['per_second']}/s), "
                   f"{result['worker_cpu_us_per_recipient']} µs of worker CPU and "
@@ -173,12 +192,16 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--redis", choices=("single", "cluster"), default="single",
                         help="one Redis, or a Redis Cluster of three masters on this machine")  # fmt: skip
+    parser.add_argument("--profile", type=int, default=0, metavar="RATE",
+                        help="sample the (first) worker with py-spy at RATE a second and print "
+                             "where its time went; the figures are then not written")  # fmt: skip
     args = parser.parse_args()
     cluster = args.redis == "cluster"
-    result = asyncio.run(
-        run(args.profiles, args.matching, [int(n) for n in args.workers.split(",")], cluster)
-    )
+    workers = [int(n) for n in args.workers.split(",")]
+    result = asyncio.run(run(args.profiles, args.matching, workers, cluster, args.profile))
     print(json.dumps(result, indent=2))
+    if args.profile:
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "fanout-cluster.json" if cluster else "fanout.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")

@@ -10,7 +10,7 @@ import logging
 import secrets
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from app.core.errors import ConfigError
 from app.core.quiet_hours import parse_quiet_hours
 from app.core.redis_client import async_redis, sync_redis
 from app.core.settings import Settings, require_real_secret
+from app.core.urgency import Urgency
 from app.delivery.deliverer import Deliverer, DeliveryPolicy, Gateway
 from app.delivery.gateways import sms_gateway_from_url
 from app.delivery.gateways.email import SmtpGateway
@@ -129,6 +130,7 @@ class Runtime:
     alerts: HoldAlerts | None = None  # e-mail to approvers when a send is held (workers)
     rules_generation: int = -1  # of the rule book, as last applied (-1: the seed files only)
     live_root: Path | None = None  # where the live set was written (None: the seed files)
+    urgency: Urgency = field(default_factory=Urgency)  # warnings first, chores give way
 
     @classmethod
     def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:

@@ -7,7 +7,7 @@ The planner holds one (``Planner.matcher``); the runtime gives it the live polic
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -52,13 +52,20 @@ class PolicyMatcher:
         return [p for p in self.policies if p.enabled and p.valid_on(today)
                 and swept.get(p.id) != p.version]  # fmt: skip
 
-    async def sweep(self, policy: Policy, batch: int = 1000) -> int:
-        """Match a policy (new, or a new version) against the enterprises stored before it:
-        those in its districts, from the indexes, ``batch`` profiles at a time; how many matches
-        were queued. Those told before stay told; a sweep run twice queues nothing twice."""
+    async def sweep(self, policies: Sequence[Policy], batch: int = 1000,
+                    pause: Callable[[float], Awaitable[None]] | None = None) -> int:  # fmt: skip
+        """Match policies (new, or at a new version) against the enterprises stored before them,
+        in one pass: those of their districts, from the indexes, ``batch`` profiles at a time,
+        each read once whatever the number of policies; how many matches were queued. Those told
+        before stay told; a sweep run twice queues nothing twice. ``pause(seconds worked)`` is
+        awaited between batches: the worker's urgent work goes first (``app.core.urgency``)."""
         queued = 0
-        async for found in self._enterprises_of(policy, batch):
-            queued += await self.queue([(p["id"], p) for p in found], [policy])
+        districts = sorted({d for p in policies for d in p.districts})
+        async for found in self._enterprises_in(districts, batch):
+            started = time.monotonic()
+            queued += await self.queue([(p["id"], p) for p in found], policies)
+            if pause is not None:
+                await pause(time.monotonic() - started)
         return queued
 
     async def preview(self, policy: Policy, limit: int = 200_000, sample: int = 5
@@ -67,7 +74,7 @@ class PolicyMatcher:
         (of at most ``limit`` read), how many of them were told already, a few of their names."""
         today = datetime.fromtimestamp(time.time(), self.tz).date()
         read, met, names = 0, list[str](), list[str]()
-        async for found in self._enterprises_of(policy, 1000):
+        async for found in self._enterprises_in(policy.districts, 1000):
             read += len(found)
             for profile in found:
                 if match(policy, profile, today).met:
@@ -80,9 +87,10 @@ class PolicyMatcher:
         return {"meeting": len(met), "told_already": told, "read": read,
                 "complete": read < limit, "sample": names}  # fmt: skip
 
-    async def _enterprises_of(self, policy: Policy, batch: int) -> AsyncIterator[list[Profile]]:
-        """The enterprises of a policy's districts, from the indexes, ``batch`` at a time."""
-        areas = [] if "*" in policy.districts else [f"area:{d}" for d in policy.districts]
+    async def _enterprises_in(self, districts: Sequence[str], batch: int
+                              ) -> AsyncIterator[list[Profile]]:  # fmt: skip
+        """The enterprises of some districts ("*": all), from the indexes, ``batch`` at a time."""
+        areas = [] if "*" in districts else [f"area:{d}" for d in districts]
         async for ids in self.store.select(all_of=["kind:enterprise"], any_of=areas):
             for start in range(0, len(ids), batch):
                 yield await self.store.get_many(ids[start : start + batch])

@@ -198,8 +198,15 @@ async def test_a_new_policy_is_swept_over_the_enterprises_stored_before_it_once(
     await planner.store.insert_new([parse_profile(d) for d in docs])
     pending = planner.matcher.to_sweep(await planner.matcher.matches.swept())
     assert [p.id for p in pending] == [p.id for p in POLICIES[:5]]  # not the expired one
+    paused: list[float] = []
+
+    async def pause(worked: float) -> None:
+        paused.append(worked)
+
+    # one pass for them all, in batches across the select's pages too, pausing between batches
+    await planner.matcher.sweep(pending, batch=7, pause=pause)
+    assert len(paused) >= 120 // 7 and all(w >= 0 for w in paused)
     for policy in pending:
-        await planner.matcher.sweep(policy, batch=7)  # batches across the select's pages too
         await planner.matcher.matches.mark_swept(policy.id, policy.version)
     expected = {
         (p.id, d["id"]) for d in docs for p in POLICIES if p.valid_on(TODAY) and meets(p, d)
@@ -212,4 +219,4 @@ async def test_a_new_policy_is_swept_over_the_enterprises_stored_before_it_once(
     # a new version is swept again; those told before are not told again
     planner.matcher.policies = [replace(POLICIES[0], version=2), *POLICIES[1:]]
     [again] = planner.matcher.to_sweep(await planner.matcher.matches.swept())
-    assert again.version == 2 and await planner.matcher.sweep(again) == 0
+    assert again.version == 2 and await planner.matcher.sweep([again]) == 0
