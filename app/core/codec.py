@@ -8,6 +8,7 @@ str.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, overload
 
@@ -30,8 +31,10 @@ def texts(values: Iterable[Any]) -> list[str]:
 
 def decode_json(raw: bytes, what: str, max_depth: int) -> Any:
     """JSON from bytes, or EventRejected with the reason: not UTF-8, not JSON, nested deeper than
-    ``max_depth`` (checked before parsing: Python's parser would raise RecursionError), or an
-    integer of more digits than Python converts (ValueError)."""
+    ``max_depth`` (checked before parsing: Python's parser would raise RecursionError), an
+    integer of more digits than Python converts (ValueError), or a string holding a lone
+    surrogate escape (``"\\ud800"``: valid JSON, but no UTF-8 encodes it, so Redis, Kafka and
+    every gateway would fail on it later)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -40,13 +43,25 @@ def decode_json(raw: bytes, what: str, max_depth: int) -> Any:
     if text.count("[") + text.count("{") > max_depth and (depth := nesting_depth(text)) > max_depth:
         raise EventRejected(f"invalid {what}: nested {depth} deep; the limit is {max_depth}")
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventRejected(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
         raise EventRejected(f"invalid {what}: {str(exc)[:120]}") from exc
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # rare: checked only then
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:  # a pair makes one character; half a pair is no text
+            raise EventRejected(
+                f"invalid {what}: a string holds half a character (a lone surrogate, "
+                f"\\u{ord(exc.object[exc.start]):04x}), which no message, store or topic can carry"
+            ) from exc
+    return doc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def nesting_depth(text: str) -> int:

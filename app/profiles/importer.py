@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -83,10 +82,11 @@ def _from_csv(row: dict[str, str | None]) -> dict[str, Any]:
         if match:
             contacts.setdefault(int(match[1]), {})[match[2]] = value.strip()
         elif column == "contacts":
-            try:
-                doc["contacts"] = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ProfileRejected(f"contacts: invalid JSON: {exc.msg}") from exc
+            try:  # bounded as any JSON from outside: depth, digits, half characters
+                doc["contacts"] = decode_json(value.encode("utf-8", "surrogatepass"), "contacts",
+                                              MAX_PROFILE_DEPTH)  # fmt: skip
+            except EventRejected as exc:
+                raise ProfileRejected(f"contacts: {exc.reason}") from exc
         else:
             doc[column] = value.strip()
     if contacts:

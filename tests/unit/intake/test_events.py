@@ -45,6 +45,24 @@ def test_non_utf8_bytes_are_rejected():
     assert "not UTF-8" in reason_for(b'{"id": "\xff"}')
 
 
+def test_half_a_character_is_rejected_at_intake_and_a_whole_one_kept():
+    """Found by attacking the planner: "\ud800" is valid JSON and valid UTF-8 on the wire, but
+    decodes to a lone surrogate that no UTF-8 encoder takes, so the event failed later, in
+    rendering or Redis, as an internal error. Now it is refused with the reason at the door."""
+    doc = graduate_event("E1", "P-1")
+    doc["data"]["school"] = "深圳大学\ud800"
+    raw = json.dumps(doc).encode()  # ensure_ascii: the lone surrogate travels as its escape
+    assert b"\\ud800" in raw
+    reason = reason_for(raw)
+    assert "half a character" in reason and "\\ud800" in reason
+    paired = json.dumps(graduate_event("E2", "P-1") | {"data": {**doc["data"], "school": "💥"}})
+    assert "\\ud83d\\udca5" in paired  # an astral character travels as a pair: kept
+    assert parse_event(paired).data["school"] == "💥"
+    text = "a\\ud800"  # a backslash, then letters and digits: text, not an escape
+    quoted = json.dumps(graduate_event("E3", "P-1") | {"data": {**doc["data"], "school": text}})
+    assert parse_event(quoted).data["school"] == text
+
+
 def test_unknown_type_is_rejected():
     doc = graduate_event("E1", "P-1") | {"type": "pet.licence.issued"}
     assert reason_for(json.dumps(doc)) == "unknown event type 'pet.licence.issued'"

@@ -132,6 +132,26 @@ async def test_csv_import_reads_lists_and_numbered_contacts(redis_client, prefix
         ("legal_representative", "+8613700137000"), ("safety_officer", "+8613900139000")]  # fmt: skip
 
 
+async def test_a_csv_contacts_cell_is_bounded_as_any_json_from_outside(
+    redis_client, prefix, tmp_path
+):
+    """Found by attacking the importer: the ``contacts`` column was parsed without the depth
+    bound (a RecursionError stopped the whole import) or the check for half characters."""
+    good = '[{""role"": ""safety_officer"", ""mobile"": ""13900139000""}]'
+    rows = [f'E-{n},enterprise,某公司,440308,"{cell}"' for n, cell in enumerate(
+        [good, "[" * 50_000 + "]" * 50_000, '[{""role"": ""safety_officer"", ""name"": ""\\ud800""}]',
+         "not json", good])]  # fmt: skip
+    path = tmp_path / "hostile.csv"
+    path.write_text("id,kind,name,district,contacts\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    store = ProfileStore(redis_client, prefix)
+    report = await import_profiles(store, path)
+    assert report.counts["inserted"] == 2  # the rows around the bad ones
+    reasons = dict(report.rejected)
+    assert sorted(reasons) == [3, 4, 5]
+    assert "nested" in reasons[3] and "half a character" in reasons[4] and "JSON" in reasons[5]
+    assert all(r.startswith("contacts: ") for r in reasons.values())
+
+
 def test_profiles_import_command_prints_counts_and_reasons(
     redis_url, prefix, tmp_path, capsys, monkeypatch
 ):
