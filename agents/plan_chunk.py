@@ -21,7 +21,7 @@ from agents.common import dead_letter, publish_plan, until_available
 from agents.deliver_notifications import deliver_planned
 from app.core.errors import ChunkRejected, internal_error
 from app.intake.events import Event
-from app.notifications import Category
+from app.notifications import Category, Notification
 from app.planning.fanout import ChunkCommand
 from app.planning.planner import Plan, refuse_oversized
 from app.planning.rules import Rule
@@ -57,9 +57,12 @@ async def plan_and_deliver(message: EventT, command: ChunkCommand, event: Event,
     planner = rt.planner
     encoded: dict[str, bytes] = {}
 
+    def published(n: Notification) -> bool:  # not a warning delivered here
+        return rt.deliverer is None or n.category != Category.WARNING
+
     async def plan() -> Plan:
         chunk = await planner.plan_chunk_command(command, event, rule)
-        encoded.update(refuse_oversized(chunk))
+        encoded.update(refuse_oversized(chunk, published))
         await planner.record([chunk], command.get("chunk"))
         return chunk
 

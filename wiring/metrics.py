@@ -145,13 +145,13 @@ def count_delivery(rule_id: str, channel: str, category: str, status: str,
         return
     channel = channel if channel in ("sms", "email") else "unknown"
     category = category if category in ("reminder", "notice", "warning") else "unknown"
-    NOTIFICATIONS.labels(rule_label(rule_id), channel, status).inc()
+    _child(NOTIFICATIONS, rule_label(rule_id), channel, status).inc()
     if (
         status == "sent"
         and isinstance(published_at, int | float)
         and not isinstance(published_at, bool)
     ):
-        LATENCY.labels(channel, category).observe(max(0.0, time.time() - published_at))
+        _child(LATENCY, channel, category).observe(max(0.0, time.time() - published_at))
 
 
 def update_gauges(health: Any) -> None:
