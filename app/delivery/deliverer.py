@@ -47,7 +47,7 @@ from app.core.errors import (
 )
 from app.core.masking import mask_address
 from app.core.quiet_hours import QuietHours, parse_quiet_hours
-from app.core.redis_client import REDIS_DOWN, unavailable
+from app.core.redis_client import REDIS_DOWN, is_cluster, unavailable
 from app.delivery.policy import WARNING, local_day, opted_out
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
@@ -56,6 +56,7 @@ from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
 from app.state.records import decode_record
+from app.state.writes import Batched
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,7 +190,9 @@ class Deliverer:
         """One round trip: try each claim (or take it as held), read each status record, the
         address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
-        async with self.state.redis.pipeline(transaction=False) as pipe:
+        redis = self.state.redis  # one script call on one Redis; a cluster's keys span slots
+        pipe: Any = redis.pipeline(transaction=False) if is_cluster(redis) else Batched(redis)
+        async with pipe:
             for n in batch:  # each store adds its own reads: it alone knows its keys
                 if claim:
                     self.state.queue_claim(pipe, n.id, token, lease_ms)

@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from app.core.codec import texts
 from app.core.redis_client import is_cluster
 from app.delivery.unsubscribe import address_key
+from app.state.writes import Batched
 
 WHO_TTL_SECONDS = 30 * 24 * 3600
 
@@ -72,7 +73,10 @@ class Preferences:
                 pipe.expire(key, WHO_TTL_SECONDS)
             return
         args: list[str | int] = [repr(now), repr(now - WHO_TTL_SECONDS), WHO_TTL_SECONDS, *members]
-        await self._index_batch(keys=keys, args=args, client=pipe)
+        if isinstance(pipe, Batched):
+            pipe.script(self._index_batch, keys, args)
+        else:
+            await self._index_batch(keys=keys, args=args, client=pipe)
 
     def key_of(self, hashed: str) -> str:
         return f"{self.prefix}optout:{hashed}"

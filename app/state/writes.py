@@ -168,3 +168,87 @@ class Store:
 
     async def count(self, name: str, field: str, amount: int = 1) -> None:
         await self.redis.hincrby(self.key("stats", name), field, amount)
+
+
+# Runs a list of commands whose replies are wanted (ARGV[1], as for _APPLY_WRITES); the replies
+# in order, each as the command gave it (a nil as false, then nil on the wire).
+_RUN_COMMANDS = """
+local ops = cjson.decode(ARGV[1])
+local out = {}
+for i = 1, #ops do
+  local op = ops[i]
+  out[i] = redis.call(op[1], KEYS[op[2]], unpack(op, 3))
+end
+return out
+"""
+
+
+class Batched:
+    """A pipeline of simple commands (SET, GET, HGETALL, SMEMBERS) run by one script call on one
+    Redis: what redis-py would pack and parse command by command (a chunk's claims, records and
+    opt-outs are some 1,500 commands) is one JSON argument and one reply, parsed in C. Replies
+    come back shaped as a pipeline's: SET True or None, HGETALL a dict, SMEMBERS a set. Registered
+    scripts queued with ``script`` go in the same round trip. Used as ``redis.pipeline()`` is
+    (``async with``, then ``execute``); on a cluster the commands' keys span slots, and the
+    caller uses a real pipeline instead."""
+
+    _shapes: dict[str, Any] = {"SET": lambda r: True if r else None, "GET": lambda r: r,
+                               "SMEMBERS": set}  # fmt: skip
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.writes = Writes()  # its keys and operations, none of its counters
+        self.order: list[tuple[str, int]] = []  # ("op", n) or ("script", n), as queued
+        self.scripts: list[tuple[Any, list[str], list[Any]]] = []
+
+    async def __aenter__(self) -> Batched:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def _queue(self, command: str, key: str, *args: str | int) -> None:
+        self.order.append((command, len(self.writes.ops)))
+        self.writes._add(command, key, *args)
+
+    def set(self, key: str, value: str, *, nx: bool = False, px: int | None = None) -> None:
+        options: list[str | int] = ["NX"] if nx else []
+        if px:
+            options += ["PX", px]
+        self._queue("SET", key, value, *options)
+
+    def get(self, key: str) -> None:
+        self._queue("GET", key)
+
+    def hgetall(self, key: str) -> None:
+        self._queue("HGETALL", key)
+
+    def smembers(self, key: str) -> None:
+        self._queue("SMEMBERS", key)
+
+    def script(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        """A registered script (``redis.register_script``), its own call in the round trip."""
+        self.order.append(("script", len(self.scripts)))
+        self.scripts.append((script, keys, args))
+
+    async def execute(self) -> list[Any]:
+        keys, ops = self.writes.keys, self.writes.ops
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if ops:
+                pipe.eval(_RUN_COMMANDS, len(keys), *keys, _encode(ops))
+            for script, script_keys, args in self.scripts:
+                await script(keys=script_keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        answers = iter(replies[0] if ops else [])
+        scripted = replies[1:] if ops else replies
+        out: list[Any] = []
+        for command, n in self.order:
+            if command == "script":
+                out.append(scripted[n])
+                continue
+            reply = next(answers)
+            if command == "HGETALL":
+                out.append(dict(zip(reply[::2], reply[1::2], strict=True)))
+            else:
+                out.append(self._shapes[command](reply))
+        return out

@@ -1,0 +1,54 @@
+"""One script call for a pipeline of simple commands (``app.state.writes.Batched``): the same
+replies, shaped the same, as redis-py's pipeline gives for the same commands."""
+
+from __future__ import annotations
+
+from app.state.writes import Batched
+
+INDEX = "redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('SCARD', KEYS[1])"
+
+
+async def test_batched_commands_answer_as_a_pipeline_does(redis_client, prefix) -> None:
+    k = f"{prefix}batched:"
+    await redis_client.hset(f"{k}rec", mapping={"status": "sent", "名前": "王强", "attempts": "2"})
+    await redis_client.sadd(f"{k}opt", "warning:sms", "reminder:sms")
+    await redis_client.set(f"{k}blob", bytes(range(256)) + b"\x00\xff")  # a profile is binary
+    await redis_client.set(f"{k}held", "someone else")
+    script = redis_client.register_script(INDEX)
+
+    def queue(pipe, *, scripted) -> None:
+        pipe.set(f"{k}claim-a", "me", nx=True, px=60_000)  # taken
+        pipe.set(f"{k}held", "me", nx=True, px=60_000)  # held by another: not taken
+        pipe.hgetall(f"{k}rec")
+        pipe.hgetall(f"{k}no-record")
+        pipe.smembers(f"{k}opt")
+        pipe.smembers(f"{k}no-opt")
+        if scripted:
+            pipe.script(script, [f"{k}ix-b"], ["m1"])
+        pipe.get(f"{k}blob")
+        pipe.get(f"{k}nothing")
+
+    batched = Batched(redis_client)
+    async with batched:
+        queue(batched, scripted=True)
+        got = await batched.execute()
+    await redis_client.delete(f"{k}claim-a")
+    async with redis_client.pipeline(transaction=False) as pipe:
+        queue(pipe, scripted=False)
+        await script(keys=[f"{k}ix-a"], args=["m1"], client=pipe)
+        expected = await pipe.execute()
+    scripted = expected.pop()  # the pipeline's script went last; Batched's in its place
+    expected.insert(6, scripted)
+    assert got == expected
+    assert got[:2] == [True, None] and got[3] == {} and got[5] == set() and got[8] is None
+    assert got[2][b"status"] == b"sent" and got[4] == {b"warning:sms", b"reminder:sms"}
+    assert got[6] == 1 and got[7] == bytes(range(256)) + b"\x00\xff"
+    assert await redis_client.pttl(f"{k}claim-a") > 50_000  # the lease was set
+
+
+async def test_a_batch_of_nothing_but_a_script_or_nothing_at_all(redis_client, prefix) -> None:
+    script = redis_client.register_script(INDEX)
+    batched = Batched(redis_client)
+    batched.script(script, [f"{prefix}batched:only"], ["x"])
+    assert await batched.execute() == [1]
+    assert await Batched(redis_client).execute() == []
