@@ -81,30 +81,13 @@ class Notification:
     def encoded_size_at_most(self, limit: int) -> bool:
         """Whether ``to_json()`` is at most ``limit`` bytes: from an upper bound on its size when
         that settles it (a fraction of the encoding's cost), else by encoding it."""
-        bound = _json_bound(vars(self), 0)
+        try:  # a character is at most 6 bytes of JSON (an escape) and at least 1 of its repr;
+            bound = 6 * len(repr(vars(self)))  # repr's quotes, separators and words are no shorter
+        except RecursionError:
+            bound = limit + 1
         return bound <= limit or len(self.to_json()) <= limit
 
     @classmethod
     def from_json(cls, raw: bytes | str | dict[str, Any]) -> Notification:
         doc = raw if isinstance(raw, dict) else json.loads(raw)
         return cls(**doc)
-
-
-def _json_bound(value: Any, depth: int) -> int:
-    """An upper bound on the UTF-8 bytes of ``value`` in compact JSON (ensure_ascii off): a
-    character takes at most six (an escape, ``\\u001f``), a number its repr; anything deeper or
-    stranger than a notification holds is left to the real encoding (a huge bound)."""
-    if isinstance(value, str):
-        return 6 * len(value) + 2
-    if value is None or isinstance(value, bool):
-        return 5
-    if isinstance(value, int | float):
-        return len(repr(value)) + 2
-    if depth > 8:
-        return 1 << 62
-    if isinstance(value, dict):
-        return 2 + sum(_json_bound(k, depth + 1) + _json_bound(v, depth + 1) + 2
-                       for k, v in value.items())  # fmt: skip
-    if isinstance(value, list | tuple):
-        return 2 + sum(_json_bound(v, depth + 1) + 1 for v in value)
-    return 1 << 62

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import UTC, datetime, timedelta, timezone
 
 
 def aware(value: str) -> datetime:
@@ -22,3 +23,18 @@ def local_iso(seconds_from_now: float = 0.0, offset_hours: int = 8) -> str:
     be acted on (``why_not_act``)."""
     zone = timezone(timedelta(hours=offset_hours))
     return (datetime.now(zone) + timedelta(seconds=seconds_from_now)).isoformat(timespec="seconds")
+
+
+_last: tuple[int, str] = (-1, "")
+
+
+def utc_now_ms() -> str:
+    """Now in UTC, ISO 8601 to the millisecond (``2026-12-03T10:00:00.123+00:00``), as
+    ``datetime.now(UTC).isoformat(timespec="milliseconds")`` gives it; made once per millisecond
+    (a batch stamps hundreds of records within one)."""
+    global _last
+    now = time.time()
+    ms = int(now * 1000)
+    if ms != _last[0]:
+        _last = (ms, datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds"))
+    return _last[1]

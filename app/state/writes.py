@@ -17,12 +17,13 @@ import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 
 from app.core.redis_client import Keys, is_cluster, slot
+from app.core.timestamps import utc_now_ms
 
 TRACE_TTL_SECONDS = 30 * 24 * 3600
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return utc_now_ms()
 
 
 def trace_step(step: str, details: dict[str, Any]) -> str:

@@ -1,0 +1,33 @@
+"""The worker's partitioner sends each key where Kafka's default partitioner (aiokafka's,
+the Java client's) does, so records keyed alike stay together whichever client produced them."""
+
+from __future__ import annotations
+
+import random
+
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as reference
+from kafka.partitioner.default import murmur2 as kafka_python
+
+from wiring.partitioner import KeyPartitioner, murmur2
+
+
+def test_murmur2_matches_aiokafka_and_kafka_python_on_every_length() -> None:
+    rng = random.Random(14)
+    for length in range(0, 70):
+        for _ in range(40):
+            key = bytes(rng.randrange(256) for _ in range(length))
+            assert murmur2(key) == reference(key) == kafka_python(key), key
+
+
+def test_the_partitioner_chooses_as_the_default_one() -> None:
+    ours, theirs = KeyPartitioner(), DefaultPartitioner()
+    rng = random.Random(3)
+    for n in (1, 2, 3, 8, 12, 64):
+        partitions = list(range(n))
+        for i in range(300):
+            key = f"{rng.getrandbits(128):032x}".encode() if i % 2 else f"P-{i}".encode()
+            assert ours(key, partitions, partitions) == theirs(key, partitions, partitions)
+            assert ours(key, partitions, partitions) == ours(key, partitions, [])  # remembered
+    keyless = {ours(None, [0, 1, 2, 3], [1, 3]) for _ in range(200)}
+    assert keyless == {1, 3}  # a keyless record: any available partition
