@@ -323,6 +323,45 @@ async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_r
     assert statuses.count("sent") == 5 and statuses.count("duplicate") == 5, statuses
 
 
+async def test_a_warnings_chunk_holds_a_policy_sweep_until_it_is_done(running, monkeypatch):
+    """While a warning's chunk is planned and delivered the worker's urgent work is marked, so a
+    policy sweep between two batches waits; it goes on a quiet second after the chunk."""
+    import agents.plan_chunk as module
+    from app.intake.events import validate_event as validate
+    from app.planning.fanout import chunk_commands
+    from tests.helpers import contact, enterprise
+
+    urgency = running["runtime"].urgency
+    await running["runtime"].profiles.upsert(parse_profile(enterprise(
+        "E-URGENT-0", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900008300")])))  # fmt: skip
+    [(key, value)] = chunk_commands(
+        validate(weather_event_doc("E-URGENT-WX")),
+        "weather-outdoor-ads-warning",
+        ["E-URGENT-0"],
+        10,
+    )
+    real = module.deliver_planned
+    seen: dict[str, object] = {}
+
+    async def delivering(batch, profiles=None):
+        seen["busy"] = urgency.busy()
+        sweep = asyncio.create_task(urgency.pause(0.0))  # a sweep reaching its next batch
+        await asyncio.sleep(0.3)
+        seen["sweep waited"] = not sweep.done()
+        seen["sweep"] = sweep
+        return await real(batch, profiles)
+
+    monkeypatch.setattr(module, "deliver_planned", delivering)
+    waited_before = urgency.waited
+    async with module.plan_chunk.test_context() as agent:
+        put = await agent.put(value, key=key)
+        assert agent.results[put.message.offset] == "delivered 1"
+    assert seen["busy"] is True and seen["sweep waited"] is True
+    assert urgency.active == 0
+    await asyncio.wait_for(seen["sweep"], timeout=urgency.quiet + 5)  # goes on after the chunk
+    assert urgency.waited == waited_before + 1
+
+
 async def test_a_chunk_whose_delivery_fails_unexpectedly_is_dead_lettered_not_lost(
     running, broker, monkeypatch
 ):
@@ -408,3 +447,46 @@ async def test_a_timer_step_that_fails_is_said_and_the_others_still_run(
     await module.tick()  # returns: nothing escapes the tick
     assert ran == ["dates", "policies"]
     assert "cannot send due follow-ups" in caplog.text and "RuntimeError" in caplog.text
+
+
+async def test_an_idle_batching_agent_sleeps_until_an_event_comes(running, monkeypatch):
+    """The take loop (wiring/faust_patches/take.py): with nothing to do it waits for the first
+    event of a batch, not a wake-up every LIFECYCLE_BATCH_WAIT_MS; events that come together are
+    handed over together, and the loop sleeps again after them."""
+    from faust import streams  # noqa: PLC0415
+
+    assert getattr(streams.Stream.take_events, "idle_sleeps", False)
+    channel = app.channel()
+    stream = app.stream(channel)
+    waits: list[float | None] = []
+    real_wait = stream.wait_for_stopped
+
+    async def counting(*events, timeout=None):
+        waits.append(timeout)
+        return await real_wait(*events, timeout=timeout)
+
+    monkeypatch.setattr(stream, "wait_for_stopped", counting)
+    batches: list[list[int]] = []
+
+    async def consume() -> None:
+        async for batch in stream.take_events(10, within=0.005):
+            batches.append([event.value for event in batch])
+
+    task = asyncio.create_task(consume())
+    try:
+        await asyncio.sleep(0.5)  # idle: Faust's own loop would have woken ~100 times
+        assert len(waits) <= 2 and None in waits
+        for n in range(3):
+            await channel.send(value=n)
+        for _ in range(100):
+            if batches:
+                break
+            await asyncio.sleep(0.01)
+        assert batches == [[0, 1, 2]]
+        idle_since = len(waits)
+        await asyncio.sleep(0.5)
+        assert len(waits) - idle_since <= 2  # asleep again
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.stop()

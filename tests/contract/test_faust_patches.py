@@ -16,7 +16,7 @@ from faust.sensors import Monitor
 from app.core.errors import ConfigError
 from app.core.settings import PROJECT_ROOT
 from wiring import faust_patches
-from wiring.faust_patches import FAUST_VERSION, check_version, drain, fetch_wait, monitor
+from wiring.faust_patches import FAUST_VERSION, check_version, drain, fetch_wait, monitor, take
 
 
 def sha256_of_source(function: object) -> str:
@@ -36,6 +36,11 @@ def test_the_installed_faust_is_the_pinned_one():
 def test_the_drain_loop_copied_is_still_faust_s():
     assert sha256_of_source(drain.ORIGINAL) == drain.ORIGINAL_SHA256
     assert list(inspect.signature(drain.ORIGINAL).parameters) == ["self", "fetcher"]
+
+
+def test_the_take_loop_copied_is_still_faust_s():
+    assert sha256_of_source(take.ORIGINAL) == take.ORIGINAL_SHA256
+    assert list(inspect.signature(take.ORIGINAL).parameters) == ["self", "max_", "within"]
 
 
 def test_the_consumer_factory_wrapped_still_sets_the_fetch_wait_it_overrides():

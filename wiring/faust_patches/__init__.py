@@ -5,6 +5,7 @@
 | drain         | ``Consumer._drain_messages``                       | one hand-over per fetched batch, not four tasks per message |
 | fetch_wait    | ``AIOKafkaConsumerThread._create_worker_consumer`` | a fetch wait below Faust's fixed 1.5 s |
 | monitor       | the app's ``Monitor`` sensor (a subclass)          | no per-message statistics for pages not served |
+| take          | ``Stream.take_events``                             | an idle batching agent sleeps until an event comes, not every 5 ms |
 
 Each module records the SHA-256 of the Faust source it was written against;
 ``tests/contract/test_faust_patches.py`` fails when the installed Faust differs, and
@@ -20,10 +21,12 @@ from app.core.errors import ConfigError
 from wiring.faust_patches.drain import drain_in_batches
 from wiring.faust_patches.fetch_wait import limit_fetch_wait
 from wiring.faust_patches.monitor import LeanMonitor
+from wiring.faust_patches.take import sleep_when_idle
 
 FAUST_VERSION = "0.15.3"  # the same pin as pyproject.toml's dependency
 
-__all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "drain_in_batches", "install"]
+__all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "drain_in_batches", "install",
+           "sleep_when_idle"]  # fmt: skip
 
 
 def check_version(installed: str | None = None) -> None:
@@ -47,3 +50,4 @@ def install(fetch_max_wait_ms: int) -> None:
     check_version()
     limit_fetch_wait(fetch_max_wait_ms)
     drain_in_batches()
+    sleep_when_idle()
