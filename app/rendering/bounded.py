@@ -24,6 +24,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import MutableMapping
 from functools import lru_cache
 from typing import Any
 
@@ -78,6 +79,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         for name in ("center", "indent", "wordwrap", "filesizeformat"):
             self.filters.pop(name, None)
         self.filters["format"] = self._format_filter
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict, not Jinja's ChainMap over the environment's:
+        every render builds its context from them, and iterating a ChainMap cost a third of a
+        short render (10 µs of 30). The environment's globals are set once, in ``__init__``,
+        before any template is loaded, so a snapshot misses nothing."""
+        return {**self.globals, **(d or {})}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
