@@ -44,6 +44,7 @@ RENDER_BUDGET_SECONDS = 0.25
 UNSAFE_STR_METHODS = frozenset(
     {"format", "format_map", "ljust", "rjust", "center", "zfill", "expandtabs"}
 )
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 _WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
@@ -86,6 +87,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         short render (10 µs of 30). The environment's globals are set once, in ``__init__``,
         before any template is loaded, so a snapshot misses nothing."""
         return {**self.globals, **(d or {})}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``data.level`` on a plain dict straight to its item: Jinja tries the attribute first
+        and takes the item after the AttributeError, an exception a field (six in a warning's
+        SMS). The same answer: a dict's own attributes (``items``, ``keys`` …) still go the
+        sandbox's way, and so does a missing key (undefined, an error under StrictUndefined)."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":

@@ -134,3 +134,25 @@ def test_an_alarm_after_the_budget_ended_is_ignored():
         pass
     signal.raise_signal(signal.SIGALRM)  # a stray alarm: the handler stays, and does nothing
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_dict_field_reads_as_jinja_reads_it() -> None:
+    """The shortcut for ``data.level`` on a plain dict answers as Jinja's own lookup does: the
+    item, a dict's own attribute before an item of that name, undefined for a missing key."""
+    from jinja2 import StrictUndefined, UndefinedError
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from app.rendering.bounded import BoundedEnvironment
+
+    ours = BoundedEnvironment(undefined=StrictUndefined)
+    jinja = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    data = {"level": "red", "items": "shadowed", "名": "王", "n": 3, "nested": {"a": {"b": 1}}}
+    for source in ("{{ d.level }}", "{{ d.名 }}", "{{ d.n + 1 }}", "{{ d.nested.a.b }}",
+                   "{{ d.items() | list | length }}", "{{ d['items'] }}", "{{ d.get('level') }}"):  # fmt: skip
+        assert ours.from_string(source).render(d=data) == jinja.from_string(source).render(d=data)
+    for source in ("{{ d.missing }}", "{{ d.nested.missing }}"):
+        with pytest.raises(UndefinedError):
+            ours.from_string(source).render(d=data)
+    with pytest.raises(SecurityError):  # a dict's method that changes it stays refused
+        ours.from_string("{{ d.update({'level': 'x'}) }}").render(d=data)
