@@ -18,6 +18,7 @@ Filters: ``date`` (``2026年7月1日``), ``datetime`` (``2026年7月1日 14:00``
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -194,9 +195,22 @@ def _environment(loader: FileSystemLoader, tz: ZoneInfo, *, autoescape: bool) ->
         keep_trailing_newline=False,
         auto_reload=False,
     )
-    env.filters["date"] = lambda v: _local(v, tz).strftime("%Y年%-m月%-d日")
-    env.filters["datetime"] = lambda v: _local(v, tz).strftime("%Y年%-m月%-d日 %H:%M")
+    env.filters["date"] = lambda v: _formatted(v, tz, "%Y年%-m月%-d日")
+    env.filters["datetime"] = lambda v: _formatted(v, tz, "%Y年%-m月%-d日 %H:%M")
     return env
+
+
+def _formatted(value: Any, tz: ZoneInfo, pattern: str) -> str:
+    """A date or time in local time; a text one (as events carry them) formatted once for all
+    the recipients of an event (a warning's expiry, for each of 100,000 recipients)."""
+    if isinstance(value, str):
+        return _formatted_text(value, tz, pattern)
+    return _local(value, tz).strftime(pattern)
+
+
+@lru_cache(maxsize=256)
+def _formatted_text(value: str, tz: ZoneInfo, pattern: str) -> str:
+    return _local(value, tz).strftime(pattern)
 
 
 def _local(value: Any, tz: ZoneInfo) -> datetime | date:
