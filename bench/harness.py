@@ -156,11 +156,12 @@ def tally(expected: dict[str, set[str]], got: Delivered) -> dict[str, int]:
     """expected / delivered / duplicated / lost, counted per notification id."""
     delivered = {i for i in got.sms} | {i for i in got.email}
     wanted = expected["sms"] | expected["email"]
-    duplicated = sum(c - 1 for c in got.sms.values() if c > 1) + sum(
-        c - 1 for c in got.email.values() if c > 1
-    )
-    return {"expected": len(wanted), "delivered": len(wanted & delivered), "duplicated": duplicated,
-            "lost": len(wanted - delivered), "unexpected": len(delivered - wanted)}  # fmt: skip
+    twice_sms = sum(c - 1 for c in got.sms.values() if c > 1)
+    twice_email = sum(c - 1 for c in got.email.values() if c > 1)
+    return {"expected": len(wanted), "delivered": len(wanted & delivered),
+            "duplicated": twice_sms + twice_email, "duplicated_sms": twice_sms,
+            "duplicated_email": twice_email, "lost": len(wanted - delivered),
+            "unexpected": len(delivered - wanted)}  # fmt: skip
 
 
 def cpu_seconds(pid: int) -> float:

@@ -50,6 +50,8 @@ async def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(broker, r
             "expected": total,
             "delivered": total,
             "duplicated": 0,
+            "duplicated_sms": 0,
+            "duplicated_email": 0,
             "lost": 0,
             "unexpected": 0,
         }
