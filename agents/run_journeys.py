@@ -168,11 +168,11 @@ async def _sweep_policies(pending: list[Any]) -> None:
     rt = runtime()
     try:
         queued = await rt.planner.matcher.sweep(pending, pause=rt.urgency.pause)
-    except Exception:  # logged, and tried again by a later tick: nothing is lost
+        for policy in pending:
+            await rt.planner.matcher.matches.mark_swept(policy.id, policy.version)
+    except Exception:  # logged, and tried again by a later tick: nothing is queued twice
         logger.exception("sweeping policies %s failed; they are tried again",
                          ", ".join(p.id for p in pending))  # fmt: skip
         return
-    for policy in pending:
-        await rt.planner.matcher.matches.mark_swept(policy.id, policy.version)
     logger.info("policies %s swept: %d match(es) newly queued (%d pause(s) for warnings)",
                 ", ".join(f"{p.id} v{p.version}" for p in pending), queued, rt.urgency.waited)  # fmt: skip

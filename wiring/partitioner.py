@@ -57,4 +57,5 @@ class KeyPartitioner:
                  available: Sequence[int]) -> int:  # fmt: skip
         if key is None:
             return random.choice(available or all_partitions)  # noqa: S311 - spreading, not secrets
-        return all_partitions[_index(key, len(all_partitions))]
+        raw = key if type(key) is bytes else bytes(key)  # a bytearray cannot be remembered
+        return all_partitions[_index(raw, len(all_partitions))]

@@ -29,5 +29,7 @@ def test_the_partitioner_chooses_as_the_default_one() -> None:
             key = f"{rng.getrandbits(128):032x}".encode() if i % 2 else f"P-{i}".encode()
             assert ours(key, partitions, partitions) == theirs(key, partitions, partitions)
             assert ours(key, partitions, partitions) == ours(key, partitions, [])  # remembered
+    partitions = list(range(8))
+    assert ours(bytearray(b"P-7"), partitions, partitions) == theirs(b"P-7", partitions, partitions)
     keyless = {ours(None, [0, 1, 2, 3], [1, 3]) for _ in range(200)}
     assert keyless == {1, 3}  # a keyless record: any available partition
