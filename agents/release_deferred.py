@@ -24,12 +24,20 @@ INTERVAL_SECONDS = 1.0
 
 @app.timer(interval=INTERVAL_SECONDS)
 async def release_deferred() -> None:
+    await release_once(time.time())
+
+
+async def release_once(now: float) -> None:
+    """One tick: whatever goes wrong is said and tried again at the next one."""
     try:
-        await release_due(time.time())
+        await release_due(now)
     except UNAVAILABLE as exc:  # the next tick tries again
         if not unavailable(exc):
-            raise
+            logger.exception("releasing deferred notifications failed; tried again in a second")
+            return
         logger.warning("cannot release deferred notifications: %s", type(exc).__name__)
+    except Exception:  # an exception out of a timer stops the worker; nothing here is lost
+        logger.exception("releasing deferred notifications failed; tried again in a second")
 
 
 async def release_due(now: float) -> int:

@@ -170,9 +170,13 @@ async def _sweep_policies(pending: list[Any]) -> None:
         queued = await rt.planner.matcher.sweep(pending, pause=rt.urgency.pause)
         for policy in pending:
             await rt.planner.matcher.matches.mark_swept(policy.id, policy.version)
-    except Exception:  # logged, and tried again by a later tick: nothing is queued twice
-        logger.exception("sweeping policies %s failed; they are tried again",
-                         ", ".join(p.id for p in pending))  # fmt: skip
+    except Exception as exc:  # logged, and tried again by a later tick: nothing is queued twice
+        names = ", ".join(p.id for p in pending)
+        if unavailable(exc):
+            logger.warning("cannot sweep policies %s: %s; they are tried again", names,
+                           type(exc).__name__)  # fmt: skip
+        else:
+            logger.exception("sweeping policies %s failed; they are tried again", names)
         return
     logger.info("policies %s swept: %d match(es) newly queued (%d pause(s) for warnings)",
                 ", ".join(f"{p.id} v{p.version}" for p in pending), queued, rt.urgency.waited)  # fmt: skip

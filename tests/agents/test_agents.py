@@ -449,6 +449,29 @@ async def test_a_timer_step_that_fails_is_said_and_the_others_still_run(
     assert "cannot send due follow-ups" in caplog.text and "RuntimeError" in caplog.text
 
 
+async def test_a_release_tick_that_fails_is_said_and_the_worker_goes_on(
+    running, monkeypatch, caplog
+):
+    """An exception out of a Faust timer stops the worker: the cluster outage test met one (a
+    connection closed under a write, before app.core.redis_patch) and all delivery stopped. A
+    tick that fails now says so, and the next one tries again."""
+    import agents.release_deferred as module
+
+    state = running["runtime"].state
+    calls = []
+
+    async def broken(now):
+        calls.append(now)
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    monkeypatch.setattr(state, "due", broken)
+    await module.release_once(1.0)  # returns: nothing escapes the tick
+    await module.release_once(2.0)
+    assert calls == [1.0, 2.0]
+    assert "releasing deferred notifications failed" in caplog.text
+    assert "AttributeError" in caplog.text
+
+
 async def test_an_idle_batching_agent_sleeps_until_an_event_comes(running, monkeypatch):
     """The take loop (wiring/faust_patches/take.py): with nothing to do it waits for the first
     event of a batch, not a wake-up every LIFECYCLE_BATCH_WAIT_MS; events that come together are
