@@ -11,8 +11,9 @@ of three masters started here from plain redis-server processes (``redis_url`` i
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,29 @@ from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from tests.helpers import TEST_SECRET
 
 LOGS = PROJECT_ROOT / "var" / "test-logs"
+LOG_LINES_ON_FAILURE = 40
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    """A failed test that ran worker processes shows what they logged above INFO: on CI the
+    report is all there is (an outage test once failed there with the cause only in var/)."""
+    if call.when == "setup":
+        item.stash[_STARTED] = time.time()
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or not report.failed:
+        return
+    started = item.stash.get(_STARTED, time.time())
+    for log in sorted(LOGS.glob("*/worker-*.log")):
+        if log.stat().st_mtime < started:
+            continue
+        lines = [line for line in log.read_text(errors="replace").splitlines()
+                 if line.strip() and "] [INFO] " not in line and "] [DEBUG] " not in line]  # fmt: skip
+        if lines:
+            report.sections.append((f"worker log {log.relative_to(LOGS)} (above INFO, last lines)",
+                                    "\n".join(lines[-LOG_LINES_ON_FAILURE:])))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
