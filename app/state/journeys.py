@@ -49,9 +49,8 @@ class JourneyStore(Store):
         event): every field is set only where it is not. One with nothing to send (``due``
         None: a holdout, or a rule that only measures) only waits for its completion."""
         key = self.journey_key(journey)
-        for name, value in {**fields, "status": status, "step": "0", "round": "1",
-                            "due": f"{due or 0:.3f}", "sent": "0"}.items():  # fmt: skip
-            writes.hsetnx(key, name, value)
+        writes.hsetnx_many(key, {**fields, "status": status, "step": "0", "round": "1",
+                                 "due": f"{due or 0:.3f}", "sent": "0"})  # fmt: skip
         writes.expire(key, ttl)
         if due is not None:
             writes.zadd_nx(self.queue_key(), journey, due)

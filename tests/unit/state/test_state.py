@@ -50,6 +50,23 @@ async def test_writes_run_every_command_and_sum_each_counter_once(redis_client, 
     assert await state.counters("events") == {"received": 3, "planned": 5}
 
 
+@ON_BOTH_REDIS
+async def test_several_fields_set_only_where_they_are_not_in_one_operation(redis_client, prefix):
+    """A redelivered event starts its journey again: the fields it had keep their values."""
+    state = DeliveryState(redis_client, prefix)
+    journey = state.key("jr", "J1")
+    await redis_client.hset(journey, mapping={"status": "completed", "step": "2"})
+    writes = Writes()
+    writes.hsetnx_many(journey, {"status": "active", "step": "0", "round": "1", "名": "王强"})
+    writes.hsetnx_many(state.key("jr", "J2"), {"only": "one"})
+    keys, ops = writes.commands()
+    assert [op[0] for op in ops] == ["HSETNX", "HSETNX"]
+    await state.apply(writes)
+    assert await redis_client.hgetall(journey) == {
+        b"status": b"completed", b"step": b"2", b"round": b"1", "名".encode(): "王强".encode()}  # fmt: skip
+    assert await redis_client.hgetall(state.key("jr", "J2")) == {b"only": b"one"}
+
+
 async def test_writes_are_applied_after_redis_forgot_the_script(tmp_path):
     """A restarted Redis has no scripts; the write still happens (the script is loaded again).
     On a Redis of its own: SCRIPT FLUSH is server-wide, never for the shared one."""
