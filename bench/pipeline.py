@@ -39,7 +39,7 @@ from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.core.timestamps import local_iso
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Workers, wait_until
+from bench.harness import Workers, cpu_seconds, wait_until
 from devstack.stack import (
     Broker,
     RedisServer,
@@ -156,15 +156,18 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
     workers = Workers(settings, LOGS / f"pipeline-{run}-{workers_count}w")
     try:
         procs = await start_workers(workers, workers_count)
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         await produce(
             settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
         )
         assert await wait_until(lambda: len(outbox_times(outbox)) >= count, timeout=1200, every=0.5)
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before  # the workers' CPU, less noisy
         times = sorted(outbox_times(outbox).values())
         peak = max(_peak_rss_mb(p.pid) for p in procs)
         return {
             "workers": workers_count,
             "events_per_s": round(count / (times[-1] - times[0])),
+            "worker_cpu_us_per_event": round(cpu / count * 1e6),
             "peak_rss_mb": peak,
         }
     finally:
@@ -278,7 +281,8 @@ async def run(
         ]
         for p in result["pipeline"]:
             print(
-                f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, peak RSS {p['peak_rss_mb']} MB"
+                f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, "
+                f"{p['worker_cpu_us_per_event']:,} µs of worker CPU an event, peak RSS {p['peak_rss_mb']} MB"
             )
         result["offered"] = [
             await offered(settings, rate, seconds, f"{run_id}o{rate}w{n}", n)
