@@ -92,7 +92,12 @@ async def test_redis_stopped_during_a_burst_loses_nothing_and_duplicates_nothing
         await asyncio.sleep(4)
         assert seen.refresh().total - during <= under_way
         redis.start()
-        assert await wait_until(lambda: seen.refresh().total >= total, timeout=180)
+        # a worker that stopped fails the test at once, not after the wait (its log lines above
+        # INFO are in the report)
+        assert await wait_until(
+            lambda: worker.poll() is not None or seen.refresh().total >= total, timeout=180
+        )
+        assert worker.poll() is None, "the worker stopped after the outage"
         await asyncio.sleep(3)
         assert tally(expected, seen.refresh()) == {
             "expected": total, "delivered": total, "duplicated": 0, "duplicated_sms": 0,
