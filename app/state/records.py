@@ -110,6 +110,7 @@ class Records(Store):
     def add_planned(self, writes: Writes, notifications: list[Notification]) -> None:
         """Add to ``writes``: remember planned notifications (a status already reached is never
         overwritten) and which event they belong to."""
+        by_event: dict[str, list[str]] = {}
         for n in notifications:
             key = self.key("n", n.id)
             writes.hsetnx(key, "status", Status.PLANNED)
@@ -118,8 +119,10 @@ class Records(Store):
                                     "recipient": mask_address(n.channel, n.address),
                                     "profile": n.profile_id})  # fmt: skip
             writes.expire(key, TRACE_TTL_SECONDS)
-            writes.sadd(self.key("ev", n.event_id), n.id)
-            writes.expire(self.key("ev", n.event_id), TRACE_TTL_SECONDS)
+            by_event.setdefault(n.event_id, []).append(n.id)
+        for event_id, ids in by_event.items():  # a chunk's thousand: one SADD, one EXPIRE
+            writes.sadd(self.key("ev", event_id), *ids)
+            writes.expire(self.key("ev", event_id), TRACE_TTL_SECONDS)
 
     async def claim(self, notification_id: str, owner: str, lease_ms: int = CLAIM_LEASE_MS) -> bool:
         ok = await self.redis.set(self.key("claim", notification_id), owner, nx=True, px=lease_ms)

@@ -108,8 +108,9 @@ class Writes:
     def expire(self, key: str, seconds: int) -> None:
         self._add("EXPIRE", key, str(seconds))
 
-    def sadd(self, key: str, member: str) -> None:
-        self._add("SADD", key, member)
+    def sadd(self, key: str, *members: str) -> None:
+        if members:
+            self._add("SADD", key, *members)
 
     def srem(self, key: str, member: str) -> None:
         self._add("SREM", key, member)

@@ -169,3 +169,34 @@ async def test_a_failed_notification_is_reopened_once_per_dead_letter(redis_clie
     await redis_client.hset(state.key("n", "N-2"), mapping={"status": "sent"})
     assert await state.reopen("N-2", "dlq/0/3") == "sent"
     assert await state.mark_replayed("dlq/0/3")  # a letter not replayed is not marked
+
+
+@ON_BOTH_REDIS
+async def test_planned_notifications_are_remembered_each_and_under_their_event(
+    redis_client, prefix
+):
+    """A chunk's notifications join their event's set in one SADD; a status reached is kept."""
+    from app.notifications import Notification
+
+    def planned(nid: str, event_id: str) -> Notification:
+        return Notification(id=nid, rule_id="r", rule_version=1, category="warning",
+                            event_id=event_id, event_type="t", channel="sms", profile_id="E-1",
+                            recipient="E-1", recipient_name=None, role=None,
+                            address="+8613800138000", language="zh-CN",
+                            planned_at="2026-07-01T00:00:00+00:00")  # fmt: skip
+
+    state = DeliveryState(redis_client, prefix)
+    await redis_client.hset(state.key("n", "N-2"), "status", "sent")
+    writes = Writes()
+    state.add_planned(
+        writes, [planned(f"N-{i}", "E-A") for i in range(1, 4)] + [planned("N-9", "E-B")]
+    )
+    _, ops = writes.commands()
+    assert [op[0] for op in ops].count("SADD") == 2
+    await state.apply(writes)
+    assert await state.notifications_of("E-A") == ["N-1", "N-2", "N-3"]
+    assert await state.notifications_of("E-B") == ["N-9"]
+    assert 0 < await redis_client.ttl(state.key("ev", "E-A")) <= TRACE_TTL_SECONDS
+    assert await state.status("N-1") == "planned" and await state.status("N-2") == "sent"
+    record = await redis_client.hgetall(state.key("n", "N-3"))
+    assert record[b"recipient"] != b"+8613800138000"  # masked
