@@ -394,8 +394,8 @@ class Planner:
             details = {"rules": plan.matched, "notifications": [n.id for n in plan.notifications][:200],
                        "skipped": [f"{r}: {why}" for r, why in plan.skipped][:50]}  # fmt: skip
             steps: list[tuple[str, dict[str, Any]]]
-            self.followups.add(writes, plan, state)
             if plan.follow_up is not None:  # a journey's step: in the trace of its first event
+                self.followups.add(writes, plan, state)
                 step = plan.follow_up
                 state.add_note(writes, step.origin, [(f"follow-up {step.step + 1}.{step.round}",
                                                       details | {"journey": step.journey})],
@@ -408,6 +408,7 @@ class Planner:
                 steps = [(f"chunk {chunk_number}", details)]
                 counts = {"planned": len(plan.notifications)}
             state.add_note(writes, plan.event.id, steps, counts)
+            self.followups.add(writes, plan, state)  # its journeys after "planned" in the trace
         await state.apply(writes)
         return [None for _ in plans]
 

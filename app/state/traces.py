@@ -32,8 +32,7 @@ class Traces(Store):
                  counts: dict[str, int]) -> None:  # fmt: skip
         """Add to ``writes``: trace steps of ``ident`` and ``stats:events`` counters."""
         key = self.key("tr", ident)
-        for step, details in steps:
-            writes.rpush(key, trace_step(step, details))
+        writes.rpush(key, *(trace_step(step, details) for step, details in steps))
         writes.expire(key, TRACE_TTL_SECONDS)
         for field, amount in counts.items():
             if amount:

@@ -125,8 +125,9 @@ class Writes:
     def zrem(self, key: str, member: str) -> None:
         self._add("ZREM", key, member)
 
-    def rpush(self, key: str, value: str) -> None:
-        self._add("RPUSH", key, value)
+    def rpush(self, key: str, *values: str) -> None:
+        if values:
+            self._add("RPUSH", key, *values)
 
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self.counts[(key, field)] += amount

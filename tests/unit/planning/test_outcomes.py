@@ -130,6 +130,8 @@ async def test_the_holdout_is_sent_nothing_and_its_journey_only_waits_for_the_co
     assert plan is None and why == "over"
     steps = await planner.state.steps(f"E-{held}")
     assert [s["group"] for s in steps if s["step"] == "journey started"] == ["holdout"]
+    # the event's trace in the order it happened
+    assert [s["step"] for s in steps] == ["received", "planned", "journey started"]
 
 
 @pytest.mark.parametrize(
