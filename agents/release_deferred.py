@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-from agents.common import UNAVAILABLE
 from app.core.redis_client import unavailable
 from app.notifications import Notification
 from topics import lane
@@ -31,13 +30,11 @@ async def release_once(now: float) -> None:
     """One tick: whatever goes wrong is said and tried again at the next one."""
     try:
         await release_due(now)
-    except UNAVAILABLE as exc:  # the next tick tries again
-        if not unavailable(exc):
+    except Exception as exc:  # out of a timer it would stop the worker; nothing here is lost
+        if unavailable(exc):
+            logger.warning("cannot release deferred notifications: %s", type(exc).__name__)
+        else:
             logger.exception("releasing deferred notifications failed; tried again in a second")
-            return
-        logger.warning("cannot release deferred notifications: %s", type(exc).__name__)
-    except Exception:  # an exception out of a timer stops the worker; nothing here is lost
-        logger.exception("releasing deferred notifications failed; tried again in a second")
 
 
 async def release_due(now: float) -> int:

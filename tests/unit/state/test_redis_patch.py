@@ -16,7 +16,8 @@ from app.core import redis_client, redis_patch  # noqa: F401 - importing the cli
 
 def connection(redis_url: str) -> Connection:
     where = urlparse(redis_url)
-    # a socket timeout: the write runs in a task of its own, and the close comes before it runs
+    # a socket timeout: on Python 3.11 (the project's) asyncio.wait_for runs the write in a task
+    # of its own, and the close comes before that task runs
     return Connection(host=where.hostname, port=where.port, socket_timeout=5)
 
 
