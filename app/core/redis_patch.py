@@ -14,7 +14,7 @@ has already dropped the connection, so the next command opens a new one. Any oth
 AttributeError or TypeError passes through unchanged.
 
 A wrapper, not a copy: it holds for any redis-py whose ``send_packed_command`` has this
-signature, which ``tests/contract/test_redis_patch.py`` checks.
+signature, which ``tests/unit/state/test_redis_patch.py`` checks.
 """
 
 from __future__ import annotations

@@ -64,6 +64,9 @@ return #KEYS
 """
 
 
+MEMBERS_PER_OP = 1000  # a set's members or a list's values in one operation of the script
+
+
 class Writes:
     """Writes gathered for one script call (``DeliveryState.apply``) instead of a pipeline: the
     same commands, run atomically as MULTI/EXEC would, but one reply to read instead of one per
@@ -109,8 +112,11 @@ class Writes:
         self._add("EXPIRE", key, str(seconds))
 
     def sadd(self, key: str, *members: str) -> None:
-        if members:
-            self._add("SADD", key, *members)
+        """Members in operations of MEMBERS_PER_OP at most: the script unpacks an operation's
+        arguments onto Lua's stack, which refuses some 8,000 (a chunk of a large fan-out may
+        plan more notifications of one event than that)."""
+        for start in range(0, len(members), MEMBERS_PER_OP):
+            self._add("SADD", key, *members[start : start + MEMBERS_PER_OP])
 
     def srem(self, key: str, member: str) -> None:
         self._add("SREM", key, member)
@@ -126,8 +132,8 @@ class Writes:
         self._add("ZREM", key, member)
 
     def rpush(self, key: str, *values: str) -> None:
-        if values:
-            self._add("RPUSH", key, *values)
+        for start in range(0, len(values), MEMBERS_PER_OP):  # in order, bounded as ``sadd``
+            self._add("RPUSH", key, *values[start : start + MEMBERS_PER_OP])
 
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self.counts[(key, field)] += amount

@@ -200,3 +200,17 @@ async def test_planned_notifications_are_remembered_each_and_under_their_event(
     assert await state.status("N-1") == "planned" and await state.status("N-2") == "sent"
     record = await redis_client.hgetall(state.key("n", "N-3"))
     assert record[b"recipient"] != b"+8613800138000"  # masked
+
+
+@ON_BOTH_REDIS
+async def test_a_set_of_twenty_thousand_members_is_written_whole(redis_client, prefix):
+    """Found in review: one SADD of a large chunk's notification ids overflowed the script's Lua
+    stack ("too many results to unpack") and the chunk's record failed."""
+    state = DeliveryState(redis_client, prefix)
+    key, trace = state.key("ev", "E-BIG"), state.key("tr", "E-BIG")
+    writes = Writes()
+    writes.sadd(key, *(f"N-{i}" for i in range(20_000)))
+    writes.rpush(trace, *(f"step {i}" for i in range(2_500)))
+    await state.apply(writes)
+    assert await redis_client.scard(key) == 20_000
+    assert await redis_client.lrange(trace, 0, -1) == [f"step {i}".encode() for i in range(2_500)]
