@@ -26,6 +26,7 @@ from topics import REASON_HEADER, lane
 from wiring import metrics
 from wiring.faust_app import app, runtime
 from wiring.metrics import count_dead_letter
+from wiring.produce import send_many
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -149,9 +150,9 @@ def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
 
 async def publish_plan(plan: Plan, encoded: dict[str, bytes] | None = None) -> None:
     """Each notification of the plan on its lane (warnings apart), keyed by recipient."""
-    for n in plan.notifications:
-        value = encoded.get(n.id) if encoded else None
-        await send_record(lane(n.category), n.recipient.encode(), value or n.to_json())
+    await send_records([
+        (lane(n.category), n.recipient.encode(), (encoded.get(n.id) if encoded else None) or n.to_json())
+        for n in plan.notifications])  # fmt: skip
 
 
 async def send_record(topic: TopicT, key: bytes, value: bytes) -> None:
@@ -160,3 +161,14 @@ async def send_record(topic: TopicT, key: bytes, value: bytes) -> None:
     half of its cost, measured. Like ``topic.send``, it returns once the record is buffered;
     the producer is flushed before offsets are committed."""
     await app.producer.send(topic.get_topic_name(), key, value, None, None, None)
+
+
+async def send_records(records: Sequence[tuple[TopicT, bytes, bytes]]) -> None:
+    """Records onto their topics as ``send_record`` would each, in one aiokafka batch a
+    partition (``wiring.produce``): less than half the worker CPU a record, measured."""
+    if len(records) < 2:
+        for topic, key, value in records:
+            await send_record(topic, key, value)
+        return
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's
+    await send_many(producer, [(t.get_topic_name(), k, v) for t, k, v in records])

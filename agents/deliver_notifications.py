@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TopicT
 
 from agents.common import (
     add_counts,
     batches,
     dead_letter,
-    send_record,
+    send_records,
     together_or_alone,
     until_available,
 )
@@ -80,6 +80,8 @@ async def deliver_planned(batch: list[Notification],
         batch, partial(deliverer.deliver_many, profiles=profiles), "delivering"
     )
     statuses: list[str] = []
+    records: list[tuple[TopicT, bytes, bytes]] = []
+    failed: list[tuple[Notification, DeliveryOutcome]] = []
     for n, outcomes in zip(batch, results, strict=True):
         if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
             count_dead_letter(notifications_dlq.get_topic_name(), internal_error(outcomes))
@@ -88,12 +90,16 @@ async def deliver_planned(batch: list[Notification],
                 "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
             statuses.append("error")
             continue
+        key = n.id.encode()
         for outcome in outcomes:
             observe(n, outcome)
-            await send_record(deliveries, n.id.encode(), _json(outcome.as_dict()))
+            records.append((deliveries, key, _json(outcome.as_dict())))
             if outcome.dead_letter:
-                await dead_letter_failed(n, outcome)
+                failed.append((n, outcome))
         statuses.append(outcomes[-1].status)
+    await send_records(records)  # the batch's status changes, each notification's in order
+    for n, outcome in failed:
+        await dead_letter_failed(n, outcome)
     await add_counts(series_counts(batch, results))
     return statuses
 

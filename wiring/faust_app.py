@@ -25,6 +25,7 @@ APP_ID = "lifecycle-notify"
 app = faust.App(APP_ID, autodiscover=False, store="memory://")
 
 _runtime: Runtime | None = None
+PRODUCER_BATCH_BYTES = 256 * 1024
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -43,6 +44,11 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": 1.0,
         "Monitor": LeanMonitor,
         "producer_partitioner": KeyPartitioner(),  # Kafka's default partitions, hashed cheaper
+        # A partition's batch of records up to 256 KB (aiokafka's default is 16 KB): a batch of
+        # notifications' `deliveries` records goes in one builder a partition (wiring.produce),
+        # 4.8 µs a record against 10.5 with 16 KB ones (bench.produce). Well under the request
+        # limit (1 MB here, Kafka's message.max.bytes default 1 MB).
+        "producer_max_batch_size": PRODUCER_BATCH_BYTES,
     }
 
 
