@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from app.core.codec import compact_json
+
 
 class Channel(StrEnum):
     SMS = "sms"
@@ -76,7 +78,7 @@ class Notification:
 
     def to_json(self) -> bytes:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.
-        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return compact_json(vars(self)).encode("utf-8")
 
     def encoded_size_at_most(self, limit: int) -> bool:
         """Whether ``to_json()`` is at most ``limit`` bytes: from an upper bound on its size when

@@ -40,13 +40,13 @@ step with its record (a worker died between the two) is put right the next time 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.core.codec import compact_json
 from app.notifications import Channel
 
 JOURNEY_TTL_SECONDS = 400 * 24 * 3600  # a journey's record outlives its window, for outcomes
@@ -178,4 +178,4 @@ def following(follow_up: FollowUp, step: int, round_: int) -> tuple[int, int] | 
 
 
 def encode_event(document: dict[str, Any]) -> str:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(document)

@@ -25,7 +25,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from app.core.codec import text
 from app.core.masking import mask_address
 from app.notifications import Notification
-from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, trace_step
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, sent_step
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,10 @@ class Records(Store):
         """Record each (notification, attempt, provider reference) as sent, with its trace step,
         at once."""
         writes = Writes()
+        now = time.time()
         for n, attempt, ref in items:
             self._add_status(writes, n, Status.SENT, {"attempts": attempt, "provider_ref": ref})
-            writes.rpush(
-                self.key("tr", n.id),
-                trace_step("attempt", {"attempt": attempt, "outcome": "sent", "ref": ref}),
-            )
+            writes.rpush(self.key("tr", n.id), sent_step(attempt, ref, now))
             writes.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
         await self.apply(writes)
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from app.core.codec import text_json
 from app.core.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from app.notifications import Notification
 
@@ -77,7 +78,7 @@ class OutboxSmsGateway:
             "category": notification.category,
             "sent_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        return (text_json(record) + "\n").encode("utf-8")
 
     def _append(self, lines: list[tuple[str, bytes]]) -> None:
         """Append the lines of the ids not written yet (by anyone), in one write."""

@@ -128,6 +128,23 @@ def test_a_trace_step_keeps_its_time_once_and_reads_back_with_its_iso_time():
     assert read_step(old)["at"] == "2026-12-01T08:00:00.000+00:00"  # written before: as it was
 
 
+def test_a_sent_step_is_the_trace_step_it_stands_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from app.state import writes
+
+    refs = ["outbox-3f9a1c2b", "", 'a "quoted" \\ ref\n', "回执-1", "\u2028", "x" * 300]
+    for t in (1796112000.0, 1796344390.6164999, 1796344390.9999, 0.001, 1e-4):
+        monkeypatch.setattr(writes.time, "time", lambda t=t: t)
+        for attempt in (1, 6, 12):
+            for ref in refs:
+                built = writes.sent_step(attempt, ref, t)
+                assert built == writes.trace_step(
+                    "attempt", {"attempt": attempt, "outcome": "sent", "ref": ref}
+                )
+                assert json.loads(built)["ref"] == ref
+
+
 @ON_BOTH_REDIS
 async def test_the_deferred_queue_parks_releases_and_drops_an_entry_left_without_its_record(
     redis_client, prefix
