@@ -4,6 +4,13 @@ with two. Prints the figures and writes bench/results/fanout.json.
 
     python -m bench.fanout --profiles 1000000 --matching 100000
     python -m bench.fanout --profiles 200000 --matching 20000 --workers 1 --profile 200
+    python -m bench.fanout --profiles 200000 --matching 50000 --workers 1 \
+        --compare /tmp/wt-before,/tmp/wt-after --rounds 3
+
+``--compare`` runs workers from each checkout in turn (another revision's, e.g. made with
+``git worktree add``), alternately, ``--rounds`` times, on the same profiles: these machines are
+noisy, so a change is measured against its parent side by side. It prints the medians and writes
+bench/results/fanout-compare.json.
 
 The profiles live in a Redis of the benchmark's own (so that its memory per profile is measured
 alone): ``matching`` of them hold an outdoor-advertising permit in Yantian (440308), the rest are
@@ -18,6 +25,7 @@ import json
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,11 +106,11 @@ async def redis_usage(url: str) -> tuple[float, float]:
 
 
 async def one_run(settings: Settings, workers_count: int, matching: int, run: str, logs: Path,
-                  profile: int = 0) -> dict[str, float]:  # fmt: skip
+                  profile: int = 0, code: Path = PROJECT_ROOT) -> dict[str, float]:  # fmt: skip
     sink = SmtpSink.start()
     outbox = Path(tempfile.mkdtemp(prefix="fanout-")) / "sms.jsonl"
     settings = settings.with_(smtp_url=sink.url, sms_url=f"file://{outbox}")
-    workers = Workers(settings, logs / f"{run}-{workers_count}w")
+    workers = Workers(settings, logs / f"{run}-{workers_count}w", code=code)
     seen = Delivered(outbox, sink)
     try:
         procs = [workers.start() for _ in range(workers_count)]
@@ -148,8 +156,9 @@ def spy(pid: int, rate: int, samples: Path) -> subprocess.Popen[bytes]:
                              str(rate), "-o", str(samples)])  # fmt: skip
 
 
-async def run(count: int, matching: int, worker_counts: list[int],
-              cluster: bool = False, profile: int = 0) -> dict[str, Any]:  # fmt: skip
+async def run(count: int, matching: int, worker_counts: list[int], cluster: bool = False,
+              profile: int = 0, compare: list[Path] | None = None, rounds: int = 1
+              ) -> dict[str, Any]:  # fmt: skip
     logs = PROJECT_ROOT / "var" / "bench-logs"
     broker = Broker.start(logs)
     own_redis: RedisServer | RedisClusterServers = (
@@ -164,6 +173,9 @@ async def run(count: int, matching: int, worker_counts: list[int],
             settings = Settings(secret=secrets.token_urlsafe(32), kafka_url=broker.url, redis_url=redis_url, redis_prefix="b:", partitions=8,
                                 quiet_hours="off", daily_cap=0, blast_ceiling=10 * count,
                                 blast_first_run=0)  # fmt: skip
+            if compare:
+                runs.extend(await compared(settings, n, matching, logs, compare, rounds))
+                continue
             result = await one_run(settings, n, matching, time.strftime("%H%M%S"), logs, profile)
             print(f"{n} worker(s): {matching:,} warnings, first after {result['first_s']} s, "
                   f"last after {result['last_s']} s ({result['per_second']}/s), "
@@ -183,6 +195,31 @@ async def run(count: int, matching: int, worker_counts: list[int],
         broker.stop()
 
 
+async def compared(settings: Settings, workers_count: int, matching: int, logs: Path,
+                   trees: list[Path], rounds: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Each checkout's workers in turn, ``rounds`` times (ABAB…, then BABA… every other round);
+    each run's figures and each checkout's medians."""
+    measured: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
+    for i in range(rounds):
+        for tree in trees if i % 2 == 0 else list(reversed(trees)):
+            run_id = f"{time.strftime('%H%M%S')}-{len(measured[tree])}"
+            result = await one_run(settings, workers_count, matching, run_id, logs, code=tree)
+            measured[tree].append(result)
+            print(f"{tree}: {workers_count} worker(s), last after {result['last_s']} s "
+                  f"({result['per_second']}/s), {result['worker_cpu_us_per_recipient']} µs of "
+                  f"worker CPU a recipient")  # fmt: skip
+    out = []
+    for tree, results in measured.items():
+        medians = {k: statistics.median(r[k] for r in results)
+                   for k in ("last_s", "per_second", "worker_cpu_us_per_recipient")}  # fmt: skip
+        print(f"median {tree}: last after {medians['last_s']} s ({medians['per_second']:.0f}/s), "
+              f"{medians['worker_cpu_us_per_recipient']:.0f} µs of worker CPU a recipient")  # fmt: skip
+        out.append(
+            {"code": str(tree), "workers": workers_count, "runs": results, "median": medians}
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -195,15 +232,26 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="RATE",
                         help="sample the (first) worker with py-spy at RATE a second and print "
                              "where its time went; the figures are then not written")  # fmt: skip
+    parser.add_argument(
+        "--compare",
+        default="",
+        metavar="DIR,DIR",
+        help="checkouts whose workers to run alternately (see above)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare: how many rounds")
     args = parser.parse_args()
     cluster = args.redis == "cluster"
     workers = [int(n) for n in args.workers.split(",")]
-    result = asyncio.run(run(args.profiles, args.matching, workers, cluster, args.profile))
+    trees = [Path(d).resolve() for d in args.compare.split(",") if d]
+    result = asyncio.run(run(args.profiles, args.matching, workers, cluster, args.profile,
+                             trees, args.rounds))  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.profile:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "fanout-cluster.json" if cluster else "fanout.json"
+    if trees:
+        name = "fanout-compare.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -85,6 +85,7 @@ class Workers:
     log_dir: Path
     processes: list[Any] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # more environment (LIFECYCLE_METRICS=off)
+    code: Path = PROJECT_ROOT  # the checkout the workers run (another revision's, to compare)
 
     def start(self) -> Any:
         # each worker its own web port: two on one machine cannot share one
@@ -95,7 +96,7 @@ class Workers:
             **self.env,
         }
         proc = spawn([sys.executable, "-m", "lifecycle", "worker"],
-                     self.log_dir / f"worker-{len(self.processes)}.log", env=env, cwd=PROJECT_ROOT)  # fmt: skip
+                     self.log_dir / f"worker-{len(self.processes)}.log", env=env, cwd=self.code)  # fmt: skip
         self.processes.append(proc)
         return proc
 
