@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
@@ -69,9 +70,13 @@ class Followups:
                         start.journey, start.rule.id, str(start.rule.version), start.group,
                         event.occurred_at.timestamp(), "active"))  # fmt: skip
 
-    def add(self, writes: Writes, plan: Plan, state: DeliveryState) -> None:
-        """The journeys a plan starts and completes, with their outcomes and trace steps."""
+    def add(self, writes: Writes, plan: Plan, state: DeliveryState,
+            steps: list[tuple[str, dict[str, Any]]] | None = None) -> None:  # fmt: skip
+        """The journeys a plan starts and completes, with their outcomes and trace steps: added
+        to ``steps`` when given (the event's own note, written with them in one RPUSH), else as
+        a note of their own."""
         event = plan.event
+        trace: list[tuple[str, dict[str, Any]]] = [] if steps is None else steps
         origin_at = event.occurred_at.timestamp()
         for start in plan.journeys:
             assert start.rule.follow_up is not None
@@ -89,9 +94,9 @@ class Followups:
                                     window_seconds=start.rule.follow_up.window_seconds)  # fmt: skip
             first = (datetime.fromtimestamp(start.due, UTC).isoformat(timespec="seconds")
                      if start.due is not None else None)  # fmt: skip
-            state.add_note(writes, event.id, [("journey started", {
+            trace.append(("journey started", {
                 "journey": start.journey, "rule": start.rule.id, "group": start.group,
-                "first_follow_up": first, "stops_on": list(start.rule.follow_up.stop_on)})], {})  # fmt: skip
+                "first_follow_up": first, "stops_on": list(start.rule.follow_up.stop_on)}))  # fmt: skip
         for done in plan.completions:
             self.journeys.add_completion(writes, done.journey, f"{origin_at:.3f}", event.id,
                                          event.type, event.subject_id or "")  # fmt: skip
@@ -100,5 +105,7 @@ class Followups:
                                              version=done.version, group=done.group,
                                              started=done.started, completed=origin_at)  # fmt: skip
         if plan.completions:
-            state.add_note(writes, event.id, [("journeys completed", {
-                "journeys": [c.journey for c in plan.completions][:50]})], {})  # fmt: skip
+            trace.append(("journeys completed", {
+                "journeys": [c.journey for c in plan.completions][:50]}))  # fmt: skip
+        if steps is None and trace:
+            state.add_note(writes, event.id, trace, {})

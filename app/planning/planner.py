@@ -407,8 +407,8 @@ class Planner:
             else:
                 steps = [(f"chunk {chunk_number}", details)]
                 counts = {"planned": len(plan.notifications)}
-            state.add_note(writes, plan.event.id, steps, counts)
-            self.followups.add(writes, plan, state)  # its journeys after "planned" in the trace
+            self.followups.add(writes, plan, state, steps)  # its journeys' steps after "planned"
+            state.add_note(writes, plan.event.id, steps, counts)  # in one RPUSH
         await state.apply(writes)
         return [None for _ in plans]
 
