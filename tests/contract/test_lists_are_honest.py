@@ -23,8 +23,9 @@ def test_every_declared_topic_is_produced_or_consumed():
     for topic in topics.ALL:
         name = topic.get_topic_name()
         variable = next(var for var, value in vars(topics).items() if value is topic)
-        used = re.search(
-            rf"\b{variable}\.send\(|@app\.agent\({variable}\b|(dead_letter|send_record)\({variable}\b",
+        used = re.search(  # sent, consumed, dead-lettered, or a (topic, key, value) record
+            rf"\b{variable}\.send\(|@app\.agent\({variable}\b|(dead_letter|send_record)\({variable}\b"
+            rf"|\(\({variable}, ",  # gathered for send_records: records.append((deliveries, …))
             code,
         )
         assert used or f'"{name}"' in code, (
