@@ -287,22 +287,43 @@ async def test_a_chunk_that_cannot_be_planned_is_dead_lettered_not_lost(running,
     assert dict(record.headers)["x-lifecycle-reason"] == b"chunk for unknown rule 'no-such-rule'"
 
 
+@pytest.mark.parametrize(
+    ("chunk_batch_max", "batch_max", "batches"),
+    [(1000, 2, [5, 5]), (2, 1, [2, 2, 1, 2, 2, 1])],  # whole, past LIFECYCLE_BATCH_MAX; bounded
+)
 async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_redelivered(
-    running, broker
+    running, broker, monkeypatch, chunk_batch_max, batch_max, batches
 ):
-    """A warning's chunk goes straight to the gateway, not through notifications-warning; the
-    same chunk handled again (a crash before its offset was committed) sends nothing twice."""
+    """A warning's chunk goes straight to the gateway, not through notifications-warning, whole
+    (or in batches of at most CHUNK_BATCH_MAX); the same chunk handled again (a crash before its
+    offset was committed) sends nothing twice."""
+    import dataclasses
+
+    import agents.plan_chunk as module
     from agents.plan_chunk import plan_chunk
     from app.intake.events import validate_event as validate
     from app.planning.fanout import chunk_commands
     from tests.helpers import contact, enterprise
 
-    ids = [f"E-INLINE-{i}" for i in range(5)]
+    rt = running["runtime"]
+    monkeypatch.setattr(module, "CHUNK_BATCH_MAX", chunk_batch_max)
+    monkeypatch.setattr(rt, "settings", dataclasses.replace(rt.settings, batch_max=batch_max))
+    sizes: list[int] = []
+    deliver_many = rt.deliverer.deliver_many
+
+    async def counted(batch, profiles=None):
+        sizes.append(len(batch))
+        return await deliver_many(batch, profiles=profiles)
+
+    monkeypatch.setattr(rt.deliverer, "deliver_many", counted)
+    run = f"{chunk_batch_max}"
+    ids = [f"E-INLINE-{run}-{i}" for i in range(5)]
     for i, eid in enumerate(ids):
         await running["runtime"].profiles.upsert(parse_profile(enterprise(
-            eid, permits=("outdoor_advertising",), contacts=[contact("safety_officer", f"1390000810{i}")])))  # fmt: skip
+            eid, permits=("outdoor_advertising",), contacts=[contact("safety_officer", f"139{run[-1]}000810{i}")])))  # fmt: skip
+    wx = f"E-INLINE-WX-{run}"
     [(key, value)] = chunk_commands(
-        validate(weather_event_doc("E-INLINE-WX")), "weather-outdoor-ads-warning", ids, 10
+        validate(weather_event_doc(wx)), "weather-outdoor-ads-warning", ids, 10
     )
     async with plan_chunk.test_context() as agent:
         first = await agent.put(value, key=key)
@@ -310,16 +331,17 @@ async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_r
         assert agent.results[first.message.offset] == "delivered 5"
         assert agent.results[again.message.offset] == "delivered 5"
     await flushed()
-    sent = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-INLINE-WX"]
-    assert sorted(line["to"] for line in sent) == [f"+861390000810{i}" for i in range(5)]
+    assert sizes == batches
+    sent = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == wx]
+    assert sorted(line["to"] for line in sent) == [f"+86139{run[-1]}000810{i}" for i in range(5)]
     bootstrap = f"127.0.0.1:{broker.port}"
     lane = [
         Notification.from_json(r.value)
         for r in await read_topic(bootstrap, "notifications-warning")
     ]
-    assert [n for n in lane if n.event_id == "E-INLINE-WX"] == []
+    assert [n for n in lane if n.event_id == wx] == []
     outcomes = [json.loads(r.value) for r in await read_topic(bootstrap, "deliveries")]
-    statuses = sorted(o["status"] for o in outcomes if o.get("event_id") == "E-INLINE-WX")
+    statuses = sorted(o["status"] for o in outcomes if o.get("event_id") == wx)
     assert statuses.count("sent") == 5 and statuses.count("duplicate") == 5, statuses
 
 
