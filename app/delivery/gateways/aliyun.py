@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import aiohttp
 
+from app.core.codec import compact_json
 from app.core.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from app.delivery.gateways.batching import distinct_chunks
 from app.notifications import Notification
@@ -66,7 +67,7 @@ def template_of(n: Notification) -> tuple[str, str]:
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(value)
 
 
 def percent_encode(value: str) -> str:
