@@ -34,9 +34,10 @@ logger = logging.getLogger(__name__)
 # LIFECYCLE_BATCH_MAX, if larger): five Redis round trips and one gateway call a batch, not a
 # chunk's share of three batches' (Aliyun's same-text call takes 1,000 numbers).
 CHUNK_BATCH_MAX = 1000
+CHUNK_CONCURRENCY = 2
 
 
-@app.agent(fanout)
+@app.agent(fanout, concurrency=CHUNK_CONCURRENCY)
 async def plan_chunk(stream: StreamT) -> AsyncIterator[str]:
     async for message in stream.events():
         yield await handle_chunk(message)
