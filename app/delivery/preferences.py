@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 
 from app.core.codec import texts
 from app.core.redis_client import is_cluster
-from app.delivery.unsubscribe import address_key
+from app.delivery.unsubscribe import AddressKeys
 from app.state.writes import Batched
 
 WHO_TTL_SECONDS = 30 * 24 * 3600
@@ -48,13 +48,14 @@ class Preferences:
         self.secret = secret
         self._index_batch = redis.register_script(_INDEX_BATCH)
         self.clustered = is_cluster(redis)
+        self._address_key = AddressKeys(secret).of
 
     def key(self, address: str) -> str:
-        return self.key_of(address_key(self.secret, address))
+        return self.key_of(self._address_key(address))
 
     def who_key(self, value: str) -> str:
         """The message-search index of an address or a ``profile:ID``: its keyed hash only."""
-        return f"{self.prefix}who:{address_key(self.secret, value)}"
+        return f"{self.prefix}who:{self._address_key(value)}"
 
     async def queue_index(self, pipe: Pipeline, entries: list[tuple[str, str, str]],
                           now: float) -> None:  # fmt: skip
