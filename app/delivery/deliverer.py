@@ -56,7 +56,7 @@ from app.notifications import Notification
 from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
-from app.state.records import decode_record
+from app.state.records import decode_progress
 from app.state.writes import Batched
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class Begun(NamedTuple):
     """What one round trip before sending learns about a notification."""
 
     claimed: bool
-    record: dict[str, str]  # its status record
+    record: dict[str, str]  # of its status record, the fields delivery needs (PROGRESS)
     opt_outs: set[str]  # of its address
     profile: dict[str, Any]  # its recipient's profile ({} if gone)
 
@@ -197,7 +197,7 @@ class Deliverer:
             for n in batch:  # each store adds its own reads: it alone knows its keys
                 if claim:
                     self.state.queue_claim(pipe, n.id, token, lease_ms)
-                self.state.queue_record(pipe, n.id)
+                self.state.queue_progress(pipe, n.id)
                 self.preferences.queue_opt_outs(pipe, n.address)
                 if not known or n.profile_id not in known:
                     self.profiles.queue_get(pipe, n.profile_id)
@@ -210,7 +210,7 @@ class Deliverer:
             raw_record, members = next(results), next(results)
             profile = (known[n.profile_id] if known and n.profile_id in known
                        else self.profiles.decode(next(results), n.profile_id))  # fmt: skip
-            begun.append(Begun(claimed, decode_record(raw_record), set(texts(members)),
+            begun.append(Begun(claimed, decode_progress(raw_record), set(texts(members)),
                                dict(profile or {})))  # fmt: skip
         return begun
 

@@ -57,6 +57,15 @@ def decode_record(raw: dict[Any, Any]) -> dict[str, str]:
     return {text(k) or "": text(v) or "" for k, v in raw.items()}
 
 
+# What delivering a notification needs of its record: whether it is settled, and its attempts.
+PROGRESS = ("status", "attempts", "next_attempt_at")
+
+
+def decode_progress(raw: list[Any]) -> dict[str, str]:
+    """An HMGET of PROGRESS as a record holding those of its fields that are there."""
+    return {f: text(v) for f, v in zip(PROGRESS, raw, strict=True) if v is not None}
+
+
 class Records(Store):
     def mark_sent_now(self, notification_id: str, attempt: int) -> None:
         """Record "sent" synchronously, in the event-loop step that handed the message over.
@@ -106,6 +115,11 @@ class Records(Store):
     def queue_record(self, pipe: Pipeline, notification_id: str) -> None:
         """Add to a pipeline: read the record (its reply decodes with ``decode_record``)."""
         pipe.hgetall(self.key("n", notification_id))
+
+    def queue_progress(self, pipe: Pipeline, notification_id: str) -> None:
+        """Add to a pipeline: read the record's PROGRESS fields (its reply decodes with
+        ``decode_progress``): three values, not the whole record's dozen."""
+        pipe.hmget(self.key("n", notification_id), list(PROGRESS))
 
     def add_planned(self, writes: Writes, notifications: list[Notification]) -> None:
         """Add to ``writes``: remember planned notifications (a status already reached is never

@@ -227,16 +227,16 @@ return out
 
 
 class Batched:
-    """A pipeline of simple commands (SET, GET, HGETALL, SMEMBERS) run by one script call on one
+    """A pipeline of simple commands (SET, GET, HGETALL, HMGET, SMEMBERS) run by one script call on one
     Redis: what redis-py would pack and parse command by command (a chunk's claims, records and
     opt-outs are some 1,500 commands) is one JSON argument and one reply, parsed in C. Replies
-    come back shaped as a pipeline's: SET True or None, HGETALL a dict, SMEMBERS a set. Registered
+    come back shaped as a pipeline's: SET True or None, HGETALL a dict, HMGET a list, SMEMBERS a set. Registered
     scripts queued with ``script`` go in the same round trip. Used as ``redis.pipeline()`` is
     (``async with``, then ``execute``); on a cluster the commands' keys span slots, and the
     caller uses a real pipeline instead."""
 
     _shapes: dict[str, Any] = {"SET": lambda r: True if r else None, "GET": lambda r: r,
-                               "SMEMBERS": set}  # fmt: skip
+                               "SMEMBERS": set, "HMGET": list}  # fmt: skip
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -268,6 +268,11 @@ class Batched:
 
     def smembers(self, key: str) -> None:
         self._queue("SMEMBERS", key)
+
+    def hmget(self, key: str, keys: list[str]) -> None:
+        """The values of the hash's fields ``keys``, in order, None where missing (redis-py's
+        ``hmget(name, keys)``)."""
+        self._queue("HMGET", key, *keys)
 
     def script(self, script: Any, keys: list[str], args: list[Any]) -> None:
         """A registered script (``redis.register_script``), its own call in the round trip."""

@@ -27,6 +27,8 @@ async def test_batched_commands_answer_as_a_pipeline_does(redis_client, prefix) 
             pipe.script(script, [f"{k}ix-b"], ["m1"])
         pipe.get(f"{k}blob")
         pipe.get(f"{k}nothing")
+        pipe.hmget(f"{k}rec", ["status", "missing", "名前"])
+        pipe.hmget(f"{k}no-record", ["status", "attempts"])
 
     batched = Batched(redis_client)
     async with batched:
@@ -43,6 +45,7 @@ async def test_batched_commands_answer_as_a_pipeline_does(redis_client, prefix) 
     assert got[:2] == [True, None] and got[3] == {} and got[5] == set() and got[8] is None
     assert got[2][b"status"] == b"sent" and got[4] == {b"warning:sms", b"reminder:sms"}
     assert got[6] == 1 and got[7] == bytes(range(256)) + b"\x00\xff"
+    assert got[9] == [b"sent", None, "王强".encode()] and got[10] == [None, None]
     assert await redis_client.pttl(f"{k}claim-a") > 50_000  # the lease was set
 
 
