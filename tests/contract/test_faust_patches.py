@@ -16,7 +16,15 @@ from faust.sensors import Monitor
 from app.core.errors import ConfigError
 from app.core.settings import PROJECT_ROOT
 from wiring import faust_patches
-from wiring.faust_patches import FAUST_VERSION, check_version, drain, fetch_wait, monitor, take
+from wiring.faust_patches import (
+    FAUST_VERSION,
+    check_version,
+    drain,
+    fetch_wait,
+    monitor,
+    quiet_log,
+    take,
+)
 
 
 def sha256_of_source(function: object) -> str:
@@ -41,6 +49,12 @@ def test_the_drain_loop_copied_is_still_faust_s():
 def test_the_take_loop_copied_is_still_faust_s():
     assert sha256_of_source(take.ORIGINAL) == take.ORIGINAL_SHA256
     assert list(inspect.signature(take.ORIGINAL).parameters) == ["self", "max_", "within"]
+
+
+def test_the_log_method_copied_is_still_mode_s():
+    assert sha256_of_source(quiet_log.ORIGINAL) == quiet_log.ORIGINAL_SHA256
+    params = ["self", "severity", "message", "args", "kwargs"]
+    assert list(inspect.signature(quiet_log.ORIGINAL).parameters) == params
 
 
 def test_the_consumer_factory_wrapped_still_sets_the_fetch_wait_it_overrides():

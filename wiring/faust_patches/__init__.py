@@ -6,6 +6,7 @@
 | fetch_wait    | ``AIOKafkaConsumerThread._create_worker_consumer`` | a fetch wait below Faust's fixed 1.5 s |
 | monitor       | the app's ``Monitor`` sensor (a subclass)          | no per-message statistics for pages not served |
 | take          | ``Stream.take_events``                             | an idle batching agent sleeps until an event comes, not every 5 ms |
+| quiet_log     | mode's ``CompositeLogger.log``                     | a log call for a level that is off is not formatted first (one a message) |
 
 Each module records the SHA-256 of the Faust source it was written against;
 ``tests/contract/test_faust_patches.py`` fails when the installed Faust differs, and
@@ -21,12 +22,13 @@ from app.core.errors import ConfigError
 from wiring.faust_patches.drain import drain_in_batches
 from wiring.faust_patches.fetch_wait import limit_fetch_wait
 from wiring.faust_patches.monitor import LeanMonitor
+from wiring.faust_patches.quiet_log import log_only_when_enabled
 from wiring.faust_patches.take import sleep_when_idle
 
 FAUST_VERSION = "0.15.3"  # the same pin as pyproject.toml's dependency
 
 __all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "drain_in_batches", "install",
-           "sleep_when_idle"]  # fmt: skip
+           "log_only_when_enabled", "sleep_when_idle"]  # fmt: skip
 
 
 def check_version(installed: str | None = None) -> None:
@@ -51,3 +53,4 @@ def install(fetch_max_wait_ms: int) -> None:
     limit_fetch_wait(fetch_max_wait_ms)
     drain_in_batches()
     sleep_when_idle()
+    log_only_when_enabled()
