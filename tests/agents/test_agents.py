@@ -345,6 +345,58 @@ async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_r
     assert statuses.count("sent") == 5 and statuses.count("duplicate") == 5, statuses
 
 
+async def test_two_chunks_at_once_take_turns_planning_and_overlap_delivering(running, monkeypatch):
+    """A worker works on two chunks at once (CHUNK_CONCURRENCY): one is planned while the other is
+    delivered, never two plannings at once (the first chunk's SMS would wait for both); each
+    recipient of both chunks gets one SMS."""
+    import types
+
+    import agents.plan_chunk as module
+    from app.intake.events import validate_event as validate
+    from app.planning.fanout import chunk_commands
+    from tests.helpers import contact, enterprise
+
+    rt = running["runtime"]
+    ids = [f"E-TURNS-{i}" for i in range(4)]
+    for i, eid in enumerate(ids):
+        await rt.profiles.upsert(parse_profile(enterprise(
+            eid, permits=("outdoor_advertising",), contacts=[contact("safety_officer", f"1390000840{i}")])))  # fmt: skip
+    wx = "E-TURNS-WX"
+    commands = chunk_commands(
+        validate(weather_event_doc(wx)), "weather-outdoor-ads-warning", ids, 2
+    )
+    assert len(commands) == 2
+    log: list[str] = []
+    plan_chunk_command, deliver = rt.planner.plan_chunk_command, module.deliver_planned
+
+    async def planning(command, event, rule):
+        log.append(f"plan {command['chunk']}")
+        await asyncio.sleep(0.05)  # as a chunk's profile read would: the other may go on
+        chunk = await plan_chunk_command(command, event, rule)
+        log.append(f"planned {command['chunk']}")
+        return chunk
+
+    async def delivering(batch, profiles=None):
+        log.append("deliver")
+        await asyncio.sleep(0.2)  # as the round trips and the gateway would
+        statuses = await deliver(batch, profiles)
+        log.append("delivered")
+        return statuses
+
+    monkeypatch.setattr(rt.planner, "plan_chunk_command", planning)
+    monkeypatch.setattr(module, "deliver_planned", delivering)
+    messages = [types.SimpleNamespace(key=k, value=v) for k, v in commands]
+    results = await asyncio.gather(*(module.handle_chunk(m) for m in messages))
+    assert results == ["delivered 2", "delivered 2"]
+    plans = [e for e in log if e.startswith("plan")]
+    assert plans[0].startswith("plan ") and plans[1].startswith("planned ")  # one, then the other
+    assert plans[1][len("planned ") :] == plans[0][len("plan ") :]
+    assert log.index("deliver") < log.index(plans[2]) < log.index("delivered")  # overlapped
+    await flushed()
+    sent = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == wx]
+    assert sorted(line["to"] for line in sent) == [f"+861390000840{i}" for i in range(4)]
+
+
 async def test_a_warnings_chunk_holds_a_policy_sweep_until_it_is_done(running, monkeypatch):
     """While a warning's chunk is planned and delivered the worker's urgent work is marked, so a
     policy sweep between two batches waits; it goes on a quiet second after the chunk."""
