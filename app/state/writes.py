@@ -227,13 +227,13 @@ return out
 
 
 class Batched:
-    """A pipeline of simple commands (SET, GET, HGETALL, HMGET, SMEMBERS) run by one script call on one
-    Redis: what redis-py would pack and parse command by command (a chunk's claims, records and
-    opt-outs are some 1,500 commands) is one JSON argument and one reply, parsed in C. Replies
-    come back shaped as a pipeline's: SET True or None, HGETALL a dict, HMGET a list, SMEMBERS a set. Registered
-    scripts queued with ``script`` go in the same round trip. Used as ``redis.pipeline()`` is
-    (``async with``, then ``execute``); on a cluster the commands' keys span slots, and the
-    caller uses a real pipeline instead."""
+    """A pipeline of simple commands (SET, GET, HGETALL, HMGET, SMEMBERS) run by one script call
+    on one Redis: what redis-py would pack and parse command by command (a chunk's claims, records
+    and opt-outs are some 1,500 commands) is one JSON argument and one reply, parsed in C. Replies
+    come back shaped as a pipeline's: SET True or None, HGETALL a dict, HMGET a list, SMEMBERS a
+    set. Registered scripts queued with ``script`` go in the same round trip. Used as
+    ``redis.pipeline()`` is (``async with``, then ``execute``); on a cluster the commands' keys
+    span slots, and the caller uses a real pipeline instead."""
 
     _shapes: dict[str, Any] = {"SET": lambda r: True if r else None, "GET": lambda r: r,
                                "SMEMBERS": set, "HMGET": list}  # fmt: skip
