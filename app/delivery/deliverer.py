@@ -153,7 +153,11 @@ class Deliverer:
         is handled after the rest, once its claim has ended."""
         token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
         outcomes: list[list[DeliveryOutcome]] = [[] for _ in batch]
-        begun = await self._begin(batch, token, known=profiles or {})
+        try:
+            begun = await self._begin(batch, token, known=profiles or {})
+        except Exception:  # claims taken before the failure are this batch's: give them back
+            await self._give_back(batch, token)
+            raise
         contested: list[int] = []
         ready: list[tuple[int, Begun]] = []
         for i, (n, b) in enumerate(zip(batch, begun, strict=True)):
@@ -171,6 +175,17 @@ class Deliverer:
         for i in contested:  # another worker (or this batch) is on it: wait, then look again
             outcomes[i] = await self._contested(batch[i], token, begun[i].record)
         return outcomes
+
+    async def _give_back(self, batch: list[Notification], token: str) -> None:
+        """The first round trip failed (a record that is not a hash fails the script after the
+        claims before it were set; a cluster's pipeline sets every claim before it reports the
+        error): release this batch's claims, so that each notification handled again goes at
+        once, not after the lease. If Redis does not answer, the lease ends them."""
+        try:
+            await self.state.release_own([n.id for n in batch], token)
+        except Exception:
+            logger.warning("could not give back the claims of a batch of %d; they expire "
+                           "after %.0f s", len(batch), self.policy.claim_lease, exc_info=True)  # fmt: skip
 
     async def _contested(self, n: Notification, token: str, record: dict[str, str]
                          ) -> list[DeliveryOutcome]:  # fmt: skip

@@ -30,6 +30,17 @@ from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, sent_ste
 logger = logging.getLogger(__name__)
 
 CLAIM_LEASE_MS = 60_000
+# Claims given back by their owner only: KEYS claim:{id}…, ARGV[1] the owner; how many it held
+_RELEASE_OWN = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+"""
 # A failed notification back to planned: KEYS n:{id}; its status if it was not failed
 _REOPEN = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -151,6 +162,20 @@ class Records(Store):
     async def release_many(self, notification_ids: list[str]) -> None:
         if notification_ids:
             await self.redis.delete(*(self.key("claim", i) for i in notification_ids))
+
+    async def release_own(self, notification_ids: list[str], owner: str) -> None:
+        """Give back those of these claims that ``owner`` holds (another's are left alone): after
+        a round trip that failed part way, whichever claims it took."""
+        keys = [self.key("claim", i) for i in notification_ids]
+        if not keys:
+            return
+        if not self.keys.clustered:
+            await self.redis.eval(_RELEASE_OWN, len(keys), *keys, owner)
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:  # one slot a claim
+            for key in keys:
+                pipe.eval(_RELEASE_OWN, 1, key, owner)
+            await pipe.execute()
 
     async def set_status(self, n: Notification, status: Status, **fields: Any) -> None:
         await self.set_status_many([n], status, [fields])

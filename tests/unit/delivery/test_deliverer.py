@@ -359,3 +359,36 @@ async def test_a_refusal_after_the_early_sent_mark_still_ends_failed_or_deferred
         "deferred",
     )
     deliverer.state.sync_redis.close()
+
+
+@ON_BOTH_REDIS
+async def test_a_batch_whose_first_round_trip_fails_leaves_no_claim_behind(
+    make_deliverer, smtp_server, redis_client, tmp_path
+):
+    """A record key that is not a hash (corrupted, or written by someone with access to Redis)
+    fails the batch's first round trip after the claims before it were taken. The claims this
+    batch took are given back (a claim held by another worker is left alone), so each
+    notification handled alone next goes at once, not after the lease; the bad one fails alone."""
+    import asyncio
+
+    import pytest
+    from redis.exceptions import ResponseError
+
+    config, _ = smtp_server()
+    deliverer = make_deliverer(config)  # a lease of 60 s
+    batch = [notification("sms", f"+86138001390{i:02d}", event_id="E-WRONGTYPE") for i in range(3)]
+    state = deliverer.state
+    await redis_client.set(state.key("n", batch[1].id), "not a hash")
+    other = notification("sms", "+8613800139099", event_id="E-WRONGTYPE")
+    assert await state.claim(other.id, "another worker", 60_000)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await deliverer.deliver_many([*batch, other])
+    assert await redis_client.exists(*(state.key("claim", n.id) for n in batch)) == 0
+    assert await redis_client.get(state.key("claim", other.id)) == b"another worker"
+    for n in (batch[0], batch[2]):
+        outcomes = await asyncio.wait_for(deliverer.deliver(n), timeout=10)
+        assert statuses(outcomes) == ["sending", "sent"]
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await asyncio.wait_for(deliverer.deliver(batch[1]), timeout=10)
+    sent = [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")]
+    assert sorted(sent) == sorted([batch[0].id, batch[2].id])
