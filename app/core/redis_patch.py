@@ -13,6 +13,11 @@ or asyncio's streams and transports), is raised as the ``ConnectionError`` it is
 has already dropped the connection, so the next command opens a new one. Any other
 AttributeError or TypeError passes through unchanged.
 
+redis-py 8.2 fixed it upstream (#4217 merged: ``_send_packed_command`` checks its writer and
+raises ``ConnectionError("Connection closed by the server before write")``). There the wrapper
+finds nothing to convert and passes everything through; it stays for the older redis-py that
+``pyproject.toml`` still accepts (``UPSTREAM_FIXED`` says which one runs).
+
 A wrapper, not a copy: it holds for any redis-py whose ``send_packed_command`` has this
 signature, which ``tests/unit/state/test_redis_patch.py`` checks.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio.selector_events
 import asyncio.streams
 import asyncio.transports
+from importlib.metadata import version
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +35,8 @@ from redis.asyncio import connection as aioconnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 ORIGINAL = aioconnection.AbstractConnection.send_packed_command
+# redis-py 8.2 raises ConnectionError itself when the writer is gone (redis/redis-py#4217)
+UPSTREAM_FIXED = tuple(int(p) for p in version("redis").split(".")[:2]) >= (8, 2)
 WRITER_FILES = frozenset(module.__file__ for module in (aioconnection, asyncio.streams,
                                                          asyncio.selector_events, asyncio.transports))  # fmt: skip
 
