@@ -35,7 +35,16 @@ def address_key(secret: str, address: str) -> str:
     """The keyed hash that an address's opt-outs are stored under: the same address always gives
     the same key, and the key does not give the address back (not even by trying every mobile
     number, without the secret)."""
-    mac = hmac.new(secret.encode("utf-8"), b"optout|" + address.encode("utf-8"), hashlib.sha256)
+    return _finished(_keyed(secret), address)
+
+
+def _keyed(secret: str) -> hmac.HMAC:
+    """The HMAC of address keys under ``secret``, before its address."""
+    return hmac.new(secret.encode("utf-8"), b"optout|", hashlib.sha256)
+
+
+def _finished(mac: hmac.HMAC, address: str) -> str:
+    mac.update(address.encode("utf-8"))
     return mac.hexdigest()[:32]
 
 
@@ -48,13 +57,11 @@ class AddressKeys:
     CACHED = 4096
 
     def __init__(self, secret: str) -> None:
-        self._keyed = hmac.new(secret.encode("utf-8"), b"optout|", hashlib.sha256)
+        self._keyed = _keyed(secret)
         self.of = lru_cache(maxsize=self.CACHED)(self._compute)
 
     def _compute(self, address: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(address.encode("utf-8"))
-        return mac.hexdigest()[:32]
+        return _finished(self._keyed.copy(), address)
 
 
 @dataclass(frozen=True)
