@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio.selector_events
 import asyncio.streams
 import asyncio.transports
+import re
 from importlib.metadata import version
 from types import TracebackType
 from typing import Any
@@ -36,7 +37,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 ORIGINAL = aioconnection.AbstractConnection.send_packed_command
 # redis-py 8.2 raises ConnectionError itself when the writer is gone (redis/redis-py#4217)
-UPSTREAM_FIXED = tuple(int(p) for p in version("redis").split(".")[:2]) >= (8, 2)
+_RELEASE = re.match(r"(\d+)\.(\d+)", version("redis"))  # "8.2.0", "8.3.0b1", "9.0"
+UPSTREAM_FIXED = _RELEASE is not None and (int(_RELEASE[1]), int(_RELEASE[2])) >= (8, 2)
 WRITER_FILES = frozenset(module.__file__ for module in (aioconnection, asyncio.streams,
                                                          asyncio.selector_events, asyncio.transports))  # fmt: skip
 
