@@ -31,6 +31,7 @@ import os
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -137,15 +138,18 @@ class Deliverer:
         self.clock = clock
         self.limiter = limiter
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
+        # told how long each batch's sends of a channel took (the gateway's time, not pacing)
+        self.on_sends: Callable[[str, float], None] | None = None
 
     async def deliver(self, n: Notification) -> list[DeliveryOutcome]:
         return (await self.deliver_many([n]))[0]
 
     async def deliver_many(self, batch: list[Notification],
-                           profiles: Mapping[str, Profile] | None = None
+                           profiles: Mapping[str, Profile] | None = None, *, paced: bool = False
                            ) -> list[list[DeliveryOutcome]]:  # fmt: skip
         """Deliver each notification of ``batch`` as ``deliver`` would; the outcomes in order.
         ``profiles``: the recipients' profiles as just read (a chunk's planning), not read again.
+        ``paced``: the caller holds the batch's pacing tokens (``RateLimiter.take_now``).
 
         The decisions are made one by one; the Redis round trips are shared by the batch (one to
         claim and read, one for the daily cap, one for "sending", one for "sent", one to release)
@@ -168,12 +172,12 @@ class Deliverer:
             else:
                 ready.append((i, b))
         try:
-            await self._handle(batch, ready, outcomes)
+            await self._handle(batch, ready, outcomes, paced=paced)
         finally:
             claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
             await self._persist(lambda: self.state.release_many(claimed))
         for i in contested:  # another worker (or this batch) is on it: wait, then look again
-            outcomes[i] = await self._contested(batch[i], token, begun[i].record)
+            outcomes[i] = await self._contested(batch[i], token, begun[i].record, paced=paced)
         return outcomes
 
     async def _give_back(self, batch: list[Notification], token: str) -> None:
@@ -187,8 +191,8 @@ class Deliverer:
             logger.warning("could not give back the claims of a batch of %d; they expire "
                            "after %.0f s", len(batch), self.policy.claim_lease, exc_info=True)  # fmt: skip
 
-    async def _contested(self, n: Notification, token: str, record: dict[str, str]
-                         ) -> list[DeliveryOutcome]:  # fmt: skip
+    async def _contested(self, n: Notification, token: str, record: dict[str, str], *,
+                         paced: bool = False) -> list[DeliveryOutcome]:  # fmt: skip
         if not await self._claim(n, token):
             return [self._outcome(n, "duplicate", record)]
         try:
@@ -196,7 +200,7 @@ class Deliverer:
             if self._settled(b.record):
                 return [self._outcome(n, "duplicate", b.record)]
             outcomes: list[list[DeliveryOutcome]] = [[]]
-            await self._handle([n], [(0, b)], outcomes)
+            await self._handle([n], [(0, b)], outcomes, paced=paced)
             return outcomes[0]
         finally:
             await self._persist(lambda: self.state.release(n.id))
@@ -257,7 +261,8 @@ class Deliverer:
         return True
 
     async def _handle(self, batch: list[Notification], ready: list[tuple[int, Begun]],
-                      outcomes: list[list[DeliveryOutcome]]) -> None:  # fmt: skip
+                      outcomes: list[list[DeliveryOutcome]], *, paced: bool = False
+                      ) -> None:  # fmt: skip
         """Policy, then one attempt for each claimed notification that may go now."""
         go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
         capped: list[tuple[int, int]] = []
@@ -284,9 +289,9 @@ class Deliverer:
         go.sort()
         if not go:
             return
-        if self.limiter is not None:
-            for i, _ in go:
-                await self.limiter.acquire(batch[i].channel)
+        if self.limiter is not None and not paced:  # one round trip a channel, not a send
+            for channel, count in Counter(batch[i].channel for i, _ in go).items():
+                await self.limiter.acquire(channel, count)
         sending = [batch[i] for i, _ in go]
         attempts = [attempt + 1 for _, attempt in go]
         await self._persist(lambda: self.state.set_status_many(
@@ -314,6 +319,7 @@ class Deliverer:
         its channel's share in one call (it maps each number's answer back), any other one
         notification at a time, concurrently."""
         refs: list[str | Exception] = [RuntimeError("not attempted")] * len(sending)
+        started, took = time.monotonic(), dict.fromkeys((n.channel for n in sending), 0.0)
         batched: dict[str, list[int]] = {}
         single: list[int] = []
         batching = {c: isinstance(g, BatchGateway) for c, g in self.gateways.items()}  # once:
@@ -325,6 +331,7 @@ class Deliverer:
 
         async def one(j: int) -> None:
             refs[j] = await self._attempt(sending[j], attempts[j])
+            took[sending[j].channel] = time.monotonic() - started  # the channel's slowest
 
         async def many(channel: str, indexes: list[int]) -> None:
             gateway = self.gateways[channel]
@@ -339,9 +346,13 @@ class Deliverer:
                 answers = [exc] * len(indexes)
             for j, answer in zip(indexes, answers, strict=True):
                 refs[j] = answer
+            took[channel] = time.monotonic() - started
 
         await asyncio.gather(*(one(j) for j in single),
                              *(many(c, ix) for c, ix in batched.items()))  # fmt: skip
+        if self.on_sends is not None:
+            for channel, seconds in took.items():
+                self.on_sends(channel, seconds)
         return refs
 
     async def _attempt(self, n: Notification, attempt: int) -> str | Exception:
