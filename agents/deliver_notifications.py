@@ -70,15 +70,15 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
     return statuses
 
 
-async def deliver_planned(batch: list[Notification],
-                          profiles: Mapping[str, Profile] | None = None) -> list[str]:  # fmt: skip
-    """Deliver planned notifications (from a lane, or straight from a chunk of a warning's
-    audience, with the profiles it read); publish every status change; dead-letter what failed.
-    Their last statuses."""
+async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Profile] | None = None,
+                          *, paced: bool = False) -> list[str]:  # fmt: skip
+    """Deliver planned notifications (from a lane, or where they were planned, with the profiles
+    that read); publish every status change; dead-letter what failed. Their last statuses.
+    ``paced``: the caller holds their pacing tokens."""
     deliverer = runtime().deliverer
     assert deliverer is not None, "the worker's runtime is built with delivery"
     results = await together_or_alone(
-        batch, partial(deliverer.deliver_many, profiles=profiles), "delivering"
+        batch, partial(deliverer.deliver_many, profiles=profiles, paced=paced), "delivering"
     )
     statuses: list[str] = []
     records: list[tuple[TopicT, bytes, bytes]] = []

@@ -1,6 +1,17 @@
-"""life-events → notifications: each event is planned by ``Planner.plan_event`` (rules, guard,
-fan-out decision); this agent routes what it returns: notifications to their lane, chunk commands
-of large audiences to `fanout`.
+"""life-events → deliveries, notifications: each event is planned by ``Planner.plan_event`` (rules,
+guard, fan-out decision); this agent routes what it returns: chunk commands of large audiences to
+`fanout`, and the notifications delivered here, where they are planned, or on their lane.
+
+**Delivered where planned.** A batch's notifications go to the deliverer in this agent, as the
+lane's agent would deliver them (the same claims, policy, gateway batches and ``deliveries``
+records), without a hop through their lane: one production, one consumption, one JSON round trip
+and one batch's wait a notification fewer. The batch's events are committed only after that, so
+a crash mid-send plans them again into the same notification ids, and what was sent is found
+settled. Three things send a notification by its lane instead, so that planning never waits
+behind a send (a warning planned next must not): its channel's sends were slow a moment ago
+(``app.delivery.shortcut``); its channel is paced and the bucket holds no token for it now; the
+batch has more than ``MAX_HERE`` notifications. A worker without a deliverer publishes them all,
+and so does one with ``LIFECYCLE_DELIVER_WHERE_PLANNED=off``.
 
 An event that is not valid JSON, of an unknown type or against its schema goes to
 life-events-dlq with the reason, and the agent carries on.
@@ -10,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -20,14 +31,18 @@ from agents.common import (
     add_counts,
     batches,
     dead_letter,
-    publish_plan,
+    send_records,
     together_or_alone,
     until_available,
 )
+from agents.deliver_notifications import deliver_planned
 from app.core.errors import EventRejected, internal_error
+from app.delivery.shortcut import MAX_HERE
 from app.intake.events import MAX_EVENT_BYTES, Event, parse_event
+from app.notifications import Category, Notification
 from app.planning.planner import Outcome, refuse_oversized
-from topics import fanout, life_events, life_events_dlq
+from app.profiles.model import Profile
+from topics import fanout, lane, life_events, life_events_dlq
 from wiring.faust_app import app, runtime
 from wiring.metrics import count_event
 
@@ -60,7 +75,7 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     for i, event in events:
         try:
             outcome = await until_available(partial(planner.plan_event, event, subjects))
-            planned.append((i, outcome, refuse_oversized(outcome.plan)))
+            planned.append((i, outcome, refuse_oversized(outcome.plan, by_lane)))
         except Exception as exc:  # a bug must not lose the event: keep it, with the reason
             logger.exception("planning failed for event %s", event.id)
             await dead_letter(life_events_dlq, messages[i], internal_error(exc))
@@ -69,7 +84,10 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     recorded = await together_or_alone(
         [outcome.plan for _, outcome, _ in planned], planner.record, "recording plans"
     )
-    for (i, outcome, encoded), failure in zip(planned, recorded, strict=True):
+    ready: list[Notification] = []
+    encoded: dict[str, bytes] = {}
+    profiles: dict[str, Profile] = {k: p for k, p in (subjects or {}).items() if p is not None}
+    for (i, outcome, plan_encoded), failure in zip(planned, recorded, strict=True):
         if failure is not None:
             await dead_letter(life_events_dlq, messages[i], internal_error(failure))
             statuses[i] = "error"
@@ -77,7 +95,9 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
             continue
         for key, value in outcome.commands:
             await fanout.send(key=key, value=value)
-        await publish_plan(outcome.plan, encoded)
+        ready.extend(outcome.plan.notifications)
+        encoded.update(plan_encoded)
+        profiles.update(outcome.plan.profiles)
         if outcome.held and rt.alerts is not None:
             try:
                 await rt.alerts.held(outcome.held)
@@ -92,6 +112,7 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    plan.event.id, plan.event.type, len(plan.matched), len(plan.notifications),
                    len(outcome.commands))  # fmt: skip
+    await deliver_here_or_by_lane(ready, encoded, profiles)
     await add_counts(
         {f"events:{status}": statuses.count(status) for status in set(statuses)}
         | {"planned_notifications": sum(len(o.plan.notifications) for _, o, _ in planned)}
@@ -101,6 +122,56 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
                     statuses.count("planned"), sum(len(o.plan.notifications) for _, o, _ in planned),
                     rejected, statuses.count("error"))  # fmt: skip
     return statuses
+
+
+def by_lane(n: Notification) -> bool:
+    """Whether ``n`` will go by its lane (and so is encoded now); one that the shortcut would take
+    may still go by its lane (no token, too many), and is encoded then."""
+    rt = runtime()
+    return (rt.deliverer is None or not rt.settings.deliver_where_planned
+            or not rt.shortcut.open(n.channel))  # fmt: skip
+
+
+async def deliver_here_or_by_lane(ready: list[Notification], encoded: Mapping[str, bytes],
+                                  profiles: Mapping[str, Profile]) -> None:  # fmt: skip
+    """Deliver ``ready`` here, but what the shortcut, the pacing or ``MAX_HERE`` sends by its
+    lane (see the module's doc)."""
+    rt = runtime()
+    here: list[Notification] = []
+    by_channel: dict[str, list[Notification]] = {}
+    laned: list[Notification] = []
+    for n in ready:
+        if by_lane(n):
+            laned.append(n)
+        else:
+            by_channel.setdefault(n.channel, []).append(n)
+    limiter = rt.deliverer.limiter if rt.deliverer is not None else None
+    for channel, ns in by_channel.items():
+        room = MAX_HERE - len(here)
+        taken = min(len(ns), room)
+        if limiter is not None and limiter.paced(channel) and taken:
+            taken = await until_available(partial(limiter.take_now, channel, taken))
+        here.extend(ns[:taken])
+        laned.extend(ns[taken:])
+    await publish(laned, encoded)
+    if not here:
+        return
+    try:
+        if any(n.category == Category.WARNING for n in here):
+            with rt.urgency.running():  # a policy sweep waits meanwhile
+                await deliver_planned(here, profiles, paced=True)
+        else:
+            await deliver_planned(here, profiles, paced=True)
+    except Exception:  # outside the deliverer's own guard (the producer, a bug): the lanes
+        logger.exception("delivering %d notification(s) where planned failed; by their lanes "
+                         "instead (what went is found settled there)", len(here))  # fmt: skip
+        await publish(here, encoded)
+
+
+async def publish(notifications: Sequence[Notification], encoded: Mapping[str, bytes]) -> None:
+    """Each notification on its lane (warnings apart), keyed by recipient, in one go."""
+    await send_records([(lane(n.category), n.recipient.encode(), encoded.get(n.id) or n.to_json())
+                        for n in notifications])  # fmt: skip
 
 
 async def read_events(messages: Sequence[EventT], statuses: list[str]) -> list[tuple[int, Event]]:

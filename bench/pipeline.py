@@ -14,6 +14,16 @@ Prints a table and writes bench/results/pipeline.json.
     python -m bench.pipeline [--events 10000] [--bare-events 100000] [--loads 100,1000,5000]
                              [--seconds 10] [--workers 1,2] [--offered-workers 1,2]
                              [--fetch-wait 20] [--event-loop uvloop]
+    python -m bench.pipeline --compare /tmp/wt-before,/tmp/wt-after --rounds 3 \
+                             [--events 10000] [--loads 100,1000]
+    python -m bench.pipeline --compare .+LIFECYCLE_DELIVER_WHERE_PLANNED=off,. --rounds 3
+
+``--compare`` runs one worker of each variant in turn on one stack, alternately (ABAB…, then
+BABA… every other round): saturated, then at each offered load. A variant is a checkout (another
+revision's, made with ``git worktree add``) and, after ``+``, environment for its worker
+(``KEY=VALUE``, several joined by ``+``). These machines are noisy, so a change is measured
+against its parent side by side. It prints each run and the medians and writes
+bench/results/pipeline-compare.json.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,10 +161,13 @@ async def start_workers(workers: Workers, count: int) -> list[Any]:
     return procs
 
 
-async def saturated(settings: Settings, workers_count: int, count: int, run: str) -> dict[str, Any]:
+async def saturated(settings: Settings, workers_count: int, count: int, run: str,
+                    variant: Variant | None = None) -> dict[str, Any]:  # fmt: skip
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     settings = settings.with_(sms_url=f"file://{outbox}")
     workers = Workers(settings, LOGS / f"pipeline-{run}-{workers_count}w")
+    if variant is not None:
+        workers.code, workers.env = variant.code, dict(variant.env)
     try:
         procs = await start_workers(workers, workers_count)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
@@ -174,12 +188,13 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
         workers.stop_all()
 
 
-async def offered(
-    settings: Settings, rate: int, seconds: float, run: str, workers_count: int = 1
-) -> dict[str, Any]:
+async def offered(settings: Settings, rate: int, seconds: float, run: str, workers_count: int = 1,
+                  variant: Variant | None = None) -> dict[str, Any]:  # fmt: skip
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     settings = settings.with_(sms_url=f"file://{outbox}")
     workers = Workers(settings, LOGS / f"offered-{run}-{rate}-{workers_count}w")
+    if variant is not None:
+        workers.code, workers.env = variant.code, dict(variant.env)
     try:
         procs = await start_workers(workers, workers_count)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers[0], linger_ms=1)
@@ -304,6 +319,63 @@ async def run(
         return result
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What ``--compare`` runs: a checkout's worker, with environment of its own."""
+
+    spec: str
+    code: Path
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        tree, *pairs = spec.split("+")
+        env = []
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--compare: {pair!r} is not KEY=VALUE")
+            env.append((key, value))
+        code = Path(tree or ".").resolve()
+        if not (code / "lifecycle").is_dir():
+            raise SystemExit(f"--compare: {code} is not a checkout of this project")
+        return cls(spec, code, tuple(env))
+
+
+async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int,
+                   event_loop: str, variants: list[Variant], rounds: int) -> dict[str, Any]:  # fmt: skip
+    """One worker of each variant in turn, ``rounds`` times: saturated, then each offered load."""
+    run_id = time.strftime("%H%M%S")
+    runs: dict[str, list[dict[str, Any]]] = {v.spec: [] for v in variants}
+    async with stack(fetch_wait, event_loop) as settings:
+        for i in range(rounds):
+            for variant in variants if i % 2 == 0 else list(reversed(variants)):
+                tag = f"{run_id}c{i}{variants.index(variant)}"
+                one = await saturated(settings, 1, count, f"{tag}s", variant)
+                one["offered"] = [await offered(settings, rate, seconds, f"{tag}o{rate}", 1, variant)
+                                  for rate in loads]  # fmt: skip
+                runs[variant.spec].append(one)
+                print(f"{variant.spec}: {one['events_per_s']:,} events/s, "
+                      f"{one['worker_cpu_us_per_event']:,} µs of worker CPU an event; " +
+                      "; ".join(f"p99 at {o['offered_per_s']:,}/s {o['p99_ms']} ms "
+                                f"(p50 {o['p50_ms']})" for o in one["offered"]))  # fmt: skip
+    out: dict[str, Any] = {"events": count, "machine": f"{os.cpu_count()} cores",
+                           "rounds": rounds, "variants": []}  # fmt: skip
+    for spec, results in runs.items():
+        median = {
+            "events_per_s": statistics.median(r["events_per_s"] for r in results),
+            "worker_cpu_us_per_event": statistics.median(r["worker_cpu_us_per_event"] for r in results),
+        }  # fmt: skip
+        for j, rate in enumerate(loads):
+            for q in ("p50_ms", "p99_ms"):
+                median[f"{q[:3]}_at_{rate}_ms"] = statistics.median(
+                    r["offered"][j][q] for r in results
+                )
+        print(f"median {spec}: " + ", ".join(f"{k} {v:,.0f}" for k, v in median.items()))
+        out["variants"].append({"variant": spec, "runs": results, "median": median})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -330,8 +402,18 @@ def main() -> None:
         default=Settings().event_loop,
         help="LIFECYCLE_EVENT_LOOP: uvloop or asyncio",
     )
+    parser.add_argument("--compare", default="", metavar="VARIANT,VARIANT",
+                        help="one worker of each, alternately (see above)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare: how many rounds")
     args = parser.parse_args()
     loads = [int(x) for x in args.loads.split(",") if x]
+    if args.compare:
+        variants = [Variant.parse(v) for v in args.compare.split(",") if v]
+        compare = asyncio.run(compared(args.events, loads, args.seconds, args.fetch_wait,
+                                       args.event_loop, variants, args.rounds))  # fmt: skip
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "pipeline-compare.json").write_text(json.dumps(compare, indent=2) + "\n")
+        return
     result = asyncio.run(
         run(
             args.events,

@@ -29,6 +29,7 @@ from app.delivery.gateways import sms_gateway_from_url
 from app.delivery.gateways.email import SmtpGateway
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
+from app.delivery.shortcut import Shortcut
 from app.delivery.unsubscribe import UnsubscribeLinks
 from app.intake.events import install_types
 from app.intake.typebook import read_types
@@ -131,6 +132,11 @@ class Runtime:
     rules_generation: int = -1  # of the rule book, as last applied (-1: the seed files only)
     live_root: Path | None = None  # where the live set was written (None: the seed files)
     urgency: Urgency = field(default_factory=Urgency)  # warnings first, chores give way
+    shortcut: Shortcut = field(default_factory=Shortcut)  # delivering where planned, while quick
+
+    def __post_init__(self) -> None:
+        if self.deliverer is not None:  # how long sends take decides the shortcut past the lanes
+            self.deliverer.on_sends = self.shortcut.took
 
     @classmethod
     def build(cls, settings: Settings, *, deliver: bool = True) -> Runtime:

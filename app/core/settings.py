@@ -6,7 +6,7 @@ Only this module reads the environment. Every other module receives a ``Settings
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -94,6 +94,7 @@ class Settings:
     batch_max: int = 200  # events or notifications an agent handles together, at most
     batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it
     event_loop: str = "uvloop"  # the worker's asyncio event loop: uvloop, or asyncio's own
+    deliver_where_planned: bool = True  # an event's notifications sent by the planning agent
     secret: str | None = field(default=None, repr=False)  # `lifecycle dev` makes one
     sms_inbound_secret: str | None = field(default=None, repr=False)  # signs inbound-SMS hooks
     max_event_age_days: float = 30.0  # older events are not acted on (suppressed with the reason)
@@ -141,7 +142,19 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-_ENV = {
+def on_off(raw: str) -> bool:
+    """``on`` or ``off`` (``true``/``false``, ``yes``/``no``, ``1``/``0`` as well)."""
+    value = raw.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(raw)
+
+
+on_off.__name__ = "on/off"  # as a setting's error names it: "… is not a valid on/off"
+
+_ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "LIFECYCLE_KAFKA_URL": ("kafka_url", str),
     "LIFECYCLE_REDIS_URL": ("redis_url", str),
     "LIFECYCLE_REDIS_PREFIX": ("redis_prefix", str),
@@ -181,6 +194,7 @@ _ENV = {
     "LIFECYCLE_BATCH_MAX": ("batch_max", int),
     "LIFECYCLE_BATCH_WAIT_MS": ("batch_wait_ms", int),
     "LIFECYCLE_EVENT_LOOP": ("event_loop", str),
+    "LIFECYCLE_DELIVER_WHERE_PLANNED": ("deliver_where_planned", on_off),
 }
 
 
@@ -281,6 +295,8 @@ def to_environ(settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, (attr, _kind) in _ENV.items():
         value = getattr(settings, attr)
-        if value is not None:
+        if isinstance(value, bool):
+            out[name] = "on" if value else "off"
+        elif value is not None:
             out[name] = str(value)
     return out

@@ -63,7 +63,9 @@ async def test_malformed_event_is_dead_lettered_with_its_reason(running, broker)
     assert dict(record.headers)["x-lifecycle-reason"].decode().startswith("invalid JSON")
 
 
-async def test_valid_event_is_planned_onto_notifications(running, broker):
+async def test_a_valid_event_is_planned_and_delivered_where_it_is_planned(running, broker):
+    """A graduate's SMS and e-mail go to the gateway from the planning agent itself, with their
+    ``deliveries`` records, not through the `notifications` lane."""
     from agents.plan_notifications import plan_notifications
 
     await running["runtime"].profiles.upsert(
@@ -73,15 +75,145 @@ async def test_valid_event_is_planned_onto_notifications(running, broker):
         event = await agent.put(json.dumps(graduate_event("E-AG1", "P-AG1")).encode(), key=b"P-AG1")
         assert agent.results[event.message.offset] == "planned"
     await flushed()
-    planned = [
-        Notification.from_json(r.value)
-        for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications")
-    ]
-    mine = sorted((n.channel, n.address, n.rule_id) for n in planned if n.event_id == "E-AG1")
-    assert mine == [("email", "ag1@example.cn", "graduate-hukou-transfer"),
-                    ("sms", "+8613800138011", "graduate-hukou-transfer")]  # fmt: skip
+    bootstrap = f"127.0.0.1:{broker.port}"
+    outcomes = [json.loads(r.value) for r in await read_topic(bootstrap, "deliveries")]
+    mine = sorted((o["channel"], o["status"]) for o in outcomes if o["event_id"] == "E-AG1")
+    assert mine == [("email", "sending"), ("email", "sent"), ("sms", "sending"), ("sms", "sent")]
+    [sms] = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-AG1"]
+    assert sms["to"] == "+8613800138011"
+    assert ["ag1@example.cn"] == [m["To"].addresses[0].addr_spec for m in running["sink"].received()
+                                  if m["To"].addresses[0].addr_spec == "ag1@example.cn"]  # fmt: skip
+    lane = [Notification.from_json(r.value) for r in await read_topic(bootstrap, "notifications")]
+    assert [n for n in lane if n.event_id == "E-AG1"] == []
     counters = await running["runtime"].state.counters("events")
     assert (counters["received"], counters["planned"]) == (1, 2)
+
+
+async def test_an_event_handled_again_sends_nothing_twice(running, broker):
+    """A crash after the send and before the batch's offset was committed brings the event back:
+    it is planned into the same notification ids, and what went is found settled."""
+    from agents.plan_notifications import plan_notifications
+
+    await running["runtime"].profiles.upsert(
+        parse_profile(person("P-AG-TWICE", mobile="13800138012"))
+    )
+    doc = json.dumps(graduate_event("E-AG-TWICE", "P-AG-TWICE")).encode()
+    async with plan_notifications.test_context() as agent:
+        await agent.put(doc, key=b"P-AG-TWICE")
+        await agent.put(doc, key=b"P-AG-TWICE")
+    await flushed()
+    sent = [line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-AG-TWICE"]
+    assert [line["to"] for line in sent] == ["+8613800138012"]
+    outcomes = [
+        json.loads(r.value) for r in await read_topic(f"127.0.0.1:{broker.port}", "deliveries")
+    ]
+    assert sorted(o["status"] for o in outcomes if o["event_id"] == "E-AG-TWICE") == [
+        "duplicate", "sending", "sent"]  # fmt: skip
+
+
+async def lane_and_sent(running, broker, event_id):
+    """The notifications of ``event_id`` on the `notifications` lane, and the SMS it sent."""
+    await flushed()
+    lane = [Notification.from_json(r.value)
+            for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications")]  # fmt: skip
+    sent = [line["to"] for line in outbox_lines(running["outbox"]) if line["event_id"] == event_id]
+    return sorted((n.channel, n.address) for n in lane if n.event_id == event_id), sent
+
+
+async def test_a_slow_channel_goes_by_its_lane_for_a_while(running, broker, monkeypatch):
+    """A batch whose SMS took too long to hand over sends SMS by the lane (where a slow send holds
+    up only the lane) until the rest is over; the e-mail still goes where it is planned."""
+    from agents.plan_notifications import plan_notifications
+    from app.delivery.shortcut import Shortcut
+
+    rt = running["runtime"]
+    now = [0.0]
+    shortcut = Shortcut(slow_seconds=0.2, rest_seconds=30.0, clock=lambda: now[0])
+    monkeypatch.setattr(rt, "shortcut", shortcut)
+    monkeypatch.setattr(rt.deliverer, "on_sends", shortcut.took)
+    sms = rt.deliverer.gateways["sms"]
+    send_batch = sms.send_batch
+
+    async def slowly(batch):
+        await asyncio.sleep(0.3)  # a provider taking its time
+        return await send_batch(batch)
+
+    monkeypatch.setattr(sms, "send_batch", slowly)
+    await rt.profiles.upsert(
+        parse_profile(person("P-AG-SLOW", mobile="13800138013", email="slow@example.cn")))  # fmt: skip
+
+    async def an_event(event_id):
+        async with plan_notifications.test_context() as agent:
+            await agent.put(json.dumps(graduate_event(event_id, "P-AG-SLOW")).encode(), key=b"k")
+        return await lane_and_sent(running, broker, event_id)
+
+    assert await an_event("E-AG-SLOW1") == ([], ["+8613800138013"])  # here, slowly
+    assert not shortcut.open("sms") and shortcut.open("email")
+    assert await an_event("E-AG-SLOW2") == ([("sms", "+8613800138013")], [])  # e-mail here
+    now[0] = 31.0  # the rest is over: the SMS goes here again
+    monkeypatch.setattr(sms, "send_batch", send_batch)
+    assert await an_event("E-AG-SLOW3") == ([], ["+8613800138013"])
+    assert shortcut.open("sms")
+
+
+async def test_a_paced_channel_goes_here_only_with_a_token_in_hand(running, broker, monkeypatch):
+    """Planning never waits for pacing: an SMS goes here only if the bucket holds a token for it
+    now, and by its lane (where it waits for one) if not."""
+    from agents.plan_notifications import plan_notifications
+    from app.delivery.rate_limit import RateLimiter
+
+    rt = running["runtime"]
+    limiter = RateLimiter(rt.redis, rt.settings.redis_prefix + "paced:", {"sms": 2})
+    monkeypatch.setattr(rt.deliverer, "limiter", limiter)
+    for i in range(3):
+        await rt.profiles.upsert(parse_profile(person(f"P-AG-PACE{i}", mobile=f"1380013803{i}")))
+    docs = [json.dumps(graduate_event(f"E-AG-PACE{i}", f"P-AG-PACE{i}")).encode() for i in range(3)]
+    await planned_as_one_batch(plan_notifications, docs)
+    lanes = [await lane_and_sent(running, broker, f"E-AG-PACE{i}") for i in range(3)]
+    here = [sent for lane, sent in lanes if sent]
+    laned = [lane for lane, sent in lanes if lane]
+    assert len(here) == 2 and len(laned) == 1, lanes  # a bucket of two tokens
+    assert await limiter.take_now("sms", 5) == 0  # both taken, none left
+
+
+async def test_no_more_than_max_here_of_a_batch_are_delivered_here(running, broker, monkeypatch):
+    import agents.plan_notifications as module
+
+    monkeypatch.setattr(module, "MAX_HERE", 1)
+    await running["runtime"].profiles.upsert(
+        parse_profile(person("P-AG-MAX", mobile="13800138014", email="max@example.cn")))  # fmt: skip
+    async with module.plan_notifications.test_context() as agent:
+        await agent.put(json.dumps(graduate_event("E-AG-MAX", "P-AG-MAX")).encode(), key=b"k")
+    lane, sent = await lane_and_sent(running, broker, "E-AG-MAX")
+    mailed = [
+        m["To"].addresses[0].addr_spec
+        for m in running["sink"].received()
+        if m["To"].addresses[0].addr_spec == "max@example.cn"
+    ]
+    here = [("sms", to) for to in sent] + [("email", to) for to in mailed]
+    assert len(lane) == 1 and len(here) == 1, (lane, here)  # one here, the other by its lane
+    assert {lane[0][0], here[0][0]} == {"sms", "email"}
+
+
+async def test_when_delivering_here_fails_the_notifications_go_by_their_lane(
+    running, broker, monkeypatch
+):
+    """Should delivering here fail outside the deliverer's own guard (the producer, a bug), the
+    batch's notifications go by their lane: none is lost."""
+    import agents.plan_notifications as module
+
+    async def broken(batch, profiles=None, *, paced=False):
+        raise RuntimeError("the producer is closed")
+
+    monkeypatch.setattr(module, "deliver_planned", broken)
+    await running["runtime"].profiles.upsert(
+        parse_profile(person("P-AG-FAIL", mobile="13800138015")))  # fmt: skip
+    async with module.plan_notifications.test_context() as agent:
+        event = await agent.put(
+            json.dumps(graduate_event("E-AG-FAIL", "P-AG-FAIL")).encode(), key=b"k"
+        )
+        assert agent.results[event.message.offset] == "planned"
+    assert await lane_and_sent(running, broker, "E-AG-FAIL") == ([("sms", "+8613800138015")], [])
 
 
 async def planned_as_one_batch(agent_, docs):
@@ -108,12 +240,8 @@ async def test_a_batch_of_events_is_planned_each_on_its_own(running, broker):
     results = await planned_as_one_batch(plan_notifications, docs)
     assert results == ["planned", "rejected", "planned", "planned"]
     await flushed()
-    planned = [
-        Notification.from_json(r.value)
-        for r in await read_topic(f"127.0.0.1:{broker.port}", "notifications")
-    ]
-    mine = sorted((n.event_id, n.address) for n in planned if n.event_id.startswith("E-AG"))
-    assert [(e, a) for e, a in mine if e in ("E-AG3", "E-AG4", "E-AG-NOONE")] == [
+    sent = sorted((line["event_id"], line["to"]) for line in outbox_lines(running["outbox"]))
+    assert [(e, a) for e, a in sent if e in ("E-AG3", "E-AG4", "E-AG-NOONE")] == [
         ("E-AG3", "+8613800138023"), ("E-AG4", "+8613800138024")
     ]  # fmt: skip
     state = running["runtime"].state
@@ -142,11 +270,9 @@ async def test_a_profile_that_does_not_decode_sets_aside_only_its_own_event(runn
         .decode()
         .startswith("internal error: JSONDecodeError")
     )
-    planned = [
-        Notification.from_json(r.value) for r in await read_topic(bootstrap, "notifications")
-    ]
-    assert [n.address for n in planned if n.event_id == "E-AGOK"] == ["+8613800138031"]
-    assert [n for n in planned if n.event_id == "E-AGBAD"] == []
+    sent = [(line["event_id"], line["to"]) for line in outbox_lines(running["outbox"])]
+    assert [to for e, to in sent if e == "E-AGOK"] == ["+8613800138031"]
+    assert [to for e, to in sent if e == "E-AGBAD"] == []
 
 
 async def test_an_undecodable_notification_is_dead_lettered_as_received(running, broker):
@@ -244,10 +370,14 @@ async def test_profiles_are_stored_deleted_and_bad_ones_dead_lettered(running, b
     assert dict(record.headers)["x-lifecycle-reason"].decode().startswith("mobile:")
 
 
-async def test_warnings_take_their_own_lane(running, broker):
+async def test_warnings_take_their_own_lane(running, broker, monkeypatch):
+    """A warning that goes by a lane (its channel slow a moment ago) takes its own."""
     from agents.plan_notifications import plan_notifications
+    from app.delivery.shortcut import Shortcut
     from tests.helpers import contact, enterprise, weather_event
 
+    monkeypatch.setattr(running["runtime"], "shortcut", Shortcut())
+    running["runtime"].shortcut.took("sms", 60.0)
     await running["runtime"].profiles.upsert(parse_profile(enterprise(
         "E-LANE", district="440306", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000077")])))  # fmt: skip
     async with plan_notifications.test_context() as agent:
@@ -311,9 +441,9 @@ async def test_a_warnings_chunk_is_delivered_where_it_is_planned_and_once_when_r
     sizes: list[int] = []
     deliver_many = rt.deliverer.deliver_many
 
-    async def counted(batch, profiles=None):
+    async def counted(batch, profiles=None, **kwargs):
         sizes.append(len(batch))
-        return await deliver_many(batch, profiles=profiles)
+        return await deliver_many(batch, profiles=profiles, **kwargs)
 
     monkeypatch.setattr(rt.deliverer, "deliver_many", counted)
     run = f"{chunk_batch_max}"
