@@ -6,10 +6,13 @@ with two. Prints the figures and writes bench/results/fanout.json.
     python -m bench.fanout --profiles 200000 --matching 20000 --workers 1 --profile 200
     python -m bench.fanout --profiles 200000 --matching 50000 --workers 1 \
         --compare /tmp/wt-before,/tmp/wt-after --rounds 3
+    python -m bench.fanout --profiles 200000 --matching 50000 --workers 1 \
+        --compare /tmp/wt-before+LIFECYCLE_SMS_RATE=1000000,.+LIFECYCLE_SMS_RATE=1000000
 
 ``--compare`` runs workers from each checkout in turn (another revision's, e.g. made with
-``git worktree add``), alternately, ``--rounds`` times, on the same profiles: these machines are
-noisy, so a change is measured against its parent side by side. It prints the medians and writes
+``git worktree add``; after ``+``, environment for its workers), alternately, ``--rounds``
+times, on the same profiles: these machines are noisy, so a change is measured against its
+parent side by side. It prints the medians and writes
 bench/results/fanout-compare.json.
 
 The profiles live in a Redis of the benchmark's own (so that its memory per profile is measured
@@ -41,7 +44,7 @@ from app.core.timestamps import local_iso
 from app.intake.cap import alert_events
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Delivered, Workers, cpu_seconds
+from bench.harness import Delivered, Variant, Workers, cpu_seconds
 from bench.profile import summarise
 from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from wiring.kafka import publish
@@ -106,11 +109,12 @@ async def redis_usage(url: str) -> tuple[float, float]:
 
 
 async def one_run(settings: Settings, workers_count: int, matching: int, run: str, logs: Path,
-                  profile: int = 0, code: Path = PROJECT_ROOT) -> dict[str, float]:  # fmt: skip
+                  profile: int = 0, code: Path = PROJECT_ROOT, env: dict[str, str] | None = None
+                  ) -> dict[str, float]:  # fmt: skip
     sink = SmtpSink.start()
     outbox = Path(tempfile.mkdtemp(prefix="fanout-")) / "sms.jsonl"
     settings = settings.with_(smtp_url=sink.url, sms_url=f"file://{outbox}")
-    workers = Workers(settings, logs / f"{run}-{workers_count}w", code=code)
+    workers = Workers(settings, logs / f"{run}-{workers_count}w", code=code, env=env or {})
     seen = Delivered(outbox, sink)
     try:
         procs = [workers.start() for _ in range(workers_count)]
@@ -157,7 +161,7 @@ def spy(pid: int, rate: int, samples: Path) -> subprocess.Popen[bytes]:
 
 
 async def run(count: int, matching: int, worker_counts: list[int], cluster: bool = False,
-              profile: int = 0, compare: list[Path] | None = None, rounds: int = 1
+              profile: int = 0, compare: list[Variant] | None = None, rounds: int = 1
               ) -> dict[str, Any]:  # fmt: skip
     logs = PROJECT_ROOT / "var" / "bench-logs"
     broker = Broker.start(logs)
@@ -196,26 +200,27 @@ async def run(count: int, matching: int, worker_counts: list[int], cluster: bool
 
 
 async def compared(settings: Settings, workers_count: int, matching: int, logs: Path,
-                   trees: list[Path], rounds: int) -> list[dict[str, Any]]:  # fmt: skip
+                   trees: list[Variant], rounds: int) -> list[dict[str, Any]]:  # fmt: skip
     """Each checkout's workers in turn, ``rounds`` times (ABAB…, then BABA… every other round);
     each run's figures and each checkout's medians."""
-    measured: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
+    measured: dict[Variant, list[dict[str, float]]] = {tree: [] for tree in trees}
     for i in range(rounds):
         for tree in trees if i % 2 == 0 else list(reversed(trees)):
             run_id = f"{time.strftime('%H%M%S')}-{len(measured[tree])}"
-            result = await one_run(settings, workers_count, matching, run_id, logs, code=tree)
+            result = await one_run(settings, workers_count, matching, run_id, logs, code=tree.code,
+                                   env=dict(tree.env))  # fmt: skip
             measured[tree].append(result)
-            print(f"{tree}: {workers_count} worker(s), last after {result['last_s']} s "
+            print(f"{tree.spec}: {workers_count} worker(s), last after {result['last_s']} s "
                   f"({result['per_second']}/s), {result['worker_cpu_us_per_recipient']} µs of "
                   f"worker CPU a recipient")  # fmt: skip
     out = []
     for tree, results in measured.items():
         medians = {k: statistics.median(r[k] for r in results)
                    for k in ("last_s", "per_second", "worker_cpu_us_per_recipient")}  # fmt: skip
-        print(f"median {tree}: last after {medians['last_s']} s ({medians['per_second']:.0f}/s), "
+        print(f"median {tree.spec}: last after {medians['last_s']} s ({medians['per_second']:.0f}/s), "
               f"{medians['worker_cpu_us_per_recipient']:.0f} µs of worker CPU a recipient")  # fmt: skip
         out.append(
-            {"code": str(tree), "workers": workers_count, "runs": results, "median": medians}
+            {"code": tree.spec, "workers": workers_count, "runs": results, "median": medians}
         )
     return out
 
@@ -242,7 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     cluster = args.redis == "cluster"
     workers = [int(n) for n in args.workers.split(",")]
-    trees = [Path(d).resolve() for d in args.compare.split(",") if d]
+    trees = [Variant.parse(d) for d in args.compare.split(",") if d]
     result = asyncio.run(run(args.profiles, args.matching, workers, cluster, args.profile,
                              trees, args.rounds))  # fmt: skip
     print(json.dumps(result, indent=2))

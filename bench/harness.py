@@ -182,3 +182,27 @@ async def wait_until(predicate: Any, timeout: float, every: float = 0.05) -> boo
             return True
         await asyncio.sleep(every)
     return False
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What ``--compare`` runs (``bench.pipeline``, ``bench.fanout``): a checkout's workers, with
+    environment of their own: ``DIR`` or ``DIR+KEY=VALUE[+KEY=VALUE…]``."""
+
+    spec: str
+    code: Path
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        tree, *pairs = spec.split("+")
+        env = []
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--compare: {pair!r} is not KEY=VALUE")
+            env.append((key, value))
+        code = Path(tree or ".").resolve()
+        if not (code / "lifecycle").is_dir():  # (SystemExit: a command line's mistake)
+            raise SystemExit(f"--compare: {code} is not a checkout of this project")
+        return cls(spec, code, tuple(env))

@@ -39,7 +39,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.core.timestamps import local_iso
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Workers, cpu_seconds, wait_until
+from bench.harness import Variant, Workers, cpu_seconds, wait_until
 from devstack.stack import (
     Broker,
     RedisServer,
@@ -317,29 +316,6 @@ async def run(
         print(f"pipeline / bare Faust: {result['ratio_pipeline_to_bare_faust']:.1%}; "
               f"bare Faust / aiokafka: {result['ratio_bare_faust_to_aiokafka']:.1%}")  # fmt: skip
         return result
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What ``--compare`` runs: a checkout's worker, with environment of its own."""
-
-    spec: str
-    code: Path
-    env: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def parse(cls, spec: str) -> Variant:
-        tree, *pairs = spec.split("+")
-        env = []
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                raise SystemExit(f"--compare: {pair!r} is not KEY=VALUE")
-            env.append((key, value))
-        code = Path(tree or ".").resolve()
-        if not (code / "lifecycle").is_dir():
-            raise SystemExit(f"--compare: {code} is not a checkout of this project")
-        return cls(spec, code, tuple(env))
 
 
 async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int,
