@@ -71,15 +71,16 @@ async def handle_notifications(messages: Sequence[EventT]) -> list[str]:
 
 
 async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Profile] | None = None,
-                          *, paced: bool = False) -> list[str]:  # fmt: skip
+                          *, paced: bool = False, leave_contested: bool = False) -> list[str]:  # fmt: skip
     """Deliver planned notifications (from a lane, or where they were planned, with the profiles
     that read); publish every status change; dead-letter what failed. Their last statuses.
-    ``paced``: the caller holds their pacing tokens."""
+    ``paced``: the caller holds their pacing tokens. ``leave_contested``: one another worker
+    holds a claim on is not waited for; its status is ``contested``, and it is the caller's."""
     deliverer = runtime().deliverer
     assert deliverer is not None, "the worker's runtime is built with delivery"
-    results = await together_or_alone(
-        batch, partial(deliverer.deliver_many, profiles=profiles, paced=paced), "delivering"
-    )
+    deliver = partial(deliverer.deliver_many, profiles=profiles, paced=paced,
+                      leave_contested=leave_contested)  # fmt: skip
+    results = await together_or_alone(batch, deliver, "delivering")
     statuses: list[str] = []
     records: list[tuple[TopicT, bytes, bytes]] = []
     failed: list[tuple[Notification, DeliveryOutcome]] = []
@@ -90,6 +91,9 @@ async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Prof
                 "reason": internal_error(outcomes), "retriable": True,
                 "attempts": None, "notification": json.loads(n.to_json()), "history": []}))  # fmt: skip
             statuses.append("error")
+            continue
+        if not outcomes:  # left to the caller (``leave_contested``)
+            statuses.append("contested")
             continue
         key = n.id.encode()
         for outcome in outcomes:

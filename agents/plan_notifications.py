@@ -10,8 +10,10 @@ a crash mid-send plans them again into the same notification ids, and what was s
 settled. Three things send a notification by its lane instead, so that planning never waits
 behind a send (a warning planned next must not): its channel's sends were slow a moment ago
 (``app.delivery.shortcut``); its channel is paced and the bucket holds no token for it now; the
-batch has more than ``MAX_HERE`` notifications. A worker without a deliverer publishes them all,
-and so does one with ``LIFECYCLE_DELIVER_WHERE_PLANNED=off``.
+batch has more than ``MAX_HERE`` notifications. One that another worker holds a claim on (a
+worker that died mid-send holds it for the lease) is not waited for here: it goes by its lane,
+which waits. A worker without a deliverer publishes them all, and so does one with
+``LIFECYCLE_DELIVER_WHERE_PLANNED=off``.
 
 An event that is not valid JSON, of an unknown type or against its schema goes to
 life-events-dlq with the reason, and the agent carries on.
@@ -156,16 +158,23 @@ async def deliver_here_or_by_lane(ready: list[Notification], encoded: Mapping[st
     await publish(laned, encoded)
     if not here:
         return
+    deliver = partial(deliver_planned, here, profiles, paced=True, leave_contested=True)
     try:
         if any(n.category == Category.WARNING for n in here):
             with rt.urgency.running():  # a policy sweep waits meanwhile
-                await deliver_planned(here, profiles, paced=True)
+                statuses = await deliver()
         else:
-            await deliver_planned(here, profiles, paced=True)
+            statuses = await deliver()
     except Exception:  # outside the deliverer's own guard (the producer, a bug): the lanes
         logger.exception("delivering %d notification(s) where planned failed; by their lanes "
                          "instead (what went is found settled there)", len(here))  # fmt: skip
         await publish(here, encoded)
+        return
+    # Claimed by another worker (one that died mid-send holds it for the claim's lease): its
+    # lane waits for the claim to end, not this agent, which plans warnings too.
+    if contested := [n for n, status in zip(here, statuses, strict=True) if status == "contested"]:
+        logger.info("%d notification(s) claimed elsewhere go by their lane", len(contested))
+        await publish(contested, encoded)
 
 
 async def publish(notifications: Sequence[Notification], encoded: Mapping[str, bytes]) -> None:

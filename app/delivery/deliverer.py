@@ -145,11 +145,13 @@ class Deliverer:
         return (await self.deliver_many([n]))[0]
 
     async def deliver_many(self, batch: list[Notification],
-                           profiles: Mapping[str, Profile] | None = None, *, paced: bool = False
-                           ) -> list[list[DeliveryOutcome]]:  # fmt: skip
+                           profiles: Mapping[str, Profile] | None = None, *, paced: bool = False,
+                           leave_contested: bool = False) -> list[list[DeliveryOutcome]]:  # fmt: skip
         """Deliver each notification of ``batch`` as ``deliver`` would; the outcomes in order.
         ``profiles``: the recipients' profiles as just read (a chunk's planning), not read again.
         ``paced``: the caller holds the batch's pacing tokens (``RateLimiter.take_now``).
+        ``leave_contested``: a notification another worker holds a claim on is not waited for
+        (that may last the claim's lease, after a crash); its outcomes are left empty.
 
         The decisions are made one by one; the Redis round trips are shared by the batch (one to
         claim and read, one for the daily cap, one for "sending", one for "sent", one to release)
@@ -176,9 +178,9 @@ class Deliverer:
         finally:
             claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
             await self._persist(lambda: self.state.release_many(claimed))
-        for i in contested:  # another worker (or this batch) is on it: wait, then look again
+        for i in [] if leave_contested else contested:  # another worker (or this batch) is
             outcomes[i] = await self._contested(batch[i], token, begun[i].record, paced=paced)
-        return outcomes
+        return outcomes  # on it: wait for its claim to end, then look again
 
     async def _give_back(self, batch: list[Notification], token: str) -> None:
         """The first round trip failed (a record that is not a hash fails the script after the

@@ -156,6 +156,36 @@ async def test_a_slow_channel_goes_by_its_lane_for_a_while(running, broker, monk
     assert shortcut.open("sms")
 
 
+async def test_a_notification_claimed_elsewhere_goes_by_its_lane_not_waited_for(running, broker):
+    """A worker that died mid-send holds its claims for the lease (a minute): the replayed event's
+    notification it held is not waited for in the planning agent, which plans warnings too; it
+    goes by its lane, which waits. The event's other notification goes here."""
+    import time
+
+    from agents.plan_notifications import plan_notifications
+
+    rt = running["runtime"]
+    await rt.profiles.upsert(
+        parse_profile(person("P-AG-HELD", mobile="13800138016", email="held@example.cn")))  # fmt: skip
+    doc = graduate_event("E-AG-HELD", "P-AG-HELD")
+    plan = (await rt.planner.plan_event(validate_event(doc))).plan
+    [sms] = [n for n in plan.notifications if n.channel == "sms"]
+    assert await rt.state.claim(sms.id, "a-dead-worker:1234", 60_000)
+    started = time.monotonic()
+    async with plan_notifications.test_context() as agent:
+        event = await agent.put(json.dumps(doc).encode(), key=b"P-AG-HELD")
+        assert agent.results[event.message.offset] == "planned"
+    assert time.monotonic() - started < 10  # not the lease
+    assert await lane_and_sent(running, broker, "E-AG-HELD") == ([("sms", "+8613800138016")], [])
+    mailed = [m["To"].addresses[0].addr_spec for m in running["sink"].received()]
+    assert "held@example.cn" in mailed
+    outcomes = [
+        json.loads(r.value) for r in await read_topic(f"127.0.0.1:{broker.port}", "deliveries")
+    ]
+    assert sorted((o["channel"], o["status"]) for o in outcomes if o["event_id"] == "E-AG-HELD") == [
+        ("email", "sending"), ("email", "sent")]  # the SMS's are the lane's to write  # fmt: skip
+
+
 async def test_a_paced_channel_goes_here_only_with_a_token_in_hand(running, broker, monkeypatch):
     """Planning never waits for pacing: an SMS goes here only if the bucket holds a token for it
     now, and by its lane (where it waits for one) if not."""
