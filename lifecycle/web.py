@@ -55,7 +55,7 @@ from app.profiles.phones import normalise_mobile
 from topics import fanout, life_events
 from wiring.faust_app import app, runtime
 from wiring.health import probe_for
-from wiring.metrics import exposition, update_gauges, update_outcomes
+from wiring.metrics import exposition, update_gauges, update_outcomes, update_where_planned
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +205,7 @@ class Metrics(View):
             return caller
         report = await probe_for(runtime().settings).check(runtime())
         update_gauges(report)
+        update_where_planned(runtime())
         try:
             update_outcomes(await runtime().planner.outcomes.figures(None, time.time()))
         except REDIS_DOWN as exc:  # the rest is still worth reporting; health says Redis is down

@@ -69,6 +69,10 @@ DEFERRED = Gauge("lifecycle_deferred_notifications", "Notifications waiting in t
                  "(quiet hours, retries).", registry=REGISTRY)  # fmt: skip
 GATEWAY_UP = Gauge("lifecycle_gateway_up", "1 when the channel's gateway answered its last check.",
                    ["channel"], registry=REGISTRY)  # fmt: skip
+WHERE_PLANNED = Gauge("lifecycle_delivered_where_planned", "1 while the channel's notifications "
+                      "are sent by the agent that planned them; 0 while they go by their lane "
+                      "(its sends were slow a moment ago, or the worker is set so).",
+                      ["channel"], registry=REGISTRY)  # fmt: skip
 
 OUTCOME_JOURNEYS = Gauge("lifecycle_outcome_journeys", "Journeys of a rule version by group and "
                          "state: started, open, decided, completed within the window.",
@@ -166,6 +170,13 @@ def update_gauges(health: Any) -> None:
         HELD.set(health.held)
     if health.deferred is not None:
         DEFERRED.set(health.deferred)
+
+
+def update_where_planned(runtime: Any) -> None:
+    """Whether each channel is delivered where planned now (``app.delivery.shortcut``)."""
+    on = runtime.deliverer is not None and runtime.settings.deliver_where_planned
+    for channel in ("sms", "email"):
+        WHERE_PLANNED.labels(channel).set(1 if on and runtime.shortcut.open(channel) else 0)
 
 
 def update_outcomes(cohorts: Any) -> None:

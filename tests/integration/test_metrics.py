@@ -164,6 +164,7 @@ async def test_a_burst_is_counted_as_it_was_delivered(stack):
     assert delta("lifecycle_outcome_journeys", **journeys, state="completed") == 0
     assert value(after, "lifecycle_gateway_up", channel="sms") == 1
     assert value(after, "lifecycle_gateway_up", channel="email") == 1
+    assert value(after, "lifecycle_delivered_where_planned", channel="sms") == 1  # sends quick
     for (name, labels), _ in after.items():  # no id or address in any label
         for _, label in labels:
             assert (
