@@ -152,7 +152,11 @@ async def deliver_here_or_by_lane(ready: list[Notification], encoded: Mapping[st
         room = MAX_HERE - len(here)
         taken = min(len(ns), room)
         if limiter is not None and limiter.paced(channel) and taken:
-            taken = await until_available(partial(limiter.take_now, channel, taken))
+            try:
+                taken = await until_available(partial(limiter.take_now, channel, taken))
+            except Exception:  # a bucket that cannot be read (not a hash…): the lane's to handle
+                logger.exception("taking %s tokens failed; by the lane instead", channel)
+                taken = 0
         here.extend(ns[:taken])
         laned.extend(ns[taken:])
     await publish(laned, encoded)

@@ -178,9 +178,10 @@ class Deliverer:
         finally:
             claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
             await self._persist(lambda: self.state.release_many(claimed))
-        for i in [] if leave_contested else contested:  # another worker (or this batch) is
+        # Another worker (or this batch) is on these: wait for its claim to end, then look again.
+        for i in [] if leave_contested else contested:
             outcomes[i] = await self._contested(batch[i], token, begun[i].record, paced=paced)
-        return outcomes  # on it: wait for its claim to end, then look again
+        return outcomes
 
     async def _give_back(self, batch: list[Notification], token: str) -> None:
         """The first round trip failed (a record that is not a hash fails the script after the

@@ -206,6 +206,26 @@ async def test_a_paced_channel_goes_here_only_with_a_token_in_hand(running, brok
     assert await limiter.take_now("sms", 5) == 0  # both taken, none left
 
 
+async def test_a_bucket_that_cannot_be_read_sends_by_the_lane_and_loses_nothing(
+    running, broker, monkeypatch
+):
+    """Taking tokens fails for more than an outage (the bucket's key is not a hash): the SMS goes
+    by its lane, the event is planned, and the agent goes on."""
+    from agents.plan_notifications import plan_notifications
+    from app.delivery.rate_limit import RateLimiter
+
+    rt = running["runtime"]
+    prefix = rt.settings.redis_prefix + "broken-bucket:"
+    await rt.redis.set(f"{prefix}rate:sms", "not a bucket")
+    monkeypatch.setattr(rt.deliverer, "limiter", RateLimiter(rt.redis, prefix, {"sms": 10}))
+    await rt.profiles.upsert(parse_profile(person("P-AG-BUCKET", mobile="13800138017")))
+    async with plan_notifications.test_context() as agent:
+        doc = json.dumps(graduate_event("E-AG-BUCKET", "P-AG-BUCKET")).encode()
+        event = await agent.put(doc, key=b"k")
+        assert agent.results[event.message.offset] == "planned"
+    assert await lane_and_sent(running, broker, "E-AG-BUCKET") == ([("sms", "+8613800138017")], [])
+
+
 async def test_no_more_than_max_here_of_a_batch_are_delivered_here(running, broker, monkeypatch):
     import agents.plan_notifications as module
 
