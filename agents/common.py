@@ -21,6 +21,7 @@ from faust.types import EventT, StreamT, TopicT
 
 from app.core.masking import scrub
 from app.core.redis_client import REDIS_DOWN, unavailable
+from app.notifications import Notification
 from app.planning.planner import Plan
 from topics import REASON_HEADER, lane
 from wiring import metrics
@@ -148,11 +149,18 @@ def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
     return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
 
 
-async def publish_plan(plan: Plan, encoded: dict[str, bytes] | None = None) -> None:
+async def publish_plan(plan: Plan, encoded: Mapping[str, bytes] | None = None) -> None:
     """Each notification of the plan on its lane (warnings apart), keyed by recipient."""
+    await publish(plan.notifications, encoded)
+
+
+async def publish(notifications: Sequence[Notification],
+                  encoded: Mapping[str, bytes] | None = None) -> None:  # fmt: skip
+    """Each notification on its lane (warnings apart), keyed by recipient, in one go; its JSON
+    from ``encoded`` when it was encoded already."""
     await send_records([
         (lane(n.category), n.recipient.encode(), (encoded.get(n.id) if encoded else None) or n.to_json())
-        for n in plan.notifications])  # fmt: skip
+        for n in notifications])  # fmt: skip
 
 
 async def send_record(topic: TopicT, key: bytes, value: bytes) -> None:

@@ -33,7 +33,7 @@ from agents.common import (
     add_counts,
     batches,
     dead_letter,
-    send_records,
+    publish,
     together_or_alone,
     until_available,
 )
@@ -44,7 +44,7 @@ from app.intake.events import MAX_EVENT_BYTES, Event, parse_event
 from app.notifications import Category, Notification
 from app.planning.planner import Outcome, refuse_oversized
 from app.profiles.model import Profile
-from topics import fanout, lane, life_events, life_events_dlq
+from topics import fanout, life_events, life_events_dlq
 from wiring.faust_app import app, runtime
 from wiring.metrics import count_event
 
@@ -179,12 +179,6 @@ async def deliver_here_or_by_lane(ready: list[Notification], encoded: Mapping[st
     if contested := [n for n, status in zip(here, statuses, strict=True) if status == "contested"]:
         logger.info("%d notification(s) claimed elsewhere go by their lane", len(contested))
         await publish(contested, encoded)
-
-
-async def publish(notifications: Sequence[Notification], encoded: Mapping[str, bytes]) -> None:
-    """Each notification on its lane (warnings apart), keyed by recipient, in one go."""
-    await send_records([(lane(n.category), n.recipient.encode(), encoded.get(n.id) or n.to_json())
-                        for n in notifications])  # fmt: skip
 
 
 async def read_events(messages: Sequence[EventT], statuses: list[str]) -> list[tuple[int, Event]]:
