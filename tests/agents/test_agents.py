@@ -203,6 +203,8 @@ async def test_a_paced_channel_goes_here_only_with_a_token_in_hand(running, brok
     here = [sent for lane, sent in lanes if sent]
     laned = [lane for lane, sent in lanes if lane]
     assert len(here) == 2 and len(laned) == 1, lanes  # a bucket of two tokens
+    assert all(len(sent) == 1 for sent in here) and all(len(lane) == 1 for lane in laned)
+    assert all(not (lane and sent) for lane, sent in lanes)  # each SMS one way, once
     assert await limiter.take_now("sms", 5) == 0  # both taken, none left
 
 
