@@ -21,7 +21,7 @@ from agents.common import (
     together_or_alone,
     until_available,
 )
-from app.core.codec import text_json
+from app.core.codec import json_bytes
 from app.core.errors import internal_error
 from app.delivery.deliverer import DeliveryOutcome
 from app.notifications import Notification
@@ -140,4 +140,4 @@ async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcom
 
 
 def _json(value: object) -> bytes:
-    return text_json(value).encode("utf-8")
+    return json_bytes(value)

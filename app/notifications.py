@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypedDict
 
-from app.core.codec import compact_json
+from app.core.codec import json_bytes
 
 
 class Channel(StrEnum):
@@ -78,7 +78,7 @@ class Notification:
 
     def to_json(self) -> bytes:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.
-        return compact_json(vars(self)).encode("utf-8")
+        return json_bytes(vars(self))
 
     def encoded_size_at_most(self, limit: int) -> bool:
         """Whether ``to_json()`` is at most ``limit`` bytes: from an upper bound on its size when

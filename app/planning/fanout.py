@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, NotRequired, TypedDict, cast
 
-from app.core.codec import compact_json
+from app.core.codec import json_bytes
 from app.intake.events import Event
 
 
@@ -35,7 +35,7 @@ def chunk_commands(
         if event.published_at is not None:
             value["published_at"] = event.published_at
         key = f"{event.id}/{rule_id}/{number}".encode()
-        commands.append((key, compact_json(value).encode("utf-8")))
+        commands.append((key, json_bytes(value)))
     return commands
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 
-from app.core.codec import compact_json
+from app.core.codec import compact_json, json_bytes
 from app.core.redis_client import Keys, is_cluster, slot
 from app.core.timestamps import utc_now_ms
 
@@ -155,8 +155,8 @@ class Writes:
         return list(self.keys), self.ops
 
 
-def _encode(ops: list[list[str | int]]) -> str:
-    return compact_json(ops)
+def _encode(ops: list[list[str | int]]) -> bytes:
+    return json_bytes(ops)
 
 
 def by_slot(

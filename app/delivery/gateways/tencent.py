@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 
-from app.core.codec import compact_json
+from app.core.codec import json_bytes
 from app.core.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from app.delivery.gateways.batching import distinct_chunks
 from app.notifications import Notification
@@ -156,7 +156,7 @@ class TencentSmsGateway:
                 "SignName": self.sign_name, "TemplateId": template_id,
                 "TemplateParamSet": params,
                 "SessionContext": ",".join(n.id for n in batch)[:500]}  # fmt: skip
-        payload = compact_json(body).encode("utf-8")
+        payload = json_bytes(body)
         headers = {
             "Authorization": authorization(self.secret_id, self.secret_key, payload, self.host,
                                            timestamp),

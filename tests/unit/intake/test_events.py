@@ -45,6 +45,20 @@ def test_non_utf8_bytes_are_rejected():
     assert "not UTF-8" in reason_for(b'{"id": "\xff"}')
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "-1E999"])
+def test_numbers_no_json_has_are_rejected_at_intake(literal):
+    """Found while moving the encoders to orjson: Python's parser reads NaN and Infinity (no JSON
+    has them) and 1e400 as infinity, and the event went on to Kafka and Redis holding a value
+    that no JSON reader downstream takes (the standard encoder wrote it back as NaN)."""
+    doc = graduate_event("E1", "P-1")
+    doc["data"]["extra"] = "NUMBER"
+    raw = json.dumps(doc).replace('"NUMBER"', literal).encode()
+    reason = reason_for(raw)
+    assert reason.startswith("invalid event:")
+    assert "not a JSON number" in reason or "is too large to be one" in reason
+    assert parse_event(raw.replace(literal.encode(), b"1.5e3")).data["extra"] == 1500.0
+
+
 def test_half_a_character_is_rejected_at_intake_and_a_whole_one_kept():
     """Found by attacking the planner: "\ud800" is valid JSON and valid UTF-8 on the wire, but
     decodes to a lone surrogate that no UTF-8 encoder takes, so the event failed later, in
