@@ -93,6 +93,7 @@ def compact_json(value: Any) -> str:
 text_json = json.JSONEncoder(ensure_ascii=False).encode
 """JSON text, non-ASCII kept: ``json.dumps(value, ensure_ascii=False)``."""
 
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
