@@ -36,15 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from app.core.redis_client import async_redis, cluster_nodes
+from app.core.redis_client import async_redis
 from app.core.settings import PROJECT_ROOT, Settings
 from app.core.timestamps import local_iso
 from app.intake.cap import alert_events
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Delivered, Variant, Workers, cpu_seconds
+from bench.harness import Delivered, Variant, Workers, cpu_seconds, redis_usage
 from bench.profile import summarise
 from devstack.stack import Broker, RedisClusterServers, RedisServer, SmtpSink
 from wiring.kafka import publish
@@ -89,23 +87,6 @@ async def load(redis_url: str, prefix: str, count: int, matching: int) -> float:
     await client.aclose()
     print(f"loaded {count:,} profiles in {time.monotonic() - started:.0f} s")
     return (after - before) / count
-
-
-async def redis_usage(url: str) -> tuple[float, float]:
-    """Redis's memory in use (bytes) and the CPU it has used (seconds), summed over a cluster's
-    nodes."""
-    found = cluster_nodes(url)
-    urls = [f"redis://{h}:{p}/0" for h, p in found[0]] if found else [url]
-    memory_total = cpu_total = 0.0
-    for one in urls:
-        client = aioredis.Redis.from_url(one)
-        try:
-            memory, cpu = await client.info("memory"), await client.info("cpu")
-            memory_total += float(memory["used_memory"])
-            cpu_total += float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
-        finally:
-            await client.aclose()
-    return memory_total, cpu_total
 
 
 async def one_run(settings: Settings, workers_count: int, matching: int, run: str, logs: Path,

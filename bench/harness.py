@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import redis.asyncio as aioredis
+
+from app.core.redis_client import cluster_nodes
 from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.core.timestamps import local_iso
 from app.intake.events import Event, validate_event
@@ -206,3 +209,20 @@ class Variant:
         if not (code / "lifecycle").is_dir():  # (SystemExit: a command line's mistake)
             raise SystemExit(f"--compare: {code} is not a checkout of this project")
         return cls(spec, code, tuple(env))
+
+
+async def redis_usage(url: str) -> tuple[float, float]:
+    """Redis's memory in use (bytes) and the CPU it has used (seconds), summed over a cluster's
+    nodes."""
+    found = cluster_nodes(url)
+    urls = [f"redis://{h}:{p}/0" for h, p in found[0]] if found else [url]
+    memory_total = cpu_total = 0.0
+    for one in urls:
+        client = aioredis.Redis.from_url(one)
+        try:
+            memory, cpu = await client.info("memory"), await client.info("cpu")
+            memory_total += float(memory["used_memory"])
+            cpu_total += float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        finally:
+            await client.aclose()
+    return memory_total, cpu_total

@@ -49,7 +49,7 @@ from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.core.timestamps import local_iso
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Variant, Workers, cpu_seconds, wait_until
+from bench.harness import Variant, Workers, cpu_seconds, redis_usage, wait_until
 from devstack.stack import (
     Broker,
     RedisServer,
@@ -170,17 +170,20 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
     try:
         procs = await start_workers(workers, workers_count)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+        redis_before = (await redis_usage(settings.redis_url))[1]
         await produce(
             settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
         )
         assert await wait_until(lambda: len(outbox_times(outbox)) >= count, timeout=1200, every=0.5)
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before  # the workers' CPU, less noisy
+        redis_cpu = (await redis_usage(settings.redis_url))[1] - redis_before
         times = sorted(outbox_times(outbox).values())
         peak = max(_peak_rss_mb(p.pid) for p in procs)
         return {
             "workers": workers_count,
             "events_per_s": round(count / (times[-1] - times[0])),
             "worker_cpu_us_per_event": round(cpu / count * 1e6),
+            "redis_cpu_us_per_event": round(redis_cpu / count * 1e6),
             "peak_rss_mb": peak,
         }
     finally:
@@ -332,7 +335,8 @@ async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int
                                   for rate in loads]  # fmt: skip
                 runs[variant.spec].append(one)
                 print(f"{variant.spec}: {one['events_per_s']:,} events/s, "
-                      f"{one['worker_cpu_us_per_event']:,} µs of worker CPU an event; " +
+                      f"{one['worker_cpu_us_per_event']:,} µs of worker CPU an event, "
+                      f"{one['redis_cpu_us_per_event']:,} µs of Redis CPU; " +
                       "; ".join(f"p99 at {o['offered_per_s']:,}/s {o['p99_ms']} ms "
                                 f"(p50 {o['p50_ms']})" for o in one["offered"]))  # fmt: skip
     out: dict[str, Any] = {"events": count, "machine": f"{os.cpu_count()} cores",
@@ -341,6 +345,7 @@ async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int
         median = {
             "events_per_s": statistics.median(r["events_per_s"] for r in results),
             "worker_cpu_us_per_event": statistics.median(r["worker_cpu_us_per_event"] for r in results),
+            "redis_cpu_us_per_event": statistics.median(r["redis_cpu_us_per_event"] for r in results),
         }  # fmt: skip
         for j, rate in enumerate(loads):
             for q in ("p50_ms", "p99_ms"):

@@ -73,7 +73,7 @@ class OutcomeStore(Store):
         starts = self._keys(rule, version, group)[0]
         writes.zadd_nx(starts, journey, started)
         writes.expire(starts, OUTCOME_TTL_SECONDS)
-        writes.hset(self.index_key(), {f"{rule}|{version}": window_seconds})
+        writes.hset_last(self.index_key(), f"{rule}|{version}", str(window_seconds))
 
     def add_completion(self, writes: Writes, *, journey: str, rule: str, version: int | str,
                        group: str, started: float, completed: float) -> None:  # fmt: skip

@@ -86,6 +86,8 @@ class Writes:
         self.keys: dict[str, int] = {}
         self.ops: list[list[str | int]] = []
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.expires: dict[str, int] = {}
+        self.last_fields: dict[str, dict[str, str]] = {}
 
     def _add(self, command: str, key: str, *args: str) -> None:
         """One operation; every argument already a string (the script's JSON wants strings).
@@ -104,6 +106,11 @@ class Writes:
             flat.append(value if isinstance(value, str) else str(value))
         self._add("HSET", key, *flat)
 
+    def hset_last(self, key: str, field: str, value: str) -> None:
+        """The hash's field set once, after the batch's other writes, to the last value given:
+        for an index every event of a batch writes the same to (an outcome's rule versions)."""
+        self.last_fields.setdefault(key, {})[field] = value
+
     def hsetnx(self, key: str, field: str, value: str) -> None:
         self._add("HSETNX", key, field, value)
 
@@ -117,7 +124,11 @@ class Writes:
         self._add("HSETNX", key, *flat)
 
     def expire(self, key: str, seconds: int) -> None:
-        self._add("EXPIRE", key, str(seconds))
+        """The key's time to live, set once after the batch's other writes (the last one given
+        wins): a notification's record is written three times as it is planned, and a chunk's
+        event and journey indexes a thousand times, each wanting the same TTL. None of the
+        writes here clears a TTL (no SET, no PERSIST), so setting it last gives the same keys."""
+        self.expires[key] = seconds
 
     def sadd(self, key: str, *members: str) -> None:
         """Members in operations of MEMBERS_PER_OP at most: the script unpacks an operation's
@@ -147,7 +158,13 @@ class Writes:
         self.counts[(key, field)] += amount
 
     def commands(self) -> tuple[list[str], list[list[str | int]]]:
-        """KEYS and the operations for the script, counters last."""
+        """KEYS and the operations for the script; last ``hset_last``'s fields, TTLs, counters."""
+        for key, mapping in self.last_fields.items():
+            self.hset(key, dict(mapping))
+        self.last_fields.clear()
+        for key, seconds in self.expires.items():
+            self._add("EXPIRE", key, str(seconds))
+        self.expires.clear()
         for (key, field), amount in self.counts.items():
             if amount:
                 self._add("HINCRBY", key, field, str(amount))
@@ -284,8 +301,9 @@ class Batched:
         async with self.redis.pipeline(transaction=False) as pipe:
             if ops:
                 pipe.eval(_RUN_COMMANDS, len(keys), *keys, _encode(ops))
-            for script, script_keys, args in self.scripts:
-                await script(keys=script_keys, args=args, client=pipe)
+            for script, script_keys, args in self.scripts:  # EVAL, not the script's EVALSHA:
+                # redis-py first asks SCRIPT EXISTS for a pipeline's EVALSHAs, a round trip more
+                pipe.eval(script.script, len(script_keys), *script_keys, *args)
             replies = await pipe.execute()
         answers = iter(replies[0] if ops else [])
         scripted = replies[1:] if ops else replies

@@ -55,3 +55,22 @@ async def test_a_batch_of_nothing_but_a_script_or_nothing_at_all(redis_client, p
     batched.script(script, [f"{prefix}batched:only"], ["x"])
     assert await batched.execute() == [1]
     assert await Batched(redis_client).execute() == []
+
+
+async def script_exists_calls(redis_client) -> int:
+    stats = await redis_client.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_a_batch_with_a_script_is_one_round_trip(redis_client, prefix) -> None:
+    """redis-py asks SCRIPT EXISTS before a pipeline holding EVALSHAs, a round trip of its own
+    on every delivery batch (its claims and the message-search index's script). Batched sends
+    the script's text instead; Redis compiles it once and finds it again by its hash."""
+    script = redis_client.register_script(INDEX)
+    before = await script_exists_calls(redis_client)
+    for n in range(3):
+        batched = Batched(redis_client)
+        batched.get(f"{prefix}batched:nothing")
+        batched.script(script, [f"{prefix}batched:ix"], [f"m{n}"])
+        assert await batched.execute() == [None, n + 1]
+    assert await script_exists_calls(redis_client) == before
