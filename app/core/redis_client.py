@@ -30,10 +30,11 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.core import redis_patch
+from app.core import redis_pack, redis_patch
 from app.core.errors import ConfigError
 
 redis_patch.install()  # a connection closed while writing says ConnectionError (see the module)
+redis_pack.install()  # a command of plain arguments packed by hiredis alone (see the module)
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
