@@ -51,6 +51,12 @@ class Event:
         return self.subject_id or self.id
 
     def as_dict(self) -> dict[str, Any]:
+        """The event as published; built once (planning asks three times an event: its rules'
+        conditions, its templates, its journey). Shared: read it, never change it (the
+        templates' sandbox cannot)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_as_dict")
+        if cached is not None:
+            return cached
         out: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
@@ -63,6 +69,7 @@ class Event:
             out["subject"] = {"kind": self.subject_kind, "id": self.subject_id}
         if self.district:
             out["district"] = self.district
+        object.__setattr__(self, "_as_dict", out)  # frozen: not a field, so not compared
         return out
 
     def record(self) -> tuple[bytes, bytes]:

@@ -55,14 +55,19 @@ def read_step(raw: str | bytes) -> dict[str, Any]:
 # arguments…], every argument a string. One call, one reply, applied atomically (no other
 # client's command runs between). One JSON argument, not one argument per word: redis-py packs
 # each argument of a command in Python, and a batch's writes have thousands of them. HSETNX with
-# several field-value pairs (which Redis refuses) is one HSETNX per pair.
+# several field-value pairs (which Redis refuses) is one HSET when the hash is not there (a new
+# journey's dozen fields: one call, not twelve), else one HSETNX per pair.
 _APPLY_WRITES = """
 local ops = cjson.decode(ARGV[1])
 for i = 1, #ops do
   local op = ops[i]
   if op[1] == 'HSETNX' and #op > 4 then
-    for j = 3, #op - 1, 2 do
-      redis.call('HSETNX', KEYS[op[2]], op[j], op[j + 1])
+    if redis.call('EXISTS', KEYS[op[2]]) == 0 then
+      redis.call('HSET', KEYS[op[2]], unpack(op, 3))
+    else
+      for j = 3, #op - 1, 2 do
+        redis.call('HSETNX', KEYS[op[2]], op[j], op[j + 1])
+      end
     end
   else
     redis.call(op[1], KEYS[op[2]], unpack(op, 3))

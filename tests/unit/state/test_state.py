@@ -59,12 +59,16 @@ async def test_several_fields_set_only_where_they_are_not_in_one_operation(redis
     writes = Writes()
     writes.hsetnx_many(journey, {"status": "active", "step": "0", "round": "1", "名": "王强"})
     writes.hsetnx_many(state.key("jr", "J2"), {"only": "one"})
+    new = {"status": "active", "step": "0", "round": "1", "due": "1.5"}  # a hash not there yet
+    writes.hsetnx_many(state.key("jr", "J3"), new)
     keys, ops = writes.commands()
-    assert [op[0] for op in ops] == ["HSETNX", "HSETNX"]
+    assert [op[0] for op in ops] == ["HSETNX", "HSETNX", "HSETNX"]
     await state.apply(writes)
     assert await redis_client.hgetall(journey) == {
         b"status": b"completed", b"step": b"2", b"round": b"1", "名".encode(): "王强".encode()}  # fmt: skip
     assert await redis_client.hgetall(state.key("jr", "J2")) == {b"only": b"one"}
+    assert await redis_client.hgetall(state.key("jr", "J3")) == {
+        k.encode(): v.encode() for k, v in new.items()}  # fmt: skip
 
 
 async def test_writes_are_applied_after_redis_forgot_the_script(tmp_path):
