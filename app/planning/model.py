@@ -69,9 +69,27 @@ class Rule:
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     errors: list[RuleError] = field(default_factory=list)
+    # Planning asks for an event type's rules three times an event (and for the stop types once),
+    # each a walk over every rule: the answers are kept, for the list of rules they were read
+    # from (a rule is frozen; the list is only ever added to while the rules are loaded).
+    _seen: dict[str, list[Rule]] = field(default_factory=dict, repr=False, compare=False)
+    _seen_for: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+    _stop_types: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def _fresh(self) -> dict[str, list[Rule]]:
+        if self._seen_for != (id(self.rules), len(self.rules)):
+            self._seen, self._stop_types = {}, None
+            self._seen_for = (id(self.rules), len(self.rules))
+        return self._seen
 
     def for_event(self, event_type: str) -> list[Rule]:
-        return [r for r in self.rules if r.enabled and event_type in r.event_types]
+        """The enabled rules of ``event_type`` (a list kept for the next ask: do not change it)."""
+        seen = self._fresh()
+        found = seen.get(event_type)
+        if found is None:
+            found = seen[event_type] = [r for r in self.rules
+                                        if r.enabled and event_type in r.event_types]  # fmt: skip
+        return found
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -87,4 +105,8 @@ class RuleSet:
     def stop_types(self) -> frozenset[str]:
         """The event types that complete some rule's journey (disabled rules' too: a journey
         already started still ends when its step is done)."""
-        return frozenset(t for r in self.rules if r.follow_up for t in r.follow_up.stop_on)
+        self._fresh()
+        if self._stop_types is None:
+            self._stop_types = frozenset(t for r in self.rules if r.follow_up
+                                         for t in r.follow_up.stop_on)  # fmt: skip
+        return self._stop_types
