@@ -1,0 +1,97 @@
+"""The planning agent's own work on subject events, in one process, without Kafka or Faust: read the
+batch's subject profiles, plan each event, record the plans, deliver the SMS where they were
+planned (claims, policy, the outbox gateway, status writes; no e-mail) and encode their `deliveries`
+records. CPU time an event, for changes too small to see end to end on a noisy machine: run it
+from each checkout in turn, several times, alternately.
+
+    python -m bench.plan_deliver [--events 6000] [--batch 100] [--profile]
+    (cd /tmp/wt-before && python -m bench.plan_deliver); python -m bench.plan_deliver
+
+Redis: ``LIFECYCLE_REDIS_URL`` (the shared one by default), under a key prefix of its own that it
+deletes afterwards. ``--profile`` prints cProfile's top functions (the figures then include its
+overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from app.core.codec import json_bytes
+from app.core.settings import load_settings
+from app.intake.events import parse_event
+from app.planning.planner import refuse_oversized
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from bench.pipeline import PEOPLE, event, people
+from wiring.runtime import Runtime, make_redis
+
+
+async def run(count: int, batch_size: int, profile: bool) -> None:
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    prefix = f"bench-pd-{secrets.token_hex(4)}:"
+    settings = load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
+                                     sms_url=f"file://{outbox}", quiet_hours="off", daily_cap=0,
+                                     smtp_url="smtp://127.0.0.1:1", sms_rate=0)  # fmt: skip
+    runtime = Runtime.build(settings)
+    assert runtime.deliverer is not None
+    redis = make_redis(settings)
+    try:
+        await ProfileStore(redis, prefix).insert_new([parse_profile(p) for p in people(PEOPLE)])
+        run_id = secrets.token_hex(3)
+        events = [parse_event(event(i, run_id)[1]) for i in range(count + batch_size)]
+        planner, deliverer = runtime.planner, runtime.deliverer
+
+        async def one_batch(batch: list) -> int:
+            subjects = await planner.subject_profiles(batch)
+            outcomes = [await planner.plan_event(e, subjects) for e in batch]
+            for outcome in outcomes:
+                refuse_oversized(outcome.plan, lambda n: False)
+            await planner.record([o.plan for o in outcomes])
+            ready = [n for o in outcomes for n in o.plan.notifications if n.channel == "sms"]
+            profiles = {k: p for k, p in subjects.items() if p is not None}
+            results = await deliverer.deliver_many(ready, profiles=profiles, paced=True,
+                                                   leave_contested=True)  # fmt: skip
+            return len([json_bytes(o.as_dict()) for outs in results for o in outs])
+
+        await one_batch(events[:batch_size])  # warm: scripts loaded, templates compiled
+        profiler = cProfile.Profile() if profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        records = 0
+        for start in range(batch_size, count + batch_size, batch_size):
+            records += await one_batch(events[start : start + batch_size])
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"{count:,} events ({records:,} deliveries records): {cpu / count * 1e6:.0f} µs of "
+              f"CPU an event, {wall / count * 1e6:.0f} µs of wall time")  # fmt: skip
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+        await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=6000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(run(args.events, args.batch, args.profile))
+
+
+if __name__ == "__main__":
+    main()
