@@ -15,7 +15,9 @@ def shipped():
 def test_an_event_type_s_rules_are_the_enabled_ones_and_asked_again_the_same():
     rules = shipped()
     found = rules.for_event("graduate.reception.approved")
-    assert found and all(r.enabled and "graduate.reception.approved" in r.event_types for r in found)
+    assert found and all(
+        r.enabled and "graduate.reception.approved" in r.event_types for r in found
+    )
     assert found == [r for r in rules.rules
                      if r.enabled and "graduate.reception.approved" in r.event_types]  # fmt: skip
     assert rules.for_event("graduate.reception.approved") is found
