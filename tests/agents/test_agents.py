@@ -728,46 +728,6 @@ async def test_a_release_tick_that_fails_is_said_and_the_worker_goes_on(
     assert "AttributeError" in caplog.text
 
 
-async def test_events_that_queued_while_a_batch_was_handled_are_taken_without_waiting_again(
-    running,
-):
-    """The take loop's wait counts from a batch's first event: events that came while the batch
-    before was handled waited already, and are handed over at once (all that is queued, up to
-    a full buffer), not after ``within`` more. Faust's own loop waited ``within`` every batch:
-    with a 0.5 s wait here, that is the difference between ~0 and 0.5 s."""
-    channel = app.channel()
-    stream = app.stream(channel)
-    batches: list[tuple[float, list[int]]] = []
-    handled_at: list[float] = []
-    loop = asyncio.get_running_loop()
-
-    async def consume() -> None:
-        async for batch in stream.take_events(50, within=0.5):
-            batches.append((loop.time(), [event.value for event in batch]))
-            await asyncio.sleep(0.6)  # handling it: more than ``within``
-            handled_at.append(loop.time())
-
-    task = asyncio.create_task(consume())
-    try:
-        await channel.send(value=0)
-        for _ in range(100):
-            if batches:
-                break
-            await asyncio.sleep(0.01)
-        for n in range(1, 8):  # while the first batch is handled
-            await channel.send(value=n)
-        for _ in range(300):
-            if len(batches) >= 2:
-                break
-            await asyncio.sleep(0.01)
-        assert [values for _, values in batches] == [[0], [1, 2, 3, 4, 5, 6, 7]]
-        assert batches[1][0] - handled_at[0] < 0.2  # Faust's loop: 0.5 s more
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await stream.stop()
-
-
 async def test_an_idle_batching_agent_sleeps_until_an_event_comes(running, monkeypatch):
     """The take loop (wiring/faust_patches/take.py): with nothing to do it waits for the first
     event of a batch, not a wake-up every LIFECYCLE_BATCH_WAIT_MS; events that come together are

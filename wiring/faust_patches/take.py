@@ -7,14 +7,7 @@ empty, and each wake-up costs a ``wait_first`` with its tasks. Measured: an idle
 13–20 % of a core; in a warning's fan-out the idle lanes' loops took 3–4 % of the worker's
 samples (py-spy). Here the loop waits, without a timeout, for the first event of a batch, then
 ``within`` seconds (or a full buffer) for the rest, as before. A batch is now "as many as
-arrived within ``within`` of its first event".
-
-And a batch's wait counts from its first event's arrival, not from the end of the batch before.
-Under load, the next batch's events arrive while one is handled: they waited already, yet
-Faust's loop waited ``within`` more for every batch (5 ms idle in each cycle of some 20 ms at
-1,000 events/s, measured). Here the events already queued are taken at once (up to a full
-buffer), and the loop waits only what is left of ``within`` after the first one came. The rest
-is Faust 0.15's ``take_events``.
+arrived within ``within`` of its first event". The rest is Faust 0.15's ``take_events``.
 """
 
 from __future__ import annotations
@@ -53,23 +46,17 @@ def sleep_when_idle() -> None:
         stream_enable_acks: bool = self.enable_acks
 
         buffer_consuming: asyncio.Future[Any] | None = None
-        first_came: float | None = None  # the patch: when the batch's first event came
-        loop_time = self.loop.time
 
         channel_it = aiter(self.channel)
-        queue = getattr(channel_it, "queue", None)  # where the events not yet taken wait
 
         async def add_to_buffer(value: Any) -> Any:
             try:
-                nonlocal buffer_consuming, first_came
-                came = loop_time()  # it may wait below while the batch before is handled
+                nonlocal buffer_consuming
                 if buffer_consuming is not None:
                     try:
                         await buffer_consuming
                     finally:
                         buffer_consuming = None
-                if not buffer:  # the patch: the batch's first event, come at ``came``
-                    first_came = came
                 buffer_add(value)
                 buffer_filled.set()
                 event = self.current_event
@@ -94,15 +81,7 @@ def sleep_when_idle() -> None:
             while not self.should_stop:
                 if not buffer:  # the patch: nothing yet, so no deadline to keep
                     await self.wait_for_stopped(buffer_filled)
-                # the patch: what is queued already joins at once (for ``within`` at most: a
-                # stream whose flow is suspended takes nothing), then what is left of the wait
-                spun = loop_time()
-                while (queue is not None and queue.qsize() and not buffer_full.is_set()
-                       and (not timeout or loop_time() - spun < timeout)):  # fmt: skip
-                    await asyncio.sleep(0)  # the stream's task adds them
-                left = timeout - (loop_time() - first_came) if timeout and first_came else timeout
-                if left is None or left > 0:
-                    await self.wait_for_stopped(buffer_full, timeout=left)
+                await self.wait_for_stopped(buffer_full, timeout=timeout)
                 if buffer:
                     buffer_consuming = self.loop.create_future()
                     try:
