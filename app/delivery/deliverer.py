@@ -173,14 +173,11 @@ class Deliverer:
                 contested.append(i)
             else:
                 ready.append((i, b))
-        released: set[str] = set()  # with their "sent" records, in the same round trip
         try:
-            await self._handle(batch, ready, outcomes, paced=paced, released=released)
+            await self._handle(batch, ready, outcomes, paced=paced)
         finally:
-            claimed = [n.id for n, b in zip(batch, begun, strict=True)
-                       if b.claimed and n.id not in released]  # fmt: skip
-            if claimed:
-                await self._persist(lambda: self.state.release_many(claimed))
+            claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
+            await self._persist(lambda: self.state.release_many(claimed))
         # Another worker (or this batch) is on these: wait for its claim to end, then look again.
         for i in [] if leave_contested else contested:
             outcomes[i] = await self._contested(batch[i], token, begun[i].record, paced=paced)
@@ -267,11 +264,9 @@ class Deliverer:
         return True
 
     async def _handle(self, batch: list[Notification], ready: list[tuple[int, Begun]],
-                      outcomes: list[list[DeliveryOutcome]], *, paced: bool = False,
-                      released: set[str] | None = None) -> None:  # fmt: skip
-        """Policy, then one attempt for each claimed notification that may go now. The claims
-        of those sent are given back with their "sent" records (their ids added to
-        ``released``, when given), atomically: a round trip a batch fewer."""
+                      outcomes: list[list[DeliveryOutcome]], *, paced: bool = False
+                      ) -> None:  # fmt: skip
+        """Policy, then one attempt for each claimed notification that may go now."""
         go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
         capped: list[tuple[int, int]] = []
         now = datetime.fromtimestamp(self.clock(), self.policy.tz)
@@ -307,9 +302,7 @@ class Deliverer:
         refs = await self._attempt_all(sending, attempts)
         results = list(zip(go, sending, attempts, refs, strict=True))
         sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
-        await self._persist(lambda: self.state.sent_many(sent, release=released is not None))
-        if released is not None:  # first (above): what went must stay sent
-            released.update(n.id for n, _, _ in sent)
+        await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
         for (i, _), n, attempt, ref in results:
             first = self._outcome(n, Status.SENDING, attempt=attempt)
             if isinstance(ref, str):

@@ -203,19 +203,15 @@ class Records(Store):
         if status in FINAL:
             writes.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
 
-    async def sent_many(self, items: list[tuple[Notification, int, str]], *,
-                        release: bool = False) -> None:  # fmt: skip
+    async def sent_many(self, items: list[tuple[Notification, int, str]]) -> None:
         """Record each (notification, attempt, provider reference) as sent, with its trace step,
-        at once; ``release``: and give back their claims, in the same atomic writes (a final
-        status and no claim, never the one without the other)."""
+        at once."""
         writes = Writes()
         now = time.time()
         for n, attempt, ref in items:
             self._add_status(writes, n, Status.SENT, {"attempts": attempt, "provider_ref": ref})
             writes.rpush(self.key("tr", n.id), sent_step(attempt, ref, now))
             writes.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
-            if release:
-                writes.delete(self.key("claim", n.id))
         await self.apply(writes)
 
     async def notifications_of(self, event_id: str) -> list[str]:

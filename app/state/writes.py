@@ -152,9 +152,6 @@ class Writes:
     def zadd(self, key: str, member: str, score: float) -> None:
         self._add("ZADD", key, f"{score:.3f}", member)
 
-    def delete(self, key: str) -> None:
-        self._add("DEL", key)
-
     def zrem(self, key: str, member: str) -> None:
         self._add("ZREM", key, member)
 

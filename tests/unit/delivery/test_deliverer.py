@@ -303,32 +303,6 @@ async def test_in_a_batch_a_failed_send_does_not_hold_back_the_others(make_deliv
     assert len(server.accepted) == 1
 
 
-async def test_sent_ones_give_back_their_claims_with_their_records_and_the_rest_after(
-    make_deliverer, smtp_server, redis_client, prefix
-):
-    """The claims of the notifications sent go in the script call that records them sent (a
-    round trip a batch fewer); those deferred or failed are given back after their records."""
-    config, server = smtp_server("550 5.1.1 no such user", "451 4.3.0 busy")
-    deliverer = make_deliverer(config)
-    batch = [notification("email", f"{who}@example.cn") for who in ("gone", "busy", "fine")]
-    batch.append(notification("sms", "+8613800138002"))
-    seen: list[list[str]] = []
-    sent_many = deliverer.state.sent_many
-
-    async def watching(items, *, release=False):
-        await sent_many(items, release=release)
-        ids = [n.id for n, _, _ in items]
-        seen.append([f"{s}:{c}" for s, c in zip(
-            [(await deliverer.state.record(i))["status"] for i in ids],
-            [await redis_client.exists(deliverer.state.key("claim", i)) for i in ids], strict=True)])  # fmt: skip
-
-    deliverer.state.sent_many = watching
-    outcomes = await deliverer.deliver_many(batch)
-    assert sorted(o[-1].status for o in outcomes) == ["deferred", "failed", "sent", "sent"]
-    assert seen == [["sent:0", "sent:0"]]  # released as they were recorded sent
-    assert await redis_client.exists(*(deliverer.state.key("claim", n.id) for n in batch)) == 0
-
-
 async def test_the_outbox_never_writes_a_notification_twice_even_across_processes(tmp_path):
     path = tmp_path / "sms.jsonl"
     sms = notification("sms", "+8613800138000")
