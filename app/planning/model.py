@@ -73,13 +73,14 @@ class RuleSet:
     # each a walk over every rule: the answers are kept, for the list of rules they were read
     # from (a rule is frozen; the list is only ever added to while the rules are loaded).
     _seen: dict[str, list[Rule]] = field(default_factory=dict, repr=False, compare=False)
-    _seen_for: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+    # the list they were read from (held, not its id: a freed list's id is reused) and its length
+    _seen_for: tuple[list[Rule] | None, int] = field(default=(None, 0), repr=False, compare=False)
     _stop_types: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     def _fresh(self) -> dict[str, list[Rule]]:
-        if self._seen_for != (id(self.rules), len(self.rules)):
+        if self._seen_for[0] is not self.rules or self._seen_for[1] != len(self.rules):
             self._seen, self._stop_types = {}, None
-            self._seen_for = (id(self.rules), len(self.rules))
+            self._seen_for = (self.rules, len(self.rules))
         return self._seen
 
     def for_event(self, event_type: str) -> list[Rule]:
