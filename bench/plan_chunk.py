@@ -1,0 +1,105 @@
+"""A warning's fan-out, in one process, without Kafka or Faust: the planning of a CAP warning
+into chunk commands, then each chunk as the `fanout` agent handles it (read the command, read
+the chunk's profiles and the warning's registry, plan and render, record the plans, deliver the
+SMS: claims, policy, the outbox gateway, status writes) and its `deliveries` records encoded.
+CPU time a recipient, for changes too small to see end to end on a noisy machine: run it from
+each checkout in turn, several times, alternately.
+
+    python -m bench.plan_chunk [--recipients 20000] [--profile]
+    (cd /tmp/wt-before && python -m bench.plan_chunk); python -m bench.plan_chunk
+
+Redis: ``LIFECYCLE_REDIS_URL`` (the shared one by default), under a key prefix of its own that it
+deletes afterwards. ``--profile`` prints cProfile's top functions (the figures then include its
+overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from app.core.codec import json_bytes
+from app.core.settings import load_settings
+from app.intake.cap import alert_events
+from app.planning.planner import refuse_oversized
+from app.profiles.store import ProfileStore
+from app.profiles.validate import parse_profile
+from bench.fanout import cap_document, enterprise
+from wiring.runtime import Runtime, make_redis
+
+
+async def run(recipients: int, profile: bool) -> None:
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    prefix = f"bench-pc-{secrets.token_hex(4)}:"
+    settings = load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
+                                     sms_url=f"file://{outbox}", quiet_hours="off", daily_cap=0,
+                                     smtp_url="smtp://127.0.0.1:1", sms_rate=0,
+                                     blast_ceiling=10 * recipients, blast_first_run=0)  # fmt: skip
+    runtime = Runtime.build(settings)
+    deliverer = runtime.deliverer
+    assert deliverer is not None
+    redis = make_redis(settings)
+    try:
+        store = ProfileStore(redis, prefix)
+        for start in range(0, recipients, 2000):
+            await store.insert_new([parse_profile(enterprise(i, recipients))
+                                    for i in range(start, min(start + 2000, recipients))])  # fmt: skip
+        planner = runtime.planner
+
+        async def commands(identifier: str) -> list[bytes]:
+            [event] = alert_events(cap_document(identifier))
+            outcome = await planner.plan_event(event)
+            return [value for _, value in outcome.commands]
+
+        async def one_chunk(raw: bytes) -> int:
+            command, event, rule = planner.read_chunk(raw)
+            chunk = await planner.plan_chunk_command(command, event, rule)
+            refuse_oversized(chunk, lambda n: False)
+            await planner.record([chunk], command.get("chunk"))
+            results = await deliverer.deliver_many(chunk.notifications, profiles=chunk.profiles,
+                                                   paced=True, leave_contested=True)  # fmt: skip
+            return len([json_bytes(o.as_dict()) for outs in results for o in outs])
+
+        for raw in (await commands(f"BENCH-PC-WARM-{secrets.token_hex(3)}"))[:1]:
+            await one_chunk(raw)  # warm: scripts loaded, templates compiled
+        profiler = cProfile.Profile() if profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        chunks = await commands(f"BENCH-PC-{secrets.token_hex(3)}")
+        records = 0
+        for raw in chunks:
+            records += await one_chunk(raw)
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"{recipients:,} recipients in {len(chunks)} chunks ({records:,} deliveries "
+              f"records): {cpu / recipients * 1e6:.0f} µs of CPU a recipient, "
+              f"{wall / recipients * 1e6:.0f} µs of wall time")  # fmt: skip
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"*{prefix}*", count=5000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+        await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipients", type=int, default=20000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(run(args.recipients, args.profile))
+
+
+if __name__ == "__main__":
+    main()
