@@ -28,7 +28,7 @@ from app.notifications import Notification
 from app.profiles.model import Profile
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
-from wiring.metrics import count_dead_letter, count_delivery, rule_label
+from wiring.metrics import count_dead_letter, count_deliveries, rule_label
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Prof
     statuses: list[str] = []
     records: list[tuple[TopicT, bytes, bytes]] = []
     failed: list[tuple[Notification, DeliveryOutcome]] = []
+    counted: list[tuple[str, str, str, str, object]] = []  # for the metrics, at once
     for n, outcomes in zip(batch, results, strict=True):
         if isinstance(outcomes, Exception):  # a bug must not lose the notification: keep it
             count_dead_letter(notifications_dlq.get_topic_name(), internal_error(outcomes))
@@ -97,11 +98,13 @@ async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Prof
             continue
         key = n.id.encode()
         for outcome in outcomes:
-            observe(n, outcome)
+            counted.append((n.rule_id, n.channel, n.category, outcome.status,
+                            n.event_published_at))  # fmt: skip
             records.append((deliveries, key, _json(outcome.as_dict())))
             if outcome.dead_letter:
                 failed.append((n, outcome))
         statuses.append(outcomes[-1].status)
+    count_deliveries(counted)
     await send_records(records)  # the batch's status changes, each notification's in order
     for n, outcome in failed:
         await dead_letter_failed(n, outcome)
@@ -125,10 +128,6 @@ def series_counts(batch: list[Notification], results: list[Any]) -> dict[str, fl
                     0.0, time.time() - n.event_published_at)  # fmt: skip
                 counts[f"latency_count:{channel}"] += 1
     return {**counts, **latency}
-
-
-def observe(n: Notification, outcome: DeliveryOutcome) -> None:
-    count_delivery(n.rule_id, n.channel, n.category, outcome.status, n.event_published_at)
 
 
 async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcome) -> None:

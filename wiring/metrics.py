@@ -31,6 +31,8 @@ import logging
 import os
 import re
 import time
+from collections import Counter as CountOf
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -117,7 +119,21 @@ def type_label(event_type: object) -> str:
 
 
 def rule_label(rule_id: object) -> str:
-    return rule_id if isinstance(rule_id, str) and RULE_LABEL.fullmatch(rule_id) else "unknown"
+    """A rule id as a label (``unknown`` if it does not look like one); remembered, as a
+    batch's outcomes ask for the same few ids again and again (a bounded memory: an id is
+    whatever a record on a lane holds)."""
+    if not isinstance(rule_id, str):
+        return "unknown"
+    label = _rule_labels.get(rule_id)
+    if label is None:
+        label = rule_id if RULE_LABEL.fullmatch(rule_id) else "unknown"
+        if len(_rule_labels) < RULE_LABELS_KEPT:
+            _rule_labels[rule_id] = label
+    return label
+
+
+RULE_LABELS_KEPT = 4096
+_rule_labels: dict[str, str] = {}
 
 
 _children: dict[tuple[Any, ...], Any] = {}  # (family, labels…) → its child: labels() is slow
@@ -141,21 +157,52 @@ def count_dead_letter(topic: str, reason: str) -> None:
         _child(DEAD_LETTERS, topic, reason_class(reason)).inc()
 
 
-def count_delivery(rule_id: str, channel: str, category: str, status: str,
-                   published_at: object) -> None:  # fmt: skip
-    """A delivery outcome; for a hand-off to the gateway, its latency from the event's publication.
-    ``channel`` and ``category`` as the record claims them: bounded here."""
+def count_deliveries(outcomes: Iterable[tuple[str, str, str, str, object]]) -> None:
+    """A batch's delivery outcomes, each a (rule id, channel, category, status, event's
+    publication time); for a hand-off to the gateway, its latency from the event's publication.
+    ``channel`` and ``category`` as the record claims them: bounded here. Each counter is bumped
+    once per label set and each latency observed once per distinct value
+    (the batch's sends share one reading of the clock, a chunk's recipients one event), with the
+    totals that a call for each would give. Two calls a recipient had cost a fan-out 5 µs of its
+    worker's CPU a recipient."""
     if not COUNTING:
         return
-    channel = channel if channel in ("sms", "email") else "unknown"
-    category = category if category in ("reminder", "notice", "warning") else "unknown"
-    _child(NOTIFICATIONS, rule_label(rule_id), channel, status).inc()
-    if (
-        status == "sent"
-        and isinstance(published_at, int | float)
-        and not isinstance(published_at, bool)
-    ):
-        _child(LATENCY, channel, category).observe(max(0.0, time.time() - published_at))
+    counts: CountOf[tuple[str, str, str]] = CountOf()
+    latencies: CountOf[tuple[str, str, float]] = CountOf()
+    now = time.time()
+    for rule_id, channel, category, status, published_at in outcomes:
+        channel = channel if channel in ("sms", "email") else "unknown"
+        counts[(rule_label(rule_id), channel, status)] += 1
+        if (
+            status == "sent"
+            and isinstance(published_at, int | float)
+            and not isinstance(published_at, bool)
+        ):
+            category = category if category in ("reminder", "notice", "warning") else "unknown"
+            latencies[(channel, category, max(0.0, now - published_at))] += 1
+    for labels, times in counts.items():
+        _child(NOTIFICATIONS, *labels).inc(times)
+    for (channel, category, seconds), times in latencies.items():
+        observe_times(_child(LATENCY, channel, category), seconds, times)
+
+
+def observe_times(histogram: Any, amount: float, times: int) -> None:
+    """``histogram.observe(amount)`` ``times`` times, at the cost of one: the sum grows by
+    ``amount * times`` and the bucket by ``times`` (prometheus_client keeps a histogram child's
+    sum and per-bucket counts as values it exposes cumulatively). A client without those
+    attributes is called ``times`` times."""
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if times == 1 or buckets is None or bounds is None or total is None:
+        for _ in range(times):
+            histogram.observe(amount)
+        return
+    total.inc(amount * times)
+    for i, bound in enumerate(bounds):
+        if amount <= bound:
+            buckets[i].inc(times)
+            break
 
 
 def update_gauges(health: Any) -> None:
