@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
 
@@ -80,23 +80,7 @@ class Notification:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.
         return json_bytes(vars(self))
 
-    def encoded_size_at_most(self, limit: int) -> bool:
-        """Whether ``to_json()`` is at most ``limit`` bytes: from an upper bound on its size when
-        that settles it (a fraction of the encoding's cost), else by encoding it."""
-        bound = _FIELD_BYTES  # a character is at most 6 bytes of JSON (an escape or UTF-8)
-        try:
-            for value in vars(self).values():  # a text's length; else its repr's (whose quotes,
-                bound += 6 * len(value if isinstance(value, str) else repr(value))  # separators
-        except RecursionError:  # and words are no shorter than JSON's)
-            bound = limit + 1
-        return bound <= limit or len(self.to_json()) <= limit
-
     @classmethod
     def from_json(cls, raw: bytes | str | dict[str, Any]) -> Notification:
         doc = raw if isinstance(raw, dict) else json.loads(raw)
         return cls(**doc)
-
-
-# What a field costs beyond its value's own characters: its quoted name, a colon, a comma and a
-# text's quotes; and the braces. (An enum's repr, and a whole dict's, cost more than this sum.)
-_FIELD_BYTES = sum(len(f.name) + 6 for f in fields(Notification)) + 2

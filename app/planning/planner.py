@@ -538,25 +538,21 @@ class Planner:
 def refuse_oversized(plan: Plan, published: Callable[[Notification], bool] = lambda n: True
                      ) -> dict[str, bytes]:  # fmt: skip
     """Each planned notification's JSON, for those ``published`` (the others, delivered where
-    they are planned, are only measured, mostly without encoding them); one larger than
+    they are planned, are only measured: encoded and let go, cheaper with orjson, 0.5 µs, than
+    the bound on their size that had been computed instead, 1.9 µs); one larger than
     MAX_NOTIFICATION_BYTES (a profile's text or a template gone wrong) is taken out of the plan,
     with the rule and the recipient (masked) in its reasons: it could not travel on a topic
     (nor to a dead-letter topic), and no message needs that size."""
     encoded: dict[str, bytes] = {}
     kept = []
     for n in plan.notifications:
-        if published(n):
-            value = n.to_json()
-            size_ok = len(value) <= MAX_NOTIFICATION_BYTES
-        else:
-            value, size_ok = b"", n.encoded_size_at_most(MAX_NOTIFICATION_BYTES)
-        if not size_ok:
-            size = len(value or n.to_json())
+        value = n.to_json()
+        if len(value) > MAX_NOTIFICATION_BYTES:
             plan.skipped.append((n.rule_id, f"the {n.channel} notification to "
-                                 f"{mask_address(n.channel, n.address)} is {size} bytes; "
+                                 f"{mask_address(n.channel, n.address)} is {len(value)} bytes; "
                                  f"at most {MAX_NOTIFICATION_BYTES}"))  # fmt: skip
             continue
-        if value:
+        if published(n):
             encoded[n.id] = value
         kept.append(n)
     plan.notifications[:] = kept
