@@ -34,7 +34,7 @@ from bench.fanout import cap_document, enterprise
 from wiring.runtime import Runtime, make_redis
 
 
-async def run(recipients: int, profile: bool) -> None:
+async def run(recipients: int, profile: bool, sort: str = "tottime") -> None:
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     prefix = f"bench-pc-{secrets.token_hex(4)}:"
     settings = load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
@@ -83,7 +83,7 @@ async def run(recipients: int, profile: bool) -> None:
               f"records): {cpu / recipients * 1e6:.0f} µs of CPU a recipient, "
               f"{wall / recipients * 1e6:.0f} µs of wall time")  # fmt: skip
         if profiler:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+            pstats.Stats(profiler).sort_stats(sort).print_stats(40)
     finally:
         keys = [k async for k in redis.scan_iter(match=f"*{prefix}*", count=5000)]
         for start in range(0, len(keys), 1000):
@@ -97,8 +97,9 @@ def main() -> None:
     )
     parser.add_argument("--recipients", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="cProfile's order: tottime, cumulative")
     args = parser.parse_args()
-    asyncio.run(run(args.recipients, args.profile))
+    asyncio.run(run(args.recipients, args.profile, args.sort))
 
 
 if __name__ == "__main__":
