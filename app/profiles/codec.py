@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+import orjson
+
 from app.profiles.model import Profile
 
 NUMBER = "#"
@@ -27,6 +29,7 @@ _SHORT = {"kind": "k", "name": "n", "district": "d", "language": "l", "tags": "t
           "contacts": "c", "location": "g", "preferences": "f", "dates": "y", "size": "z",
           "registered_capital": "r", "qualifications": "q"}  # fmt: skip
 _LONG = {short: name for name, short in _SHORT.items()}
+PREFERENCES = _SHORT["preferences"]
 _KINDS = {"person": "p", "enterprise": "e"}
 _KIND_OF = {short: kind for kind, short in _KINDS.items()}
 _CONTACT = ("role", "name", "mobile", "email")
@@ -51,7 +54,15 @@ def encode(profile: Profile, number: int) -> str:
 
 def decode(raw: str | bytes, profile_id: str) -> Profile:
     """The profile a stored value holds (either encoding)."""
-    stored = json.loads(raw)
+    try:  # orjson: 2.2 µs a profile against 3.8 (one a recipient of every fan-out)
+        stored = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN, a lone surrogate escape: as the standard parser reads
+        stored = json.loads(raw)
+    if NUMBER not in stored or PREFERENCES in stored:
+        # Where a profile may hold any JSON number (its preferences; before this encoding, the
+        # whole profile), the standard parser's reading: orjson reads an integer beyond 64 bits
+        # as a float, without a word. Every other number here is validated, well within them.
+        stored = json.loads(raw)
     if NUMBER not in stored:  # the profile's own JSON, as stored before
         return cast(Profile, stored)
     out: dict[str, Any] = {"id": profile_id}
@@ -61,8 +72,9 @@ def decode(raw: str | bytes, profile_id: str) -> Profile:
         name = _LONG.get(short, short)
         if name == "kind":
             value = _KIND_OF[value]
-        elif name == "contacts":
-            value = [{k: v for k, v in zip(_CONTACT, c, strict=False) if v is not None}
+        elif name == "contacts":  # trailing nulls are left out when stored; any other kept out
+            value = [dict(zip(_CONTACT, c, strict=False)) if None not in c
+                     else {k: v for k, v in zip(_CONTACT, c, strict=False) if v is not None}
                      for c in value]  # fmt: skip
         out[name] = value
     out.setdefault("language", DEFAULT_LANGUAGE)

@@ -40,6 +40,22 @@ def test_a_profile_stored_before_the_compact_form_still_reads():
     assert number_of(old) is None
 
 
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30, 1.5, 2**53 + 1])
+def test_a_number_in_the_preferences_reads_back_exactly_however_large(number):
+    """orjson, which reads stored profiles, reads an integer beyond 64 bits as a float."""
+    profile = parse_profile(person("P-9") | {"preferences": {"n": number, "deep": [{"m": number}]}})
+    for stored in (encode(profile, 7), json.dumps(profile)):  # compact, and as stored before
+        back = decode(stored, "P-9")
+        assert back == profile
+        exact = json.dumps(back["preferences"], sort_keys=True)  # 10**30, not 1e+30
+        assert exact == json.dumps(profile["preferences"], sort_keys=True)
+
+
+def test_a_stored_value_orjson_refuses_reads_as_before():
+    stored = encode(parse_profile(person("P-8")), 3).replace('"n":"', '"n":"\\ud800', 1)
+    assert decode(stored, "P-8")["name"].startswith("\ud800")  # a lone surrogate: json reads it
+
+
 def test_set_bits_reads_redis_bit_order():
     data = bytes([0b10000001, 0, 0b01000000])
     assert set_bits(data) == [0, 7, 17]
