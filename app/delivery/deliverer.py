@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -362,7 +361,7 @@ class Deliverer:
         """Hand ``n`` to its gateway: the provider's reference, or what went wrong."""
         try:
             return await self.gateways[n.channel].send(
-                n, on_commit=partial(self.state.mark_sent_now, n.id, attempt)
+                n, on_commit=self.state.sent_mark(n.id, attempt)
             )
         except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
             return exc

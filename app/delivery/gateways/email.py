@@ -88,7 +88,10 @@ class SmtpGateway:
     ``send(..., on_commit=hook)``: the hook is called synchronously the moment the message's
     terminating ``.`` has been handed to the kernel, before the server's reply is awaited, so the
     caller can record the send in the same event-loop step: a crash can then hardly fall between
-    the server accepting a message and the record of it.
+    the server accepting a message and the record of it. A hook with ``ready()`` has it called
+    just before that write (what it can prepare, it prepares there, not between the two), and
+    one with ``close()`` has it called once the send is over, whatever happened
+    (``app.state.records.SentMark``).
     """
 
     def __init__(
@@ -135,6 +138,9 @@ class SmtpGateway:
                 ) from exc
             finally:
                 self._hooks.pop(id(client), None)
+                close = getattr(on_commit, "close", None)
+                if close is not None:
+                    close()
             self._idle.append((client, time.monotonic()))
         return str(message["Message-ID"])
 
@@ -182,11 +188,15 @@ class SmtpGateway:
         write = protocol.write
 
         def write_and_notice(data: bytes) -> None:
-            write(data)
             hook = self._hooks.get(id(client))
+            last = hook is not None and data.endswith(b"\r\n.\r\n")
+            ready = getattr(hook, "ready", None) if last else None
+            if ready is not None:
+                ready()
+            write(data)
             transport = cast(asyncio.WriteTransport | None, protocol.transport)
             handed_over = transport is not None and transport.get_write_buffer_size() == 0
-            if hook is not None and handed_over and data.endswith(b"\r\n.\r\n"):
+            if hook is not None and last and handed_over:
                 hook()
 
         protocol.write = write_and_notice  # type: ignore[method-assign]
