@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import faust
 import uvloop
 
 from app.core.settings import Settings
+from wiring import gc_tuning
 from wiring.faust_app import configure
 from wiring.kafka import ensure_topics
 from wiring.runtime import Runtime
@@ -26,6 +28,20 @@ def run_worker(settings: Settings) -> int:
     if settings.event_loop == "uvloop":
         # Before the worker creates its loops (its own and the Kafka consumer's thread).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    worker = faust.Worker(app, loglevel="INFO")
+    gc_tuning.tune(settings.gc_threshold)
+    worker = Worker(app, loglevel="INFO", gc_threshold=settings.gc_threshold)
     worker.execute_from_commandline()
     return 0
+
+
+class Worker(faust.Worker):
+    """Faust's worker; once it is ready, what start-up built is frozen out of the garbage
+    collector's view (``wiring.gc_tuning``)."""
+
+    def __init__(self, *args: Any, gc_threshold: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gc_threshold = gc_threshold
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        gc_tuning.freeze_startup(self.gc_threshold)

@@ -94,6 +94,9 @@ class Settings:
     batch_max: int = 200  # events or notifications an agent handles together, at most
     batch_wait_ms: int = 5  # how long an agent waits for a batch to fill before handling it
     event_loop: str = "uvloop"  # the worker's asyncio event loop: uvloop, or asyncio's own
+    gc_threshold: int = (
+        50_000  # the collector's young generation (wiring/gc_tuning.py); 0: Python's
+    )
     deliver_where_planned: bool = True  # an event's notifications sent by the planning agent
     secret: str | None = field(default=None, repr=False)  # `lifecycle dev` makes one
     sms_inbound_secret: str | None = field(default=None, repr=False)  # signs inbound-SMS hooks
@@ -194,6 +197,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "LIFECYCLE_BATCH_MAX": ("batch_max", int),
     "LIFECYCLE_BATCH_WAIT_MS": ("batch_wait_ms", int),
     "LIFECYCLE_EVENT_LOOP": ("event_loop", str),
+    "LIFECYCLE_GC_THRESHOLD": ("gc_threshold", int),
     "LIFECYCLE_DELIVER_WHERE_PLANNED": ("deliver_where_planned", on_off),
 }
 
@@ -244,6 +248,8 @@ def _check(settings: Settings) -> None:
             "LIFECYCLE_BATCH_MAX and LIFECYCLE_BATCH_WAIT_MS must be at least 1 (without a wait, "
             "a batch that never fills would never be handled)"
         )
+    if settings.gc_threshold < 0:
+        raise ConfigError("LIFECYCLE_GC_THRESHOLD must be 0 (Python's own) or more")
     if settings.event_loop not in EVENT_LOOPS:
         raise ConfigError(
             f"LIFECYCLE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {settings.event_loop!r}"
