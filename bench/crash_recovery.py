@@ -103,6 +103,9 @@ async def run(events_count: int, kills: int, seed: int, warning: int = 0) -> dic
         result: dict[str, object] = tally(expected, seen.refresh()) | {"kills": kills, "seconds": round(elapsed, 1),
                                                     "finished": finished, "events": events_count,
                                                     "warned": warning}  # fmt: skip
+        twice = [i for got in (seen.sms, seen.email) for i, n in got.items() if n > 1]
+        if twice:  # what a duplicate's record and trace said, before the run's keys are gone
+            result["duplicates"] = await records_of(settings, twice[:10])
     finally:
         workers.stop_all()
         sink.stop()
@@ -110,6 +113,20 @@ async def run(events_count: int, kills: int, seed: int, warning: int = 0) -> dic
         redis.stop()
         broker.stop()
     return result
+
+
+async def records_of(settings: Settings, ids: list[str]) -> list[dict[str, object]]:
+    """Each notification's status record (its recipient masked, as stored) and trace steps."""
+    from app.state import DeliveryState  # noqa: PLC0415
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        state = DeliveryState(client, settings.redis_prefix)
+        return [{"id": i, "record": await state.record(i),
+                 "trace": [t.decode() for t in await client.lrange(state.key("tr", i), 0, -1)]}
+                for i in ids]  # fmt: skip
+    finally:
+        await client.aclose()
 
 
 def main() -> None:
