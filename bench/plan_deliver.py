@@ -30,6 +30,7 @@ from app.planning.planner import refuse_oversized
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from bench.pipeline import PEOPLE, event, people
+from tests.conftest import delete_prefix
 from wiring.runtime import Runtime, make_redis
 
 
@@ -76,10 +77,8 @@ async def run(count: int, batch_size: int, profile: bool) -> None:
         if profiler:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
-        for start in range(0, len(keys), 1000):
-            await redis.delete(*keys[start : start + 1000])
         await redis.aclose()
+        await delete_prefix(settings.redis_url, prefix)
 
 
 def main() -> None:
