@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import email.utils
+import logging
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -21,6 +22,8 @@ from app.core.errors import PermanentDeliveryError, TemporaryDeliveryError
 from app.core.settings import SmtpConfig
 from app.delivery.unsubscribe import UnsubscribeLinks
 from app.notifications import Notification
+
+logger = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 30
 IDLE_CHECK_SECONDS = 10
@@ -77,6 +80,16 @@ def build_message(
 
 
 CHECK_TIMEOUT_SECONDS = 3.0
+
+
+def _guarded(call: Callable[[], None]) -> None:
+    """A commit hook's step, whose failure must not fail the send: the message is on its way
+    (or about to be), and a send reported failed would be retried, so sent twice. The record
+    follows the server's reply as usual."""
+    try:
+        call()
+    except Exception:
+        logger.exception("a commit hook failed; the send goes on, recorded after the reply")
 
 
 class SmtpGateway:
@@ -192,12 +205,12 @@ class SmtpGateway:
             last = hook is not None and data.endswith(b"\r\n.\r\n")
             ready = getattr(hook, "ready", None) if last else None
             if ready is not None:
-                ready()
+                _guarded(ready)
             write(data)
             transport = cast(asyncio.WriteTransport | None, protocol.transport)
             handed_over = transport is not None and transport.get_write_buffer_size() == 0
             if hook is not None and last and handed_over:
-                hook()
+                _guarded(hook)
 
         protocol.write = write_and_notice  # type: ignore[method-assign]
 

@@ -337,6 +337,30 @@ async def test_the_commit_hook_runs_once_per_message_handed_over(smtp_server):
     await gateway.close()
 
 
+async def test_a_commit_hook_that_fails_does_not_fail_a_message_handed_over(smtp_server, caplog):
+    """A send reported failed after the message went would be retried, and sent twice."""
+    config, server = smtp_server()
+    gateway = SmtpGateway(config, mail_from=FROM)
+
+    class Broken:
+        def ready(self) -> None:
+            raise RuntimeError("a bug before the last write")
+
+        def __call__(self) -> None:
+            raise RuntimeError("a bug after it")
+
+    def broken() -> None:
+        raise ValueError("a bug in a plain hook")
+
+    first = await gateway.send(notification("email", "a@example.cn"), on_commit=Broken())
+    second = await gateway.send(notification("email", "b@example.cn", event_id="E2"),
+                                on_commit=broken)  # fmt: skip
+    assert first.startswith("<") and second.startswith("<")  # their Message-IDs: sent
+    assert len(server.accepted) == 2
+    assert sum("a commit hook failed" in r.message for r in caplog.records) == 3
+    await gateway.close()
+
+
 @ON_BOTH_REDIS
 async def test_a_refusal_after_the_early_sent_mark_still_ends_failed_or_deferred(
     make_deliverer, smtp_server, redis_url
