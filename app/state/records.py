@@ -91,7 +91,7 @@ class SentMark:
     Between the server holding the message and Redis holding the record there are a few
     microseconds, not a client call's 20 (one Redis) to 100 (a cluster): a worker killed in
     between sends the message again when its work is replayed, and the crash test found that
-    on a cluster about one run in seven. A command in the kernel's buffer still reaches Redis
+    on a cluster about one run in eight. A command in the kernel's buffer still reaches Redis
     when the process dies. Best effort: skipped when Redis does not answer (the normal,
     asynchronous record follows the provider's reply; counters and trace are written there).
     Called without ``ready()`` it makes the client's own call."""
@@ -153,12 +153,6 @@ class Records(Store):
         if self.sync_redis is None:
             return None
         return SentMark(self.sync_redis, self.key("n", notification_id), attempt)
-
-    def mark_sent_now(self, notification_id: str, attempt: int) -> None:
-        """Record "sent" synchronously, now (``SentMark`` called without getting ready)."""
-        mark = self.sent_mark(notification_id, attempt)
-        if mark is not None:
-            mark()
 
     async def status(self, notification_id: str) -> str | None:
         return text(await self.redis.hget(self.key("n", notification_id), "status"))
