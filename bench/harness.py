@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import inspect
 import json
 import os
+import pstats
+import secrets
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ from typing import Any, NamedTuple
 import redis.asyncio as aioredis
 
 from app.core.redis_client import cluster_nodes
-from app.core.settings import PROJECT_ROOT, Settings, to_environ
+from app.core.settings import PROJECT_ROOT, Settings, load_settings, to_environ
 from app.core.timestamps import local_iso
 from app.intake.events import Event, validate_event
 from app.profiles.store import ProfileStore
@@ -226,3 +230,41 @@ async def redis_usage(url: str) -> tuple[float, float]:
         finally:
             await client.aclose()
     return memory_total, cpu_total
+
+
+def in_process_settings(prefix: str, **more: Any) -> Settings:
+    """For a bench that runs the planning agent's work in this process (``bench.plan_deliver``,
+    ``bench.plan_chunk``): Redis from the environment under ``prefix``, SMS to an outbox of its
+    own, no quiet hours, cap or pacing, and e-mail to nowhere."""
+    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
+    return load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
+                                 sms_url=f"file://{outbox}", quiet_hours="off", daily_cap=0,
+                                 smtp_url="smtp://127.0.0.1:1", sms_rate=0, **more)  # fmt: skip
+
+
+@dataclass
+class Timed:
+    """CPU and wall seconds of a ``with`` block (``cpu``, ``wall`` once it ends); with
+    ``profile``, cProfile runs over it and ``print_profile`` prints its top functions (the
+    figures then include its overhead)."""
+
+    profile: bool = False
+    cpu: float = 0.0
+    wall: float = 0.0
+    _profiler: cProfile.Profile | None = None
+
+    def __enter__(self) -> Timed:
+        self._profiler = cProfile.Profile() if self.profile else None
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+        if self._profiler:
+            self._profiler.enable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._profiler:
+            self._profiler.disable()
+        self.cpu, self.wall = time.process_time() - self.cpu, time.perf_counter() - self.wall
+
+    def print_profile(self, sort: str = "tottime", top: int = 40) -> None:
+        if self._profiler:
+            pstats.Stats(self._profiler).sort_stats(sort).print_stats(top)

@@ -17,31 +17,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import pstats
 import secrets
-import tempfile
-import time
-from pathlib import Path
 
 from app.core.codec import json_bytes
-from app.core.settings import load_settings
 from app.intake.cap import alert_events
 from app.planning.planner import refuse_oversized
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
 from bench.fanout import cap_document, enterprise
+from bench.harness import Timed, in_process_settings
 from tests.conftest import delete_prefix
 from wiring.runtime import Runtime, make_redis
 
 
 async def run(recipients: int, profile: bool, sort: str = "tottime") -> None:
-    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     prefix = f"bench-pc-{secrets.token_hex(4)}:"
-    settings = load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
-                                     sms_url=f"file://{outbox}", quiet_hours="off", daily_cap=0,
-                                     smtp_url="smtp://127.0.0.1:1", sms_rate=0,
-                                     blast_ceiling=10 * recipients, blast_first_run=0)  # fmt: skip
+    settings = in_process_settings(prefix, blast_ceiling=10 * recipients, blast_first_run=0)
     runtime = Runtime.build(settings)
     deliverer = runtime.deliverer
     assert deliverer is not None
@@ -69,22 +60,15 @@ async def run(recipients: int, profile: bool, sort: str = "tottime") -> None:
 
         for raw in (await commands(f"BENCH-PC-WARM-{secrets.token_hex(3)}"))[:1]:
             await one_chunk(raw)  # warm: scripts loaded, templates compiled
-        profiler = cProfile.Profile() if profile else None
-        cpu, wall = time.process_time(), time.perf_counter()
-        if profiler:
-            profiler.enable()
-        chunks = await commands(f"BENCH-PC-{secrets.token_hex(3)}")
-        records = 0
-        for raw in chunks:
-            records += await one_chunk(raw)
-        if profiler:
-            profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        with Timed(profile) as timed:
+            chunks = await commands(f"BENCH-PC-{secrets.token_hex(3)}")
+            records = 0
+            for raw in chunks:
+                records += await one_chunk(raw)
         print(f"{recipients:,} recipients in {len(chunks)} chunks ({records:,} deliveries "
-              f"records): {cpu / recipients * 1e6:.0f} µs of CPU a recipient, "
-              f"{wall / recipients * 1e6:.0f} µs of wall time")  # fmt: skip
-        if profiler:
-            pstats.Stats(profiler).sort_stats(sort).print_stats(40)
+              f"records): {timed.cpu / recipients * 1e6:.0f} µs of CPU a recipient, "
+              f"{timed.wall / recipients * 1e6:.0f} µs of wall time")  # fmt: skip
+        timed.print_profile(sort)
     finally:
         await redis.aclose()
         await delete_prefix(settings.redis_url, prefix)

@@ -16,30 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import pstats
 import secrets
-import tempfile
-import time
-from pathlib import Path
 
 from app.core.codec import json_bytes
-from app.core.settings import load_settings
 from app.intake.events import parse_event
 from app.planning.planner import refuse_oversized
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
+from bench.harness import Timed, in_process_settings
 from bench.pipeline import PEOPLE, event, people
 from tests.conftest import delete_prefix
 from wiring.runtime import Runtime, make_redis
 
 
 async def run(count: int, batch_size: int, profile: bool) -> None:
-    outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
     prefix = f"bench-pd-{secrets.token_hex(4)}:"
-    settings = load_settings().with_(secret=secrets.token_urlsafe(32), redis_prefix=prefix,
-                                     sms_url=f"file://{outbox}", quiet_hours="off", daily_cap=0,
-                                     smtp_url="smtp://127.0.0.1:1", sms_rate=0)  # fmt: skip
+    settings = in_process_settings(prefix)
     runtime = Runtime.build(settings)
     assert runtime.deliverer is not None
     redis = make_redis(settings)
@@ -62,20 +54,14 @@ async def run(count: int, batch_size: int, profile: bool) -> None:
             return len([json_bytes(o.as_dict()) for outs in results for o in outs])
 
         await one_batch(events[:batch_size])  # warm: scripts loaded, templates compiled
-        profiler = cProfile.Profile() if profile else None
-        cpu, wall = time.process_time(), time.perf_counter()
-        if profiler:
-            profiler.enable()
-        records = 0
-        for start in range(batch_size, count + batch_size, batch_size):
-            records += await one_batch(events[start : start + batch_size])
-        if profiler:
-            profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"{count:,} events ({records:,} deliveries records): {cpu / count * 1e6:.0f} µs of "
-              f"CPU an event, {wall / count * 1e6:.0f} µs of wall time")  # fmt: skip
-        if profiler:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        with Timed(profile) as timed:
+            records = 0
+            for start in range(batch_size, count + batch_size, batch_size):
+                records += await one_batch(events[start : start + batch_size])
+        print(f"{count:,} events ({records:,} deliveries records): "
+              f"{timed.cpu / count * 1e6:.0f} µs of CPU an event, "
+              f"{timed.wall / count * 1e6:.0f} µs of wall time")  # fmt: skip
+        timed.print_profile()
     finally:
         await redis.aclose()
         await delete_prefix(settings.redis_url, prefix)
