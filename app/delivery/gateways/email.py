@@ -80,6 +80,24 @@ def build_message(
 
 
 CHECK_TIMEOUT_SECONDS = 3.0
+HANDOVER_POLL_SECONDS = 0.0005  # how often a message's buffered end is looked for in the kernel
+
+
+def unsent_bytes(transport: asyncio.BaseTransport | None) -> int | None:
+    """Bytes written to ``transport`` that the kernel does not have yet; None when that cannot
+    be told (no transport, closing, or a TLS transport whose TCP transport is out of reach).
+    Over TLS, the TLS transport's buffer holds only what is not yet encrypted: the encrypted
+    bytes wait in the buffer of the TCP transport below it, which counts too. asyncio's TLS
+    transport reaches it; uvloop's does not (its attributes are C fields), and is None."""
+    if transport is None or transport.is_closing():
+        return None
+    size = cast(asyncio.WriteTransport, transport).get_write_buffer_size()
+    if transport.get_extra_info("ssl_object") is None:
+        return size
+    below = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if below is None or below.is_closing():
+        return None
+    return size + int(below.get_write_buffer_size())
 
 
 def _guarded(call: Callable[[], None]) -> None:
@@ -98,10 +116,15 @@ class SmtpGateway:
     A connection is reused for the next message (no QUIT round trip per message); one idle for a
     while is checked with NOOP before reuse; one that failed is dropped.
 
-    ``send(..., on_commit=hook)``: the hook is called synchronously the moment the message's
-    terminating ``.`` has been handed to the kernel, before the server's reply is awaited, so the
-    caller can record the send in the same event-loop step: a crash can then hardly fall between
-    the server accepting a message and the record of it. A hook with ``ready()`` has it called
+    ``send(..., on_commit=hook)``: the hook is called the moment the message's terminating ``.``
+    is the kernel's, before the server's reply is awaited, so the caller can record the send
+    then: a crash can hardly fall between the server accepting a message and the record of it.
+    That is synchronously after the last write, when the write handed it all over; when the
+    socket's buffer was full (a large message, a slow server) and the event loop keeps the rest,
+    within HANDOVER_POLL_SECONDS of the loop writing it; over TLS on uvloop, whose transport
+    cannot tell, at the server's reply. Never before: a worker killed in the hook leaves the
+    kernel the whole message to deliver (killed with the end still in the loop's buffer, the
+    message would not arrive, and a record saying "sent" would lose it). A hook with ``ready()`` has it called
     just before that write (what it can prepare, it prepares there, not between the two), and
     one with ``close()`` has it called once the send is over, whatever happened
     (``app.state.records.SentMark``).
@@ -121,6 +144,7 @@ class SmtpGateway:
         self.pool_size = pool_size
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
         self._hooks: dict[int, Callable[[], None] | None] = {}
+        self._unmarked: dict[int, Callable[[], None]] = {}  # terminator written, hook not called
         self._slots: asyncio.Semaphore | None = None
 
     async def send(
@@ -138,6 +162,7 @@ class SmtpGateway:
             self._hooks[id(client)] = on_commit
             try:
                 await client.send_message(message)
+                self._mark(id(client), on_commit)  # accepted: at the latest, now
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 client.close()
                 raise _by_code(min(r.code for r in exc.recipients), "recipient refused") from exc
@@ -151,6 +176,7 @@ class SmtpGateway:
                 ) from exc
             finally:
                 self._hooks.pop(id(client), None)
+                self._unmarked.pop(id(client), None)
                 close = getattr(on_commit, "close", None)
                 if close is not None:
                     close()
@@ -195,24 +221,54 @@ class SmtpGateway:
         return client
 
     def _watch_commits(self, client: aiosmtplib.SMTP) -> None:
-        """Call the current send's hook right after the data terminator is written."""
+        """Call the current send's hook the moment the data terminator is the kernel's: right
+        after its write if that wrote it all, else as soon as the event loop has written the
+        rest (checked every HANDOVER_POLL_SECONDS), else at the server's reply (``send``)."""
         protocol = client.protocol
         assert protocol is not None
         write = protocol.write
+        key = id(client)
 
         def write_and_notice(data: bytes) -> None:
-            hook = self._hooks.get(id(client))
+            hook = self._hooks.get(key)
             last = hook is not None and data.endswith(b"\r\n.\r\n")
             ready = getattr(hook, "ready", None) if last else None
             if ready is not None:
                 _guarded(ready)
             write(data)
+            if hook is None or not last:
+                return
+            self._unmarked[key] = hook
             transport = cast(asyncio.WriteTransport | None, protocol.transport)
-            handed_over = transport is not None and transport.get_write_buffer_size() == 0
-            if hook is not None and last and handed_over:
-                _guarded(hook)
+            if unsent_bytes(transport) == 0:
+                self._mark(key, hook)
+            elif transport is not None:
+                self._mark_when_handed_over(key, hook, transport)
 
         protocol.write = write_and_notice  # type: ignore[method-assign]
+
+    def _mark(self, key: int, hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` if it is the connection's current, not yet called one."""
+        if hook is not None and self._unmarked.get(key) is hook:
+            del self._unmarked[key]
+            _guarded(hook)
+
+    def _mark_when_handed_over(self, key: int, hook: Callable[[], None],
+                               transport: asyncio.WriteTransport) -> None:  # fmt: skip
+        """Call the hook once the transport's buffers are empty (the socket took the rest);
+        stop looking once the send is over (its reply marks it) or the connection is lost."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            if self._unmarked.get(key) is not hook:
+                return
+            unsent = unsent_bytes(transport)
+            if unsent == 0:
+                self._mark(key, hook)
+            elif unsent is not None:
+                loop.call_later(HANDOVER_POLL_SECONDS, check)
+
+        loop.call_later(HANDOVER_POLL_SECONDS, check)
 
     async def close(self) -> None:
         while self._idle:
