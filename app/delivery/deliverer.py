@@ -302,16 +302,19 @@ class Deliverer:
         results = list(zip(go, sending, attempts, refs, strict=True))
         sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
         await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
+        debug = logger.isEnabledFor(logging.DEBUG)
         for (i, _), n, attempt, ref in results:
-            first = self._outcome(n, Status.SENDING, attempt=attempt)
+            masked = mask_address(n.channel, n.address)  # once for both outcomes
+            first = self._outcome(n, Status.SENDING, attempt=attempt, recipient=masked)
             if isinstance(ref, str):
                 outcomes[i] = [
                     first,
-                    self._outcome(n, Status.SENT, attempt=attempt, provider_ref=ref),
+                    self._outcome(
+                        n, Status.SENT, attempt=attempt, provider_ref=ref, recipient=masked
+                    ),
                 ]
-                logger.debug(
-                    "sent %s via %s to %s", n.id, n.channel, mask_address(n.channel, n.address)
-                )
+                if debug:
+                    logger.debug("sent %s via %s to %s", n.id, n.channel, masked)
             else:
                 outcomes[i] = [first, await self._after_failure(n, attempt, ref)]
 
@@ -467,10 +470,11 @@ class Deliverer:
     def _outcome(self, n: Notification, status: str, record: dict[str, str] | None = None,
                  **fields: Any) -> DeliveryOutcome:  # fmt: skip
         fields.setdefault("attempt", int((record or {}).get("attempts") or 0))
+        if "recipient" not in fields:  # the caller may have masked it already
+            fields["recipient"] = mask_address(n.channel, n.address)
         return DeliveryOutcome(notification_id=n.id, status=status, channel=n.channel, category=n.category,
-                               rule_id=n.rule_id, event_id=n.event_id,
-                               recipient=mask_address(n.channel, n.address),
-                               at=utc_now_ms(), **fields)  # fmt: skip
+                               rule_id=n.rule_id, event_id=n.event_id, at=utc_now_ms(),
+                               **fields)  # fmt: skip
 
 
 def _iso(epoch: float) -> str:

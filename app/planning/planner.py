@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from app.core.errors import ChunkRejected, EventRejected, RenderError
 from app.core.geo import shapes_of
 from app.core.masking import mask_address
+from app.core.timestamps import utc_now_ms
 from app.intake.events import Event, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
@@ -529,7 +530,7 @@ class Planner:
             event_type=event.type, channel=channel, profile_id=person.profile["id"],
             recipient=person.key, recipient_name=person.name, role=person.role,
             address=address, language=language,
-            planned_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            planned_at=utc_now_ms(),
             content=content, error=error, event_published_at=event.published_at,
             district=person.profile.get("district"),
         )  # fmt: skip
