@@ -7,9 +7,9 @@ trips and sending concurrently:
 1. A notification whose status is final (sent, suppressed, failed) is a ``duplicate``: the same
    event published twice, a redelivery after a crash or a rebalance. So is one already deferred to
    a later time (the release timer owns it).
-2. It is claimed in Redis for ``claim_lease`` seconds. A claim left by a worker that died mid-send
-   expires after the lease; only then may another worker send it. A claim held by a live worker is
-   waited for.
+2. It is claimed in Redis for ``claim_lease`` seconds, renewed every third of it while its batch
+   is handled. A claim left by a worker that died mid-send expires after the lease; only then may
+   another worker send it. A claim held by a live worker is waited for.
 3. Policy (see ``app.delivery.policy``): opted out → ``suppressed``; a non-warning in quiet hours →
    ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
 4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
@@ -172,11 +172,15 @@ class Deliverer:
                 contested.append(i)
             else:
                 ready.append((i, b))
+        claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
+        keeping = ClaimKeeper(self.state, claimed, token, self.policy.claim_lease)
         try:
             await self._handle(batch, ready, outcomes, paced=paced)
         finally:
-            claimed = [n.id for n, b in zip(batch, begun, strict=True) if b.claimed]
-            await self._persist(lambda: self.state.release_many(claimed))
+            if await keeping.stop():  # some expired: give back only those still this batch's
+                await self._persist(lambda: self.state.release_own(claimed, token))
+            else:
+                await self._persist(lambda: self.state.release_many(claimed))
         # Another worker (or this batch) is on these: wait for its claim to end, then look again.
         for i in [] if leave_contested else contested:
             outcomes[i] = await self._contested(batch[i], token, begun[i].record, paced=paced)
@@ -197,6 +201,7 @@ class Deliverer:
                          paced: bool = False) -> list[DeliveryOutcome]:  # fmt: skip
         if not await self._claim(n, token):
             return [self._outcome(n, "duplicate", record)]
+        keeping = ClaimKeeper(self.state, [n.id], token, self.policy.claim_lease)
         try:
             [b] = await self._begin([n], token, claim=False)
             if self._settled(b.record):
@@ -205,7 +210,10 @@ class Deliverer:
             await self._handle([n], [(0, b)], outcomes, paced=paced)
             return outcomes[0]
         finally:
-            await self._persist(lambda: self.state.release(n.id))
+            if await keeping.stop():
+                await self._persist(lambda: self.state.release_own([n.id], token))
+            else:
+                await self._persist(lambda: self.state.release(n.id))
 
     async def _begin(self, batch: list[Notification], token: str, *, claim: bool = True,
                      known: Mapping[str, Profile] | None = None) -> list[Begun]:  # fmt: skip
@@ -475,6 +483,42 @@ class Deliverer:
         return DeliveryOutcome(notification_id=n.id, status=status, channel=n.channel, category=n.category,
                                rule_id=n.rule_id, event_id=n.event_id, at=utc_now_ms(),
                                **fields)  # fmt: skip
+
+
+class ClaimKeeper:
+    """Renews a batch's claims every third of the lease until ``stop()``: a batch that takes
+    longer than the lease (a slow provider, a stalled machine) keeps them, and no other worker,
+    nor another batch here, sends its notifications meanwhile. Only a worker that died, or a
+    Redis that did not answer for a whole lease, lets them expire."""
+
+    def __init__(self, state: DeliveryState, ids: list[str], token: str, lease: float) -> None:
+        self.state, self.ids, self.token, self.lease = state, ids, token, lease
+        self.lost = False  # some claim was found expired (another's, perhaps)
+        self.task = asyncio.create_task(self._run(), name="claims renewed") if ids else None
+
+    async def _run(self) -> None:
+        ids = self.ids
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                held = await self.state.renew_own(ids, self.token, int(self.lease * 1000))
+            except Exception as exc:  # noqa: BLE001 - tried again a third of a lease later
+                logger.warning("could not renew the claims of a batch of %d (%s); tried again "
+                               "in %.1f s", len(ids), type(exc).__name__, self.lease / 3)  # fmt: skip
+                continue
+            if held < len(ids):
+                self.lost = True
+                logger.warning("%d of a batch's %d claims had expired before they were "
+                               "renewed: another worker may send those", len(ids) - held, len(ids))  # fmt: skip
+
+    async def stop(self) -> bool:
+        """Stop renewing (a Redis call cancelled mid-way drops its connection, as redis-py does
+        on cancellation); True if some claim had expired, so that only those still this
+        batch's are given back."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        return self.lost
 
 
 def _iso(epoch: float) -> str:

@@ -43,6 +43,18 @@ for i = 1, #KEYS do
 end
 return n
 """
+# Claims kept: KEYS the claims, ARGV[1] the owner, ARGV[2] the lease in ms; how many are still
+# the owner's (those are given the lease again; another's, or one gone, are left alone)
+_RENEW_OWN = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    n = n + 1
+  end
+end
+return n
+"""
 # A failed notification back to planned: KEYS n:{id}; its status if it was not failed
 _REOPEN = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -237,6 +249,19 @@ class Records(Store):
             for key in keys:
                 pipe.eval(_RELEASE_OWN, 1, key, owner)
             await pipe.execute()
+
+    async def renew_own(self, notification_ids: list[str], owner: str, lease_ms: int) -> int:
+        """Give those of these claims that ``owner`` still holds a full lease again; how many
+        it holds. A claim that has expired (and may be another's now) is not taken back."""
+        keys = [self.key("claim", i) for i in notification_ids]
+        if not keys:
+            return 0
+        if not self.keys.clustered:
+            return int(await self.redis.eval(_RENEW_OWN, len(keys), *keys, owner, lease_ms))
+        async with self.redis.pipeline(transaction=False) as pipe:  # one slot a claim
+            for key in keys:
+                pipe.eval(_RENEW_OWN, 1, key, owner, lease_ms)
+            return sum(int(n) for n in await pipe.execute())
 
     async def set_status(self, n: Notification, status: Status, **fields: Any) -> None:
         await self.set_status_many([n], status, [fields])

@@ -416,3 +416,72 @@ async def test_a_batch_whose_first_round_trip_fails_leaves_no_claim_behind(
         await asyncio.wait_for(deliverer.deliver(batch[1]), timeout=10)
     sent = [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")]
     assert sorted(sent) == sorted([batch[0].id, batch[2].id])
+
+
+@ON_BOTH_REDIS
+async def test_a_batch_slower_than_the_claim_lease_keeps_its_claims_and_each_is_sent_once(
+    make_deliverer,
+):
+    """A batch whose sends outlast the lease (a slow SMTP server; here a lease of 0.3 s and
+    three messages answered 0.4 s apart) renews its claims while it works. Another worker
+    given the same notifications meanwhile (a redelivery after a rebalance) finds them held,
+    not expired, and sends none of them again."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import Replies
+
+    class Slow(Replies):
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            await asyncio.sleep(0.4)
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = Slow()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = SmtpConfig("127.0.0.1", controller.port)
+        first, other = make_deliverer(smtp, claim_lease=0.3), make_deliverer(smtp, claim_lease=0.3)
+        gateway = first.gateways["email"]
+        assert isinstance(gateway, SmtpGateway)
+        gateway.pool_size = 1  # one connection: the messages one after another, 1.2 s in all
+        batch = [notification("email", f"u{i}@example.cn", event_id=f"E{i}") for i in range(3)]
+        sending = asyncio.create_task(first.deliver_many(batch))
+        await asyncio.sleep(0.7)  # two leases on: the first batch is on its second message
+        again = await other.deliver_many(batch, leave_contested=True)
+        done = await sending
+        assert [statuses(o)[-1] for o in done] == ["sent", "sent", "sent"]
+        assert all(o == [] for o in again)  # held by the first worker: left to it
+        assert len(handler.accepted) == 3  # each once
+        await gateway.close()
+    finally:
+        controller.stop()
+
+
+@ON_BOTH_REDIS
+async def test_a_claim_found_expired_is_reported_and_only_the_batchs_own_are_given_back(
+    make_deliverer, caplog
+):
+    """A claim that expired and was taken by another worker before the renewal is neither
+    renewed nor, at the batch's end, deleted: that worker's claim stands."""
+    import asyncio
+
+    from app.delivery.deliverer import ClaimKeeper
+
+    deliverer = make_deliverer(SmtpConfig("127.0.0.1", 1))
+    state = deliverer.state
+    ids = ["n-kept", "n-taken"]
+    for i in ids:
+        assert await state.claim(i, "mine", 300)
+    keeper = ClaimKeeper(state, ids, "mine", 0.3)
+    await state.release("n-taken")  # expired, say, and claimed by another worker
+    assert await state.claim("n-taken", "theirs", 5000)
+    await asyncio.sleep(0.45)  # a renewal at 0.1 s and at 0.2 s, past the first lease
+    assert await state.claim_ttl_ms("n-kept") > 0  # renewed: still held after 0.45 s
+    assert await keeper.stop() is True
+    assert "1 of a batch's 2 claims had expired" in caplog.text
+    await state.release_own(ids, "mine")
+    assert await state.claim_ttl_ms("n-kept") == -2  # given back
+    assert await state.claim_ttl_ms("n-taken") > 0  # theirs stands
+    assert await ClaimKeeper(state, [], "mine", 0.3).stop() is False  # nothing to keep
