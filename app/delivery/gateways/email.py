@@ -80,7 +80,11 @@ def build_message(
 
 
 CHECK_TIMEOUT_SECONDS = 3.0
-HANDOVER_POLL_SECONDS = 0.0005  # how often a message's buffered end is looked for in the kernel
+# A message's buffered end is looked for in the kernel after half a millisecond, then twice as
+# long each time up to 10 ms: a server that stops reading costs a hundred wake-ups a second
+# until the reply's timeout ends the send, not two thousand.
+HANDOVER_POLL_SECONDS = 0.0005
+HANDOVER_POLL_MAX_SECONDS = 0.01
 
 
 def unsent_bytes(transport: asyncio.BaseTransport | None) -> int | None:
@@ -121,12 +125,12 @@ class SmtpGateway:
     then: a crash can hardly fall between the server accepting a message and the record of it.
     That is synchronously after the last write, when the write handed it all over; when the
     socket's buffer was full (a large message, a slow server) and the event loop keeps the rest,
-    within HANDOVER_POLL_SECONDS of the loop writing it; over TLS on uvloop, whose transport
-    cannot tell, at the server's reply. Never before: a worker killed in the hook leaves the
-    kernel the whole message to deliver (killed with the end still in the loop's buffer, the
-    message would not arrive, and a record saying "sent" would lose it). A hook with ``ready()`` has it called
-    just before that write (what it can prepare, it prepares there, not between the two), and
-    one with ``close()`` has it called once the send is over, whatever happened
+    soon after the loop has written it; over TLS on uvloop, whose transport cannot tell, at the
+    server's reply. Never before: a worker killed in the hook leaves the kernel the whole message
+    to deliver (killed with the end still in the loop's buffer, the message would not arrive,
+    and a record saying "sent" would lose it). A hook with ``ready()`` has it called just before
+    that write (what it can prepare, it prepares there, not between the two), and one with
+    ``close()`` has it called once the send is over, whatever happened
     (``app.state.records.SentMark``).
     """
 
@@ -223,7 +227,8 @@ class SmtpGateway:
     def _watch_commits(self, client: aiosmtplib.SMTP) -> None:
         """Call the current send's hook the moment the data terminator is the kernel's: right
         after its write if that wrote it all, else as soon as the event loop has written the
-        rest (checked every HANDOVER_POLL_SECONDS), else at the server's reply (``send``)."""
+        rest (looked for after HANDOVER_POLL_SECONDS, then less often), else at the server's
+        reply (``send``)."""
         protocol = client.protocol
         assert protocol is not None
         write = protocol.write
@@ -259,16 +264,17 @@ class SmtpGateway:
         stop looking once the send is over (its reply marks it) or the connection is lost."""
         loop = asyncio.get_running_loop()
 
-        def check() -> None:
+        def check(wait: float) -> None:
             if self._unmarked.get(key) is not hook:
                 return
             unsent = unsent_bytes(transport)
             if unsent == 0:
                 self._mark(key, hook)
-            elif unsent is not None:
-                loop.call_later(HANDOVER_POLL_SECONDS, check)
+            elif unsent is not None:  # a server that stopped reading: looked at less often
+                later = min(wait * 2, HANDOVER_POLL_MAX_SECONDS)
+                loop.call_later(later, check, later)
 
-        loop.call_later(HANDOVER_POLL_SECONDS, check)
+        loop.call_later(HANDOVER_POLL_SECONDS, check, HANDOVER_POLL_SECONDS)
 
     async def close(self) -> None:
         while self._idle:

@@ -154,3 +154,52 @@ async def test_a_large_message_is_marked_as_its_end_reaches_the_kernel_not_at_th
         await gateway.close()
     assert handler.hooked_before_reply == [True, True]
     assert calls == [0, 1]  # once each, before the server had accepted it
+
+
+async def test_a_server_that_stops_reading_is_looked_at_less_and_less_often(monkeypatch):
+    """A server that takes the DATA command and then reads nothing more keeps the message's
+    end in the loop's buffer until the reply's timeout ends the send: the hook is never called
+    (nothing was handed over), the send fails as temporary, and the buffer was looked at some
+    hundred times a second, not every half millisecond."""
+    from app.core.errors import TemporaryDeliveryError
+    from app.core.settings import SmtpConfig
+    from app.delivery.gateways import email as gateway_module
+
+    stalled = asyncio.Event()
+
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 stalls\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            writer.write(b"354 go on\r\n" if verb == b"DATA" else b"250 ok\r\n")
+            await writer.drain()
+            if verb == b"DATA":
+                await stalled.wait()  # and never read again, until the test ends
+                break
+        writer.close()
+
+    server = await asyncio.start_server(stalls, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    looked: list[int | None] = []
+    unsent = gateway_module.unsent_bytes
+
+    def counted(transport):
+        looked.append(result := unsent(transport))
+        return result
+
+    monkeypatch.setattr(gateway_module, "unsent_bytes", counted)
+    monkeypatch.setattr(gateway_module, "TIMEOUT_SECONDS", 1.0)
+    gateway = SmtpGateway(SmtpConfig("127.0.0.1", port), mail_from=FROM)
+    calls: list[str] = []
+    n = notification("email", "a@example.cn")
+    n = replace(n, content=dict(n.content, html="<p>" + "正文" * (LARGE // 2) + "</p>"))
+    try:
+        with pytest.raises(TemporaryDeliveryError):
+            await gateway.send(n, on_commit=lambda: calls.append("called"))
+    finally:
+        stalled.set()
+        server.close()
+        await server.wait_closed()
+    assert calls == []
+    assert looked and all(size for size in looked)  # never all handed over
+    assert len(looked) < 250  # in 1 s: about 110 with the back-off, 928 without (measured)
