@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The browser tests drive Debian's chromium (Playwright cannot download browsers here), with CJK
-# fonts so that the screenshots show the Chinese pages. Installed when missing; CI skips nothing.
-browser: ## Install Debian's chromium and CJK fonts for the browser tests, when missing
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
-	  echo "installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
+# fonts so that the screenshots show the Chinese pages; the SMTP-over-TLS tests make their
+# certificate with openssl. Installed when missing; CI skips nothing.
+browser: ## Install Debian's chromium and CJK fonts for the browser tests (and openssl), when missing
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto.*cjk" \
+	    || ! command -v openssl >/dev/null; then \
+	  echo "installing Debian's chromium, fonts-noto-cjk and openssl for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium fonts-noto-cjk; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium fonts-noto-cjk openssl; \
 	fi
 
 dev: $(STAMP) ## Run the whole stack locally and replay the demo scenarios
