@@ -306,9 +306,24 @@ class Deliverer:
         attempts = [attempt + 1 for _, attempt in go]
         await self._persist(lambda: self.state.set_status_many(
             sending, Status.SENDING, [{"attempts": a} for a in attempts]))  # fmt: skip
-        refs = await self._attempt_all(sending, attempts)
+        recorded: set[int] = set()
+
+        async def settle(answers: list[tuple[int, str | Exception]]) -> None:
+            """A batch gateway's answers, recorded as soon as they are in rather than after the
+            batch's other sends: a provider's SMS has no early mark, and a crash before its
+            record sends it again, so its window is its own call, not the slowest e-mail's."""
+            items = [(sending[j], attempts[j], ref) for j, ref in answers if isinstance(ref, str)]
+            try:
+                await self._persist(lambda: self.state.sent_many(items))
+            except Exception:  # recorded with the rest, after the batch's other sends
+                logger.exception("recording a gateway's %d sends at once failed", len(items))
+                return
+            recorded.update(j for j, _ in answers)
+
+        refs = await self._attempt_all(sending, attempts, settle)
         results = list(zip(go, sending, attempts, refs, strict=True))
-        sent = [(n, attempt, ref) for _, n, attempt, ref in results if isinstance(ref, str)]
+        sent = [(n, attempt, ref) for j, (_, n, attempt, ref) in enumerate(results)
+                if isinstance(ref, str) and j not in recorded]  # fmt: skip
         await self._persist(lambda: self.state.sent_many(sent))  # first: what went must stay sent
         debug = logger.isEnabledFor(logging.DEBUG)
         for (i, _), n, attempt, ref in results:
@@ -326,11 +341,15 @@ class Deliverer:
             else:
                 outcomes[i] = [first, await self._after_failure(n, attempt, ref)]
 
-    async def _attempt_all(self, sending: list[Notification], attempts: list[int]
-                           ) -> list[str | Exception]:  # fmt: skip
+    async def _attempt_all(
+        self, sending: list[Notification], attempts: list[int],
+        settle: Callable[[list[tuple[int, str | Exception]]], Awaitable[None]] | None = None,
+    ) -> list[str | Exception]:  # fmt: skip
         """Hand each notification to its gateway, at once: a gateway with ``send_batch`` takes
         its channel's share in one call (it maps each number's answer back), any other one
-        notification at a time, concurrently."""
+        notification at a time, concurrently. ``settle`` is given a batch gateway's answers
+        (index in ``sending``, answer) as soon as they are in, when other sends of the batch
+        are still going (else they are all in, and the caller records them at once)."""
         refs: list[str | Exception] = [RuntimeError("not attempted")] * len(sending)
         started, took = time.monotonic(), dict.fromkeys((n.channel for n in sending), 0.0)
         batched: dict[str, list[int]] = {}
@@ -360,6 +379,8 @@ class Deliverer:
             for j, answer in zip(indexes, answers, strict=True):
                 refs[j] = answer
             took[channel] = time.monotonic() - started
+            if settle is not None and (single or len(batched) > 1):
+                await settle([(j, refs[j]) for j in indexes])
 
         await asyncio.gather(*(one(j) for j in single),
                              *(many(c, ix) for c, ix in batched.items()))  # fmt: skip

@@ -485,3 +485,61 @@ async def test_a_claim_found_expired_is_reported_and_only_the_batchs_own_are_giv
     assert await state.claim_ttl_ms("n-kept") == -2  # given back
     assert await state.claim_ttl_ms("n-taken") > 0  # theirs stands
     assert await ClaimKeeper(state, [], "mine", 0.3).stop() is False  # nothing to keep
+
+
+@ON_BOTH_REDIS
+async def test_a_providers_sms_is_recorded_as_its_answer_comes_not_after_the_batchs_e_mails(
+    make_deliverer,
+):
+    """A provider's SMS has no early mark: until its record says "sent", a crash sends it again.
+    In a batch with e-mails to a slow SMTP server, its record is written when Aliyun answers,
+    not when the last e-mail is answered."""
+    import asyncio
+
+    from aiohttp import web
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import Replies
+    from tests.helpers import provider_api
+    from tests.unit.delivery.test_aliyun import aliyun_at, numbered
+
+    class Slow(Replies):
+        def __init__(self) -> None:
+            super().__init__()
+            self.holding = asyncio.Event()  # set from the server's thread: read by polling
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            self.holding.set()
+            await asyncio.sleep(1.5)
+            return await super().handle_DATA(server, session, envelope)
+
+    async def aliyun(request):
+        return web.json_response({"Code": "OK", "BizId": "biz-1", "RequestId": "r"})
+
+    handler = Slow()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        async with provider_api(aliyun) as url:
+            deliverer = make_deliverer(SmtpConfig("127.0.0.1", controller.port))
+            deliverer.gateways["sms"] = aliyun_at(url)
+            texts = [numbered(i) for i in range(3)]
+            mail = notification("email", "a@example.cn")
+            sending = asyncio.create_task(deliverer.deliver_many([*texts, mail]))
+            for _ in range(250):
+                if handler.holding.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # Aliyun has long answered; the e-mail is still held
+            meanwhile = [await deliverer.state.status(n.id) for n in texts]
+            assert not sending.done()
+            done = await sending
+            traces = [await deliverer.state.redis.llen(deliverer.state.key("tr", n.id))
+                      for n in texts]  # fmt: skip
+            await deliverer.gateways["sms"].close()
+            await deliverer.gateways["email"].close()
+    finally:
+        controller.stop()
+    assert meanwhile == ["sent", "sent", "sent"]
+    assert [statuses(o)[-1] for o in done] == ["sent"] * 4
+    assert traces == [1, 1, 1]  # recorded once each
