@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
-from typing import Any
 
 from faust.types import EventT, StreamT, TopicT
 
@@ -28,7 +26,7 @@ from app.notifications import Notification
 from app.profiles.model import Profile
 from topics import deliveries, notifications, notifications_dlq
 from wiring.faust_app import app, runtime
-from wiring.metrics import count_dead_letter, count_deliveries, rule_label
+from wiring.metrics import count_dead_letter, count_deliveries, series_counts
 
 logger = logging.getLogger(__name__)
 
@@ -110,32 +108,6 @@ async def deliver_planned(batch: list[Notification], profiles: Mapping[str, Prof
         await dead_letter_failed(n, outcome)
     await add_counts(series_counts(batch, results))
     return statuses
-
-
-def series_counts(batch: list[Notification], results: list[Any]) -> dict[str, float]:
-    """What a batch adds to the dashboard's counts: outcomes by channel and by rule, latency.
-    Tallied by (status, channel, rule) first, its text keys made once each (a chunk's thousand
-    recipients share a handful), the latency against one reading of the clock."""
-    now = time.time()
-    tally: Counter[tuple[str, str, str]] = Counter()
-    waited: dict[str, float] = {}  # by channel: the sent's seconds since their events
-    sent: Counter[str] = Counter()
-    for n, outcomes in zip(batch, results, strict=True):
-        if isinstance(outcomes, Exception):
-            continue
-        channel = n.channel if n.channel in ("sms", "email") else "unknown"
-        for outcome in outcomes:
-            tally[(outcome.status, channel, n.rule_id)] += 1
-            if outcome.status == "sent" and isinstance(n.event_published_at, int | float):
-                waited[channel] = waited.get(channel, 0.0) + max(0.0, now - n.event_published_at)
-                sent[channel] += 1
-    counts: Counter[str] = Counter()
-    for (status, channel, rule_id), times in tally.items():
-        counts[f"{status}:{channel}"] += times
-        counts[f"rule:{rule_label(rule_id)}:{status}"] += times
-    for channel, times in sent.items():
-        counts[f"latency_count:{channel}"] += times
-    return {**counts, **{f"latency_sum:{c}": seconds for c, seconds in waited.items()}}
 
 
 async def dead_letter_failed(notification: Notification, outcome: DeliveryOutcome) -> None:

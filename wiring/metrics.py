@@ -32,8 +32,8 @@ import os
 import re
 import time
 from collections import Counter as CountOf
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -44,6 +44,9 @@ from prometheus_client import (
 )
 
 from app.intake.events import catalogue
+
+if TYPE_CHECKING:
+    from app.notifications import Notification
 
 logger = logging.getLogger(__name__)
 
@@ -243,3 +246,29 @@ def update_outcomes(cohorts: Any) -> None:
 
 def exposition() -> bytes:
     return generate_latest(REGISTRY)
+
+
+def series_counts(batch: Sequence[Notification], results: Sequence[Any]) -> dict[str, float]:
+    """What a batch adds to the dashboard's counts: outcomes by channel and by rule, latency.
+    Tallied by (status, channel, rule) first, its text keys made once each (a chunk's thousand
+    recipients share a handful), the latency against one reading of the clock."""
+    now = time.time()
+    tally: CountOf[tuple[str, str, str]] = CountOf()
+    waited: dict[str, float] = {}  # by channel: the sent's seconds since their events
+    sent: CountOf[str] = CountOf()
+    for n, outcomes in zip(batch, results, strict=True):
+        if isinstance(outcomes, Exception):
+            continue
+        channel = n.channel if n.channel in ("sms", "email") else "unknown"
+        for outcome in outcomes:
+            tally[(outcome.status, channel, n.rule_id)] += 1
+            if outcome.status == "sent" and isinstance(n.event_published_at, int | float):
+                waited[channel] = waited.get(channel, 0.0) + max(0.0, now - n.event_published_at)
+                sent[channel] += 1
+    counts: CountOf[str] = CountOf()
+    for (status, channel, rule_id), times in tally.items():
+        counts[f"{status}:{channel}"] += times
+        counts[f"rule:{rule_label(rule_id)}:{status}"] += times
+    for channel, times in sent.items():
+        counts[f"latency_count:{channel}"] += times
+    return {**counts, **{f"latency_sum:{c}": seconds for c, seconds in waited.items()}}

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from agents.deliver_notifications import series_counts
 from app.delivery.deliverer import DeliveryOutcome
 from tests.unit.delivery.test_deliverer import notification
+from wiring.metrics import series_counts
 
 
 def outcome(n, status: str) -> DeliveryOutcome:
