@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -120,7 +121,9 @@ class Replies:
 
 @pytest.fixture
 def smtp_server():
-    """``start(*replies)`` → (SmtpConfig, Replies) for an aiosmtpd server on a free port."""
+    """``start(*replies)`` → (SmtpConfig, Replies) for an aiosmtpd server on a free port;
+    ``handler=`` another handler (a ``Replies`` that waits, say), and keyword arguments for
+    aiosmtpd's ``Controller`` (``ssl_context`` for SMTPS, ``data_size_limit``)."""
     from aiosmtpd.controller import Controller
 
     from app.core.settings import SmtpConfig
@@ -128,9 +131,9 @@ def smtp_server():
 
     controllers = []
 
-    def start(*replies: str):
-        handler = Replies(*replies)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    def start(*replies: str, handler: Replies | None = None, **options: Any):
+        handler = handler if handler is not None else Replies(*replies)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
         controller.start()
         controllers.append(controller)
         return SmtpConfig("127.0.0.1", controller.port), handler

@@ -420,15 +420,13 @@ async def test_a_batch_whose_first_round_trip_fails_leaves_no_claim_behind(
 
 @ON_BOTH_REDIS
 async def test_a_batch_slower_than_the_claim_lease_keeps_its_claims_and_each_is_sent_once(
-    make_deliverer,
+    make_deliverer, smtp_server
 ):
     """A batch whose sends outlast the lease (a slow SMTP server; here a lease of 0.3 s and
     three messages answered 0.4 s apart) renews its claims while it works. Another worker
     given the same notifications meanwhile (a redelivery after a rebalance) finds them held,
     not expired, and sends none of them again."""
     import asyncio
-
-    from aiosmtpd.controller import Controller
 
     from tests.conftest import Replies
 
@@ -437,26 +435,20 @@ async def test_a_batch_slower_than_the_claim_lease_keeps_its_claims_and_each_is_
             await asyncio.sleep(0.4)
             return await super().handle_DATA(server, session, envelope)
 
-    handler = Slow()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        smtp = SmtpConfig("127.0.0.1", controller.port)
-        first, other = make_deliverer(smtp, claim_lease=0.3), make_deliverer(smtp, claim_lease=0.3)
-        gateway = first.gateways["email"]
-        assert isinstance(gateway, SmtpGateway)
-        gateway.pool_size = 1  # one connection: the messages one after another, 1.2 s in all
-        batch = [notification("email", f"u{i}@example.cn", event_id=f"E{i}") for i in range(3)]
-        sending = asyncio.create_task(first.deliver_many(batch))
-        await asyncio.sleep(0.7)  # two leases on: the first batch is on its second message
-        again = await other.deliver_many(batch, leave_contested=True)
-        done = await sending
-        assert [statuses(o)[-1] for o in done] == ["sent", "sent", "sent"]
-        assert all(o == [] for o in again)  # held by the first worker: left to it
-        assert len(handler.accepted) == 3  # each once
-        await gateway.close()
-    finally:
-        controller.stop()
+    smtp, handler = smtp_server(handler=Slow())
+    first, other = make_deliverer(smtp, claim_lease=0.3), make_deliverer(smtp, claim_lease=0.3)
+    gateway = first.gateways["email"]
+    assert isinstance(gateway, SmtpGateway)
+    gateway.pool_size = 1  # one connection: the messages one after another, 1.2 s in all
+    batch = [notification("email", f"u{i}@example.cn", event_id=f"E{i}") for i in range(3)]
+    sending = asyncio.create_task(first.deliver_many(batch))
+    await asyncio.sleep(0.7)  # two leases on: the first batch is on its second message
+    again = await other.deliver_many(batch, leave_contested=True)
+    done = await sending
+    await gateway.close()
+    assert [statuses(o)[-1] for o in done] == ["sent", "sent", "sent"]
+    assert all(o == [] for o in again)  # held by the first worker: left to it
+    assert len(handler.accepted) == 3  # each once
 
 
 @ON_BOTH_REDIS
@@ -489,7 +481,7 @@ async def test_a_claim_found_expired_is_reported_and_only_the_batchs_own_are_giv
 
 @ON_BOTH_REDIS
 async def test_a_providers_sms_is_recorded_as_its_answer_comes_not_after_the_batchs_e_mails(
-    make_deliverer,
+    make_deliverer, smtp_server
 ):
     """A provider's SMS has no early mark: until its record says "sent", a crash sends it again.
     In a batch with e-mails to a slow SMTP server, its record is written when Aliyun answers,
@@ -497,7 +489,6 @@ async def test_a_providers_sms_is_recorded_as_its_answer_comes_not_after_the_bat
     import asyncio
 
     from aiohttp import web
-    from aiosmtpd.controller import Controller
 
     from tests.conftest import Replies
     from tests.helpers import provider_api
@@ -516,30 +507,25 @@ async def test_a_providers_sms_is_recorded_as_its_answer_comes_not_after_the_bat
     async def aliyun(request):
         return web.json_response({"Code": "OK", "BizId": "biz-1", "RequestId": "r"})
 
-    handler = Slow()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        async with provider_api(aliyun) as url:
-            deliverer = make_deliverer(SmtpConfig("127.0.0.1", controller.port))
-            deliverer.gateways["sms"] = aliyun_at(url)
-            texts = [numbered(i) for i in range(3)]
-            mail = notification("email", "a@example.cn")
-            sending = asyncio.create_task(deliverer.deliver_many([*texts, mail]))
-            for _ in range(250):
-                if handler.holding.is_set():
-                    break
-                await asyncio.sleep(0.02)
-            await asyncio.sleep(0.3)  # Aliyun has long answered; the e-mail is still held
-            meanwhile = [await deliverer.state.status(n.id) for n in texts]
-            assert not sending.done()
-            done = await sending
-            traces = [await deliverer.state.redis.llen(deliverer.state.key("tr", n.id))
-                      for n in texts]  # fmt: skip
-            await deliverer.gateways["sms"].close()
-            await deliverer.gateways["email"].close()
-    finally:
-        controller.stop()
+    smtp, handler = smtp_server(handler=Slow())
+    async with provider_api(aliyun) as url:
+        deliverer = make_deliverer(smtp)
+        deliverer.gateways["sms"] = aliyun_at(url)
+        texts = [numbered(i) for i in range(3)]
+        mail = notification("email", "a@example.cn")
+        sending = asyncio.create_task(deliverer.deliver_many([*texts, mail]))
+        for _ in range(250):
+            if handler.holding.is_set():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # Aliyun has long answered; the e-mail is still held
+        meanwhile = [await deliverer.state.status(n.id) for n in texts]
+        assert not sending.done()
+        done = await sending
+        traces = [await deliverer.state.redis.llen(deliverer.state.key("tr", n.id))
+                  for n in texts]  # fmt: skip
+        await deliverer.gateways["sms"].close()
+        await deliverer.gateways["email"].close()
     assert meanwhile == ["sent", "sent", "sent"]
     assert [statuses(o)[-1] for o in done] == ["sent"] * 4
     assert traces == [1, 1, 1]  # recorded once each

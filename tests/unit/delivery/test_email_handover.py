@@ -36,30 +36,21 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def smtp_sink(certificate):
-    """``start(tls, handler)`` → port of an aiosmtpd server (SMTPS with ``tls``) on a free port."""
+def smtp_sink(certificate, smtp_server):
+    """``start(tls, handler)`` → port of an aiosmtpd server (SMTPS with ``tls``) on a free port,
+    taking messages larger than the test's."""
     import ssl
 
-    from aiosmtpd.controller import Controller
-
-    from devstack.stack import free_port
-
-    controllers = []
-
-    def start(tls: bool, handler: object) -> int:
+    def start(tls: bool, handler: Replies) -> int:
         context = None
         if tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*certificate)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
-                                ssl_context=context, data_size_limit=64 * 1024 * 1024)  # fmt: skip
-        controller.start()
-        controllers.append(controller)
-        return int(controller.port)
+        config, _ = smtp_server(handler=handler, ssl_context=context,
+                                data_size_limit=64 * 1024 * 1024)  # fmt: skip
+        return config.port
 
-    yield start
-    for controller in controllers:
-        controller.stop()
+    return start
 
 
 DIE_IN_THE_HOOK = textwrap.dedent("""
