@@ -10,6 +10,7 @@ back to one message at a time when it hits a bug, so only the message at fault i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import Counter
@@ -147,6 +148,83 @@ def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
     settings = runtime().settings
     take_events = stream.take_events  # type: ignore[attr-defined]  # on Stream, not on StreamT
     return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
+
+
+P = TypeVar("P")
+
+
+async def planned_ahead(
+    stream: StreamT,
+    plan: Callable[[Sequence[EventT]], Awaitable[P]],
+    finish: Callable[[P], Awaitable[list[str]]],
+) -> AsyncIterator[list[str]]:
+    """The stream's batches (as ``batches`` takes them), each planned by ``plan``, then finished
+    by ``finish``; what ``finish`` returns, batch by batch, in order.
+
+    Batch N+1 is planned while batch N finishes: while one waits for Redis (or a gateway), the
+    other has the CPU. The order stays: batches are planned one after the other, and finished
+    one after the other, and batch N+1 starts to finish only once batch N has. A batch's events
+    are acked once it has finished, not when the next batch is taken (``take_events(ack=False)``);
+    Faust commits an offset only when every event before it is acked, so a crash before that
+    brings the batch back, as it would without this. Stopped (cancelled) mid-batch, what was not
+    finished is not acked: it comes again from the committed offset. Should a bug escape
+    ``plan`` or ``finish`` (neither lets anything out on purpose), the batch in finishing is
+    waited for and what was taken is acked, as ``take_events`` does, so that the partition's
+    commits go on; the actor then restarts, as Faust restarts a crashed one."""
+    settings = runtime().settings
+    take = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not on StreamT
+        settings.batch_max, within=settings.batch_wait_ms / 1000, ack=False
+    )
+    unacked: list[Sequence[EventT]] = []  # batches taken and not yet acked, oldest first
+
+    async def finished(batch: Sequence[EventT], planned: P) -> list[str]:
+        statuses = await finish(planned)
+        for event in batch:
+            await stream.ack(event)
+        unacked[:] = [b for b in unacked if b is not batch]
+        return statuses
+
+    taking: asyncio.Future[Sequence[EventT]] = asyncio.ensure_future(anext(take))
+    finishing: asyncio.Task[list[str]] | None = None
+    try:
+        while True:
+            waiting: set[asyncio.Future[Any]] = (
+                {taking} if finishing is None else {taking, finishing}
+            )
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if finishing is not None and finishing in done:
+                statuses, finishing = finishing.result(), None
+                yield statuses
+                continue
+            try:
+                batch = taking.result()
+            except StopAsyncIteration:
+                break
+            unacked.append(batch)
+            taking = asyncio.ensure_future(anext(take))  # the next batch fills meanwhile
+            planned = await plan(batch)
+            if finishing is not None:
+                statuses, finishing = await finishing, None
+                yield statuses
+            finishing = asyncio.create_task(finished(batch, planned))
+    except (asyncio.CancelledError, GeneratorExit):
+        if finishing is not None:
+            finishing.cancel()
+        raise
+    except Exception:
+        if finishing is not None and not finishing.done():
+            with contextlib.suppress(Exception):
+                await finishing
+        for batch in unacked:
+            for event in batch:
+                await stream.ack(event)
+        raise
+    finally:
+        if not taking.done():
+            taking.cancel()
+            with contextlib.suppress(BaseException):
+                await taking
+        await take.aclose()
 
 
 async def publish_plan(plan: Plan, encoded: Mapping[str, bytes] | None = None) -> None:

@@ -24,15 +24,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from faust.types import EventT, StreamT
 
 from agents.common import (
     add_counts,
-    batches,
     dead_letter,
+    planned_ahead,
     publish,
     together_or_alone,
     until_available,
@@ -42,7 +42,7 @@ from app.core.errors import EventRejected, internal_error
 from app.delivery.shortcut import MAX_HERE
 from app.intake.events import MAX_EVENT_BYTES, Event, parse_event
 from app.notifications import Category, Notification
-from app.planning.planner import Outcome, refuse_oversized
+from app.planning.planner import Outcome, Plan, refuse_oversized
 from app.profiles.model import Profile
 from topics import fanout, life_events, life_events_dlq
 from wiring.faust_app import app, runtime
@@ -54,14 +54,32 @@ _TYPE = re.compile(rb'"type"\s*:\s*"([a-z0-9_.]{1,80})"')
 
 @app.agent(life_events)
 async def plan_notifications(stream: StreamT) -> AsyncIterator[str]:
-    async for batch in batches(stream):
-        for status in await handle_events(batch):
+    async for statuses in planned_ahead(stream, plan_events, finish_events):
+        for status in statuses:
             yield status
 
 
+@dataclass
+class Planned:
+    """A batch of events planned (``plan_events``), its notifications still to deliver."""
+
+    statuses: list[str]  # each message's, in order: planned, rejected or error
+    plans: list[Plan]  # of the events planned and recorded
+    ready: list[Notification] = field(default_factory=list)
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+
 async def handle_events(messages: Sequence[EventT]) -> list[str]:
+    """Plan a batch of events and deliver what they planned, one after the other; the agent
+    does the same, with the next batch planned while this one is delivered."""
+    return await finish_events(await plan_events(messages))
+
+
+async def plan_events(messages: Sequence[EventT]) -> Planned:
     """Plan a batch of events, each on its own (one that fails is dead-lettered, the others go
-    on), with their subjects' profiles read and their plans recorded in one round trip each."""
+    on), with their subjects' profiles read and their plans recorded in one round trip each;
+    chunk commands go to `fanout`."""
     rt = runtime()
     planner = rt.planner
     statuses = ["planned"] * len(messages)
@@ -86,9 +104,9 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
     recorded = await together_or_alone(
         [outcome.plan for _, outcome, _ in planned], planner.record, "recording plans"
     )
-    ready: list[Notification] = []
-    encoded: dict[str, bytes] = {}
-    profiles: dict[str, Profile] = {k: p for k, p in (subjects or {}).items() if p is not None}
+    batch = Planned(
+        statuses, [], profiles={k: p for k, p in (subjects or {}).items() if p is not None}
+    )
     for (i, outcome, plan_encoded), failure in zip(planned, recorded, strict=True):
         if failure is not None:
             await dead_letter(life_events_dlq, messages[i], internal_error(failure))
@@ -97,15 +115,16 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
             continue
         for key, value in outcome.commands:
             await fanout.send(key=key, value=value)
-        ready.extend(outcome.plan.notifications)
-        encoded.update(plan_encoded)
-        profiles.update(outcome.plan.profiles)
+        plan = outcome.plan
+        batch.plans.append(plan)
+        batch.ready.extend(plan.notifications)
+        batch.encoded.update(plan_encoded)
+        batch.profiles.update(plan.profiles)
         if outcome.held and rt.alerts is not None:
             try:
                 await rt.alerts.held(outcome.held)
             except Exception:  # the hold stands and is listed; only the e-mail is missing
                 logger.exception("telling the approvers of %s failed", outcome.held)
-        plan = outcome.plan
         count_event(
             plan.event.type,
             "held" if outcome.held else "suppressed" if outcome.suppressed else "planned",
@@ -114,15 +133,20 @@ async def handle_events(messages: Sequence[EventT]) -> list[str]:
                    "event %s (%s): %d rule(s), %d notification(s) planned, %d chunk(s) to fan out",
                    plan.event.id, plan.event.type, len(plan.matched), len(plan.notifications),
                    len(outcome.commands))  # fmt: skip
-    await deliver_here_or_by_lane(ready, encoded, profiles)
-    await add_counts(
-        {f"events:{status}": statuses.count(status) for status in set(statuses)}
-        | {"planned_notifications": sum(len(o.plan.notifications) for _, o, _ in planned)}
-    )
-    if events:
+    return batch
+
+
+async def finish_events(batch: Planned) -> list[str]:
+    """Deliver what a batch planned (here or by its lanes) and count it; each event's status."""
+    await deliver_here_or_by_lane(batch.ready, batch.encoded, batch.profiles)
+    statuses = batch.statuses
+    notifications = sum(len(plan.notifications) for plan in batch.plans)
+    await add_counts({f"events:{status}": statuses.count(status) for status in set(statuses)}
+                     | {"planned_notifications": notifications})  # fmt: skip
+    if statuses:
         logger.info("planned %d event(s) into %d notification(s); %d rejected, %d failed",
-                    statuses.count("planned"), sum(len(o.plan.notifications) for _, o, _ in planned),
-                    rejected, statuses.count("error"))  # fmt: skip
+                    statuses.count("planned"), notifications, statuses.count("rejected"),
+                    statuses.count("error"))  # fmt: skip
     return statuses
 
 

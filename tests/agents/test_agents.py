@@ -3,6 +3,7 @@ real (embedded) broker: what an agent sends to other topics is read back from th
 
 import asyncio
 import json
+import threading
 
 import pytest
 import pytest_asyncio
@@ -11,7 +12,7 @@ from app.core.settings import Settings
 from app.intake.events import validate_event
 from app.notifications import Notification
 from app.profiles.validate import parse_profile
-from devstack.stack import SmtpSink
+from devstack.stack import SmtpSink, _SinkHandler
 from tests.conftest import delete_prefix
 from tests.helpers import TEST_SECRET, graduate_event, outbox_lines, person, read_topic
 from wiring.faust_app import app, configure
@@ -21,10 +22,30 @@ from wiring.runtime import Runtime
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
+class HoldingHandler:
+    """The sink's own handler, but a message to an address in ``held`` waits (in the server's
+    thread) until ``release`` is set; ``arrived`` is set when one does."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.inner = None
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        if self.held & set(envelope.rcpt_tos):
+            self.arrived.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        return await self.inner.handle_DATA(server, session, envelope)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def running(broker, redis_url, tmp_path_factory):
     outbox = tmp_path_factory.mktemp("outbox") / "sms.jsonl"
-    sink = SmtpSink.start()
+    holding = HoldingHandler()
+    sink = SmtpSink.start(handler=holding)
+    holding.inner = _SinkHandler(sink)
     prefix = "test-agents:"
     await delete_prefix(redis_url, prefix)
     settings = Settings(secret=TEST_SECRET, kafka_url=broker.url, redis_url=redis_url, redis_prefix=prefix, quiet_hours="off",
@@ -36,7 +57,8 @@ async def running(broker, redis_url, tmp_path_factory):
     ensure_topics(settings.kafka_servers, [t.get_topic_name() for t in ALL], settings.partitions)
     app.flow_control.resume()
     await app.producer.start()
-    yield {"settings": settings, "runtime": runtime, "sink": sink, "outbox": outbox}
+    yield {"settings": settings, "runtime": runtime, "sink": sink, "outbox": outbox,
+           "holding": holding}  # fmt: skip
     await app.producer.stop()
     await runtime.close()
     sink.stop()
@@ -109,6 +131,60 @@ async def test_an_event_handled_again_sends_nothing_twice(running, broker):
     ]
     assert sorted(o["status"] for o in outcomes if o["event_id"] == "E-AG-TWICE") == [
         "duplicate", "sending", "sent"]  # fmt: skip
+
+
+async def test_the_next_batch_is_planned_while_one_is_delivered_and_acked_only_after(running):
+    """While batch 1's e-mail waits for the SMTP server, batch 2 is planned; batch 2 is not
+    delivered before batch 1 is, and neither event is acked (so neither can be committed)
+    before its batch was delivered."""
+    from agents.plan_notifications import plan_notifications
+
+    profiles, state = running["runtime"].profiles, running["runtime"].state
+    holding = running["holding"]
+    await profiles.upsert(parse_profile(person("P-AHEAD1", email="ahead1@example.cn")))
+    await profiles.upsert(parse_profile(person("P-AHEAD2", mobile="13800138041")))
+    holding.held.add("ahead1@example.cn")
+    try:
+        async with plan_notifications.test_context() as agent:
+            first = await agent.put(json.dumps(graduate_event("E-AHEAD1", "P-AHEAD1")).encode(),
+                                    key=b"P-AHEAD1", wait=False)  # fmt: skip
+            assert await asyncio.to_thread(holding.arrived.wait, 10), (
+                "batch 1 never sent its e-mail"
+            )
+            second = await agent.put(json.dumps(graduate_event("E-AHEAD2", "P-AHEAD2")).encode(),
+                                     key=b"P-AHEAD2", wait=False)  # fmt: skip
+            for _ in range(500):
+                if "planned" in [s["step"] for s in await state.steps("E-AHEAD2")]:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("batch 2 was not planned while batch 1 was delivered")
+            await asyncio.sleep(0.2)  # time enough to send it, were it sent too early
+            sent = [
+                line for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-AHEAD2"
+            ]
+            assert sent == []  # batch 2 waits for batch 1 to finish
+            assert (first.message.acked, second.message.acked) == (False, False)
+            assert agent.results == {}
+            holding.release.set()
+            for _ in range(500):
+                if len(agent.results) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert agent.results == {0: "planned", 1: "planned"}
+            assert (first.message.acked, second.message.acked) == (True, True)
+    finally:
+        holding.held.discard("ahead1@example.cn")
+        holding.release.set()
+    sent = [
+        line["to"] for line in outbox_lines(running["outbox"]) if line["event_id"] == "E-AHEAD2"
+    ]
+    assert sent == ["+8613800138041"]
+    assert [
+        m
+        for m in running["sink"].received()
+        if m["To"].addresses[0].addr_spec == "ahead1@example.cn"
+    ]
 
 
 async def lane_and_sent(running, broker, event_id):
@@ -768,4 +844,96 @@ async def test_an_idle_batching_agent_sleeps_until_an_event_comes(running, monke
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await stream.stop()
+
+
+async def ahead_on(channel_values, plan, finish):
+    """Run ``planned_ahead`` on a stream of a fresh channel with ``plan`` and ``finish``; the
+    task, the channel, the stream and what it yields."""
+    from agents.common import planned_ahead  # noqa: PLC0415
+
+    channel = app.channel()
+    stream = app.stream(channel)
+    results: list[list[str]] = []
+
+    async def consume() -> None:
+        async for statuses in planned_ahead(stream, plan, finish):
+            results.append(statuses)
+
+    task = asyncio.create_task(consume())
+    for value in channel_values:
+        await channel.send(value=value)
+    return task, stream, results
+
+
+async def until(condition, seconds=5.0):
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("waited in vain")
+
+
+async def test_planned_ahead_acks_what_was_taken_when_a_bug_escapes_and_says_it(running):
+    """A bug escaping ``plan`` (the agents' own guards let nothing out on purpose) ends the
+    loop with it, after the batch in finishing has finished; every event taken is acked, as
+    Faust's ``take_events`` would, so that the partition's commits are not stuck behind it."""
+    taken: list[list] = []
+    finished: list[list] = []
+    release = asyncio.Event()
+
+    async def plan(batch):
+        taken.append(list(batch))
+        if len(taken) == 2:
+            raise RuntimeError("a bug")
+        return batch
+
+    async def finish(batch):
+        await release.wait()
+        finished.append([e.value for e in batch])
+        return ["done"] * len(batch)
+
+    task, stream, results = await ahead_on([1], plan, finish)
+    try:
+        await until(lambda: len(taken) == 1)
+        await stream.channel.send(value=2)
+        await until(lambda: len(taken) == 2)
+        await asyncio.sleep(0.05)
+        assert not task.done()  # the batch in finishing is waited for
+        release.set()
+        with pytest.raises(RuntimeError, match="a bug"):
+            await asyncio.wait_for(task, 5)
+        assert finished == [[1]]
+        assert [[e.message.acked for e in batch] for batch in taken] == [[True], [True]]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.stop()
+
+
+async def test_planned_ahead_stopped_mid_batch_leaves_the_batch_unacked(running):
+    """Cancelled (the worker stops) while a batch finishes: the batch is not acked, so its
+    offsets are not committed and it comes again; the take loop is closed."""
+    taken: list[list] = []
+    finishing = asyncio.Event()
+
+    async def plan(batch):
+        taken.append(list(batch))
+        return batch
+
+    async def finish(batch):
+        finishing.set()
+        await asyncio.sleep(60)
+        return ["done"] * len(batch)
+
+    task, stream, results = await ahead_on([1, 2], plan, finish)
+    try:
+        await asyncio.wait_for(finishing.wait(), 5)
+        processors = len(stream._processors)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert results == []
+        assert all(not e.message.acked for batch in taken for e in batch)
+        assert len(stream._processors) == processors - 1  # take_events' buffer is detached
+    finally:
         await stream.stop()

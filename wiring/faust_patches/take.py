@@ -7,7 +7,13 @@ empty, and each wake-up costs a ``wait_first`` with its tasks. Measured: an idle
 13–20 % of a core; in a warning's fan-out the idle lanes' loops took 3–4 % of the worker's
 samples (py-spy). Here the loop waits, without a timeout, for the first event of a batch, then
 ``within`` seconds (or a full buffer) for the rest, as before. A batch is now "as many as
-arrived within ``within`` of its first event". The rest is Faust 0.15's ``take_events``.
+arrived within ``within`` of its first event".
+
+It also takes ``ack=False``: the batch's events are then not acked when the agent asks for the
+next batch; the agent acks them itself (``Stream.ack``) once it has handled them. An agent that
+works on one batch while it takes the next (``agents.common.planned_ahead``) needs that: Faust
+commits an offset only when every event before it is acked, so a crash before the ack brings the
+batch back. The rest is Faust 0.15's ``take_events``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def sleep_when_idle() -> None:
         return
 
     async def take_events(  # pragma: no cover - Faust's loop, exercised by every batching agent
-        self: Any, max_: int, within: Any
+        self: Any, max_: int, within: Any, ack: bool = True
     ) -> AsyncGenerator[Sequence[EventT], None]:
         buffer: list[Any] = []
         events: list[EventT] = []
@@ -88,8 +94,9 @@ def sleep_when_idle() -> None:
                         yield list(events)
                     finally:
                         buffer.clear()
-                        for event in events:
-                            await self.ack(event)
+                        if ack:  # the patch: else the agent acks them when it is done
+                            for event in events:
+                                await self.ack(event)
                         events.clear()
                         buffer_filled.clear()  # before adding is allowed again
                         notify(buffer_consuming)
