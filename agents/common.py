@@ -201,12 +201,15 @@ async def planned_ahead(
             except StopAsyncIteration:
                 break
             unacked.append(batch)
-            taking = asyncio.ensure_future(anext(take))  # the next batch fills meanwhile
             planned = await plan(batch)
             if finishing is not None:
                 statuses, finishing = await finishing, None
                 yield statuses
             finishing = asyncio.create_task(finished(batch, planned))
+            # Taken only now, the next batch is what came meanwhile (up to a full one); taken as
+            # soon as this one was, it would be what came within ``within``: smaller batches,
+            # more CPU an event.
+            taking = asyncio.ensure_future(anext(take))
     except (asyncio.CancelledError, GeneratorExit):
         if finishing is not None:
             finishing.cancel()
