@@ -937,3 +937,46 @@ async def test_planned_ahead_stopped_mid_batch_leaves_the_batch_unacked(running)
         assert len(stream._processors) == processors - 1  # take_events' buffer is detached
     finally:
         await stream.stop()
+
+
+def raw_message(topic: str, offset: int, value: bytes):
+    from faust.types import TP  # noqa: PLC0415
+    from faust.types.tuples import Message  # noqa: PLC0415
+
+    return Message(topic, 0, offset, 0.0, 0, None, None, value, None, tp=TP(topic, 0))
+
+
+async def test_a_message_for_a_full_stream_buffer_waits_for_room_without_a_task_of_its_own(running):
+    """wiring/faust_patches/conductor.py: the handler Faust builds for a partition is entered
+    only once its stream buffer has room; Faust's own would wait in a task per message. In
+    order, none lost; one cancelled while it waits leaves the buffer as it was (Faust's own
+    task would still put it)."""
+    from faust.types import TP  # noqa: PLC0415
+
+    from wiring.faust_patches.conductor import RoomFirst  # noqa: PLC0415
+
+    topic = app.topic("test-room", key_serializer="raw", value_serializer="raw")
+    topic = topic.clone(is_iterator=True, maxsize=2)  # what an agent's stream reads from
+    handler = app.topics._build_handler(TP("test-room", 0), {topic})
+    assert isinstance(handler, RoomFirst)
+    queue = topic.queue
+    for offset in (0, 1):
+        await handler(raw_message("test-room", offset, b"%d" % offset))
+    assert queue.full()
+    tasks = asyncio.all_tasks()
+    waiting = asyncio.create_task(handler(raw_message("test-room", 2, b"2")))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    assert asyncio.all_tasks() - tasks == {waiting}  # Faust's handler has a second, to put
+    assert (await queue.get()).value == b"0"
+    await asyncio.wait_for(waiting, 5)
+    assert [queue.get_nowait().value for _ in range(queue.qsize())] == [b"1", b"2"]
+
+    for offset in (3, 4):
+        await handler(raw_message("test-room", offset, b"%d" % offset))
+    cancelled = asyncio.create_task(handler(raw_message("test-room", 5, b"5")))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert len(queue._putters) == 0
+    assert [queue.get_nowait().value for _ in range(queue.qsize())] == [b"3", b"4"]

@@ -4,6 +4,7 @@ shape, so that someone reads the patch again before it runs on code it was not w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import re
@@ -19,6 +20,7 @@ from wiring import faust_patches
 from wiring.faust_patches import (
     FAUST_VERSION,
     check_version,
+    conductor,
     drain,
     fetch_wait,
     monitor,
@@ -44,6 +46,14 @@ def test_the_installed_faust_is_the_pinned_one():
 def test_the_drain_loop_copied_is_still_faust_s():
     assert sha256_of_source(drain.ORIGINAL) == drain.ORIGINAL_SHA256
     assert list(inspect.signature(drain.ORIGINAL).parameters) == ["self", "fetcher"]
+
+
+def test_the_handler_factory_wrapped_is_still_faust_s_and_queues_wait_as_assumed():
+    assert sha256_of_source(conductor.ORIGINAL) == conductor.ORIGINAL_SHA256
+    assert list(inspect.signature(conductor.ORIGINAL).parameters) == ["self", "tp", "channels"]
+    # ``room_in`` waits as asyncio.Queue.put does, in the queue's own putters
+    put = inspect.getsource(asyncio.Queue.put)
+    assert "self._putters.append(putter)" in put and "self._wakeup_next(self._putters)" in put
 
 
 def test_the_take_loop_copied_is_still_faust_s():
