@@ -946,11 +946,11 @@ def raw_message(topic: str, offset: int, value: bytes):
     return Message(topic, 0, offset, 0.0, 0, None, None, value, None, tp=TP(topic, 0))
 
 
-async def test_a_message_for_a_full_stream_buffer_waits_for_room_without_a_task_of_its_own(running):
-    """wiring/faust_patches/conductor.py: the handler Faust builds for a partition is entered
-    only once its stream buffer has room; Faust's own would wait in a task per message. In
-    order, none lost; one cancelled while it waits leaves the buffer as it was (Faust's own
-    task would still put it)."""
+async def test_a_message_for_a_full_stream_buffer_waits_until_it_drained_without_a_task(running):
+    """wiring/faust_patches/conductor.py: the handler Faust builds for a partition, finding its
+    stream buffer full, waits until the buffer's reader has emptied it, then goes on; Faust's
+    own would wait in a task per message, for one free slot. In order, none lost; one cancelled
+    while it waits leaves the buffer as it was (Faust's own task would still put it)."""
     from faust.types import TP  # noqa: PLC0415
 
     from wiring.faust_patches.conductor import RoomFirst  # noqa: PLC0415
@@ -969,14 +969,19 @@ async def test_a_message_for_a_full_stream_buffer_waits_for_room_without_a_task_
     assert not waiting.done()
     assert asyncio.all_tasks() - tasks == {waiting}  # Faust's handler has a second, to put
     assert (await queue.get()).value == b"0"
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # one free slot is not enough: it waits for the buffer to drain
+    assert (await queue.get()).value == b"1"
+    assert (await asyncio.wait_for(queue.get(), 5)).value == b"2"  # found empty: the signal
     await asyncio.wait_for(waiting, 5)
-    assert [queue.get_nowait().value for _ in range(queue.qsize())] == [b"1", b"2"]
 
     for offset in (3, 4):
         await handler(raw_message("test-room", offset, b"%d" % offset))
+    signals = set(queue._pending_pressure_drop_callbacks)
     cancelled = asyncio.create_task(handler(raw_message("test-room", 5, b"5")))
     await asyncio.sleep(0.05)
+    assert len(queue._pending_pressure_drop_callbacks) == len(signals) + 1
     cancelled.cancel()
     await asyncio.gather(cancelled, return_exceptions=True)
-    assert len(queue._putters) == 0
+    assert queue._pending_pressure_drop_callbacks == signals
     assert [queue.get_nowait().value for _ in range(queue.qsize())] == [b"3", b"4"]

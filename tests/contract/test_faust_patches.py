@@ -4,7 +4,6 @@ shape, so that someone reads the patch again before it runs on code it was not w
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import re
@@ -13,6 +12,7 @@ from importlib.metadata import version
 
 import pytest
 from faust.sensors import Monitor
+from mode.utils.queues import FlowControlQueue
 
 from app.core.errors import ConfigError
 from app.core.settings import PROJECT_ROOT
@@ -48,12 +48,12 @@ def test_the_drain_loop_copied_is_still_faust_s():
     assert list(inspect.signature(drain.ORIGINAL).parameters) == ["self", "fetcher"]
 
 
-def test_the_handler_factory_wrapped_is_still_faust_s_and_queues_wait_as_assumed():
+def test_the_handler_factory_wrapped_is_still_faust_s_and_the_drop_signal_still_mode_s():
     assert sha256_of_source(conductor.ORIGINAL) == conductor.ORIGINAL_SHA256
     assert list(inspect.signature(conductor.ORIGINAL).parameters) == ["self", "tp", "channels"]
-    # ``room_in`` waits as asyncio.Queue.put does, in the queue's own putters
-    put = inspect.getsource(asyncio.Queue.put)
-    assert "self._putters.append(putter)" in put and "self._wakeup_next(self._putters)" in put
+    assert sha256_of_source(conductor.DROP_SIGNAL) == conductor.DROP_SIGNAL_SHA256
+    # ``drained`` counts on a reader that finds the queue empty to give the signal
+    assert "self.maybe_endorse_pressure_drop()" in inspect.getsource(FlowControlQueue.get)
 
 
 def test_the_take_loop_copied_is_still_faust_s():
