@@ -10,8 +10,8 @@ BENCH_TOPIC=… BENCH_COUNT=… BENCH_OUT=… [BENCH_FAUST_MODE=default] python 
 - ``default``: Faust out of the box — only the broker, the web port and reading from the
   earliest offset are set.
 
-For experiments, ``BENCH_ROOM=0`` leaves out the conductor patch (``wiring.faust_patches.
-conductor``) in ``worker`` mode, ``BENCH_FAUST`` adds Faust settings as JSON (``'{"broker_max_poll_records":
+For experiments, ``BENCH_ROOM=0`` and ``BENCH_RAW=0`` leave out the conductor and the decode
+patches (``wiring.faust_patches``) in ``worker`` mode, ``BENCH_FAUST`` adds Faust settings as JSON (``'{"broker_max_poll_records":
 5000}'``) and ``BENCH_TAKE=N`` counts in batches of ``stream.take_events(N, within=0.01)``.
 """
 
@@ -27,7 +27,12 @@ import uvloop
 
 from app.core.settings import load_settings
 from wiring.faust_app import faust_config
-from wiring.faust_patches import drain_in_batches, limit_fetch_wait, wait_for_room
+from wiring.faust_patches import (
+    decode_raw_directly,
+    drain_in_batches,
+    limit_fetch_wait,
+    wait_for_room,
+)
 
 settings = load_settings()
 web_port = int(os.environ.get("BENCH_WEB_PORT", "6067"))
@@ -37,6 +42,8 @@ if os.environ.get("BENCH_FAUST_MODE", "worker") == "worker":
     drain_in_batches()
     if os.environ.get("BENCH_ROOM", "1") == "1":
         wait_for_room()
+    if os.environ.get("BENCH_RAW", "1") == "1":
+        decode_raw_directly()
     if settings.event_loop == "uvloop":
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 else:

@@ -985,3 +985,32 @@ async def test_a_message_for_a_full_stream_buffer_waits_until_it_drained_without
     await asyncio.gather(cancelled, return_exceptions=True)
     assert queue._pending_pressure_drop_callbacks == signals
     assert [queue.get_nowait().value for _ in range(queue.qsize())] == [b"3", b"4"]
+
+
+async def test_a_raw_topic_s_bytes_become_the_event_as_faust_s_registry_would_make_it(running):
+    """wiring/faust_patches/decode.py: for the project's raw topics the compiled decoder puts
+    the key and value bytes (or None) into the event directly; what Faust's own decoder makes
+    of the same messages is the same; a schema with a type is Faust's decoder alone."""
+    from faust.serializers.schemas import Schema  # noqa: PLC0415
+
+    from topics import life_events  # noqa: PLC0415
+    from wiring.faust_patches import decode  # noqa: PLC0415
+
+    channel = life_events.clone(is_iterator=True)  # what an agent's stream decodes with
+    assert "decode_raw_directly" in channel.decode.__qualname__
+    faust_s = decode.ORIGINAL(channel.schema, app)
+    cases = [(b"k", b'{"id": 1}'), (None, b"v"), (b"k", None), (None, None), (b"", b"")]
+    for offset, (key, value) in enumerate(cases):
+        message = raw_message(life_events.get_topic_name(), offset, value)
+        message.key = key
+        message.headers = [("x-h", b"1")]
+        ours, theirs = await channel.decode(message), await faust_s(message)
+        assert (ours.key, ours.value, ours.headers, ours.message) == (
+            theirs.key, theirs.value, theirs.headers, theirs.message)  # fmt: skip
+        assert (ours.key, ours.value) == (key, value)
+    odd = raw_message(life_events.get_topic_name(), 9, "text")  # not bytes: Faust's way
+    assert (await channel.decode(odd)).value == b"text"
+    typed = Schema(key_type=str, value_type=str, key_serializer="raw", value_serializer="raw")
+    assert not decode.is_raw(typed)
+    assert not decode.is_raw(Schema(key_serializer="json", value_serializer="raw"))
+    assert decode.is_raw(channel.schema)

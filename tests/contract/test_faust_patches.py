@@ -21,6 +21,7 @@ from wiring.faust_patches import (
     FAUST_VERSION,
     check_version,
     conductor,
+    decode,
     drain,
     fetch_wait,
     monitor,
@@ -54,6 +55,12 @@ def test_the_handler_factory_wrapped_is_still_faust_s_and_the_drop_signal_still_
     assert sha256_of_source(conductor.DROP_SIGNAL) == conductor.DROP_SIGNAL_SHA256
     # ``drained`` counts on a reader that finds the queue empty to give the signal
     assert "self.maybe_endorse_pressure_drop()" in inspect.getsource(FlowControlQueue.get)
+
+
+def test_the_decoder_factory_wrapped_is_still_faust_s():
+    assert sha256_of_source(decode.ORIGINAL) == decode.ORIGINAL_SHA256
+    params = ["self", "app", "on_key_decode_error", "on_value_decode_error", "default_propagate"]
+    assert list(inspect.signature(decode.ORIGINAL).parameters) == params
 
 
 def test_the_take_loop_copied_is_still_faust_s():

@@ -4,6 +4,7 @@
 |---------------|----------------------------------------------------|------------------------------|
 | drain         | ``Consumer._drain_messages``                       | one hand-over per fetched batch, not four tasks per message |
 | conductor     | ``Conductor._build_handler`` (wraps its handler)   | a message for a full stream buffer waits for room, not in a task and a wait of its own |
+| decode        | ``Schema.compile`` (wraps the decoder it compiles) | a raw topic's bytes go into the event without the serializer registry |
 | fetch_wait    | ``AIOKafkaConsumerThread._create_worker_consumer`` | a fetch wait below Faust's fixed 1.5 s |
 | monitor       | the app's ``Monitor`` sensor (a subclass)          | no per-message statistics for pages not served |
 | take          | ``Stream.take_events``                             | an idle batching agent sleeps until an event comes, not every 5 ms |
@@ -21,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from app.core.errors import ConfigError
 from wiring.faust_patches.conductor import wait_for_room
+from wiring.faust_patches.decode import decode_raw_directly
 from wiring.faust_patches.drain import drain_in_batches
 from wiring.faust_patches.fetch_wait import limit_fetch_wait
 from wiring.faust_patches.monitor import LeanMonitor
@@ -29,7 +31,7 @@ from wiring.faust_patches.take import sleep_when_idle
 
 FAUST_VERSION = "0.15.3"  # the same pin as pyproject.toml's dependency
 
-__all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "drain_in_batches", "install",
+__all__ = ["FAUST_VERSION", "LeanMonitor", "check_version", "decode_raw_directly", "drain_in_batches", "install",
            "log_only_when_enabled", "sleep_when_idle", "wait_for_room"]  # fmt: skip
 
 
@@ -55,5 +57,6 @@ def install(fetch_max_wait_ms: int) -> None:
     limit_fetch_wait(fetch_max_wait_ms)
     drain_in_batches()
     wait_for_room()
+    decode_raw_directly()
     sleep_when_idle()
     log_only_when_enabled()
