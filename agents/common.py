@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -141,13 +141,14 @@ async def dead_letter(topic: TopicT, message: EventT, reason: str) -> None:
                    scrub(reason))  # fmt: skip
 
 
-def batches(stream: StreamT) -> AsyncIterator[Sequence[EventT]]:
+def batches(stream: StreamT, *, ack: bool = True) -> AsyncGenerator[Sequence[EventT], None]:
     """The stream's events in batches: as many as arrived within ``LIFECYCLE_BATCH_WAIT_MS``, at
     most ``LIFECYCLE_BATCH_MAX``. Faust acks a batch's events only after the agent has handled it
-    (and moved on to the next), so a crash mid-batch redelivers the whole batch."""
+    (and moved on to the next), so a crash mid-batch redelivers the whole batch; with
+    ``ack=False`` the caller acks them itself (``planned_ahead``)."""
     settings = runtime().settings
     take_events = stream.take_events  # type: ignore[attr-defined]  # on Stream, not on StreamT
-    return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)
+    return take_events(settings.batch_max, within=settings.batch_wait_ms / 1000, ack=ack)
 
 
 P = TypeVar("P")
@@ -171,10 +172,7 @@ async def planned_ahead(
     ``plan`` or ``finish`` (neither lets anything out on purpose), the batch in finishing is
     waited for and what was taken is acked, as ``take_events`` does, so that the partition's
     commits go on; the actor then restarts, as Faust restarts a crashed one."""
-    settings = runtime().settings
-    take = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not on StreamT
-        settings.batch_max, within=settings.batch_wait_ms / 1000, ack=False
-    )
+    take = batches(stream, ack=False)
     unacked: list[Sequence[EventT]] = []  # batches taken and not yet acked, oldest first
 
     async def finished(batch: Sequence[EventT], planned: P) -> list[str]:

@@ -70,12 +70,6 @@ class Planned:
     profiles: dict[str, Profile] = field(default_factory=dict)
 
 
-async def handle_events(messages: Sequence[EventT]) -> list[str]:
-    """Plan a batch of events and deliver what they planned, one after the other; the agent
-    does the same, with the next batch planned while this one is delivered."""
-    return await finish_events(await plan_events(messages))
-
-
 async def plan_events(messages: Sequence[EventT]) -> Planned:
     """Plan a batch of events, each on its own (one that fails is dead-lettered, the others go
     on), with their subjects' profiles read and their plans recorded in one round trip each;
