@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference
 from kafka.partitioner.default import murmur2 as kafka_python
 
-from wiring.partitioner import KeyPartitioner, murmur2
+from wiring.partitioner import KeyPartitioner, murmur2, murmur2_py
 
 
 def test_murmur2_matches_aiokafka_and_kafka_python_on_every_length() -> None:
@@ -17,7 +17,14 @@ def test_murmur2_matches_aiokafka_and_kafka_python_on_every_length() -> None:
     for length in range(0, 70):
         for _ in range(40):
             key = bytes(rng.randrange(256) for _ in range(length))
-            assert murmur2(key) == reference(key) == kafka_python(key), key
+            assert murmur2(key) == murmur2_py(key) == reference(key) == kafka_python(key), key
+
+
+def test_the_hash_is_computed_in_c_where_the_wheel_is_installed() -> None:
+    import murmurhash2  # a dependency: the Python hash is only a fallback
+
+    assert murmur2 is not murmur2_py
+    assert murmur2(b"P-000123") == murmurhash2.murmurhash2(b"P-000123", 0x9747B28C)
 
 
 def test_the_partitioner_chooses_as_the_default_one() -> None:
