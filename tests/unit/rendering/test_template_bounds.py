@@ -122,7 +122,8 @@ def test_a_budget_inside_another_gives_the_outer_one_back_what_it_had_left():
             while True:  # the outer budget must still stop this
                 time.sleep(0.01)
     assert 0.25 < time.monotonic() - started < 2
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # disarmed after a budget
+    time.sleep(0.4)  # a tick (every half budget) with no budget under way stops the timer
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_an_alarm_after_the_budget_ended_is_ignored():
@@ -132,8 +133,45 @@ def test_an_alarm_after_the_budget_ended_is_ignored():
 
     with time_budget(5):
         pass
-    signal.raise_signal(signal.SIGALRM)  # a stray alarm: the handler stays, and does nothing
+    assert signal.getitimer(signal.ITIMER_REAL)[1] == 2.5  # ticking, every half budget
+    signal.raise_signal(signal.SIGALRM)  # an alarm with no budget under way: it does nothing
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # but stop the timer
+
+
+def test_a_budget_that_ran_out_leaves_nothing_behind_to_interrupt_other_code():
+    """The budget is raised once, and gone: the code after the render (and an outer budget that
+    has time left) is not interrupted by it again, however the render was left."""
+    import signal
+
+    from app.rendering.bounded import RenderBudgetExceeded, _Budget, time_budget
+
+    with time_budget(5):
+        with pytest.raises(RenderBudgetExceeded, match="longer than 0.1 s"):
+            with time_budget(0.1):
+                while True:
+                    time.sleep(0.01)
+        assert len(_Budget.running) == 1  # the outer one, still under way
+        time.sleep(0.3)  # ticks come every 0.05 s: none of them raises now
+    assert _Budget.running == []
+    time.sleep(0.1)
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_many_renders_arm_the_timer_once(tmp_path):
+    """Each render notes its deadline; the timer is armed by the first and runs meanwhile (a
+    tick that falls between two renders stops it, and the next render arms it again: two
+    calls a tick, every 0.125 s at most). Arming and disarming it for each was 400 calls."""
+    import signal
+    from unittest import mock
+
+    _, templates = bomb_folder(tmp_path, "{{ data.school }}")
+    r = renderer(templates)
+    time.sleep(0.2)  # a tick with no render under way stops a timer left by another test
+    with mock.patch("app.rendering.bounded.signal.setitimer", wraps=signal.setitimer) as armed:
+        texts = {r.render("bomb", "sms", "zh-CN", {"data": {"school": "szu"}}).text
+                 for _ in range(200)}  # fmt: skip
+    assert texts == {"【测试】szu"}
+    assert 1 <= armed.call_count <= 10
 
 
 def test_a_dict_field_reads_as_jinja_reads_it() -> None:
@@ -156,3 +194,18 @@ def test_a_dict_field_reads_as_jinja_reads_it() -> None:
             ours.from_string(source).render(d=data)
     with pytest.raises(SecurityError):  # a dict's method that changes it stays refused
         ours.from_string("{{ d.update({'level': 'x'}) }}").render(d=data)
+
+
+def test_a_process_that_ends_with_the_timer_ticking_ends_normally():
+    """At its end the interpreter puts SIGALRM back to its default action, which ends a process
+    with that signal: the timer, still ticking after the last render, is stopped first."""
+    code = ("import signal, sys\n"
+            "from app.rendering.bounded import time_budget\n"
+            "with time_budget(0.002):\n"
+            "    pass\n"
+            "assert signal.getitimer(signal.ITIMER_REAL)[1] > 0  # ticking every millisecond\n"
+            "sys.exit(0)\n")  # fmt: skip
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, (done.returncode, done.stderr)
