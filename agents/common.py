@@ -196,7 +196,10 @@ async def planned_ahead(
                 continue
             try:
                 batch = taking.result()
-            except StopAsyncIteration:
+            except StopAsyncIteration:  # the stream ended: the batch in finishing is its last
+                if finishing is not None:
+                    statuses, finishing = await finishing, None
+                    yield statuses
                 break
             unacked.append(batch)
             planned = await plan(batch)

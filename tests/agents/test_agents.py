@@ -939,6 +939,36 @@ async def test_planned_ahead_stopped_mid_batch_leaves_the_batch_unacked(running)
         await stream.stop()
 
 
+async def test_planned_ahead_finishes_the_last_batch_when_the_stream_ends(running):
+    """A stream that ends (a finite one; a worker's ends by being stopped): the batch still in
+    finishing is finished, acked and its statuses yielded before the loop ends."""
+    from agents.common import planned_ahead  # noqa: PLC0415
+
+    class Finite:
+        def __init__(self, batches: list[list[int]]) -> None:
+            self.batches = batches
+            self.acked: list[int] = []
+
+        async def take_events(self, n, within, ack):
+            for batch in self.batches:
+                yield batch
+
+        async def ack(self, event: int) -> None:
+            self.acked.append(event)
+
+    async def plan(batch):
+        return batch
+
+    async def finish(batch):
+        await asyncio.sleep(0.05)
+        return [f"done {e}" for e in batch]
+
+    stream = Finite([[1], [2, 3]])
+    results = [statuses async for statuses in planned_ahead(stream, plan, finish)]
+    assert results == [["done 1"], ["done 2", "done 3"]]
+    assert stream.acked == [1, 2, 3]
+
+
 def raw_message(topic: str, offset: int, value: bytes):
     from faust.types import TP  # noqa: PLC0415
     from faust.types.tuples import Message  # noqa: PLC0415
