@@ -3,8 +3,8 @@ client and kafka-python compute it), made cheaper for the worker's producer.
 
 aiokafka's ``murmur2`` is pure Python, byte by byte: some 10 µs for a notification id, paid for
 every `deliveries` record (two a recipient) and every planned notification, some 4 % of a
-warning recipient's worker CPU (py-spy, bench.fanout --profile). This one is the C
-implementation of MurmurHash2 in the ``murmurhash2`` wheel, with Kafka's seed (0.1 µs a
+warning recipient's worker CPU (py-spy, bench.fanout --profile). This one is the compiled
+MurmurHash2 of the ``murmurhash2`` wheel (Rust, through pyo3), with Kafka's seed (0.1 µs a
 notification id); where that wheel is not installed, ``murmur2_py``, which reads the key's
 4-byte words with one ``struct`` call (3.5 µs). The last few thousand keys are remembered too
 (a notification's "sending" and "sent" share theirs). Same partitions, so records keyed alike
@@ -54,7 +54,7 @@ except ImportError:  # no wheel for this platform: the same hash in Python
 else:
 
     def murmur2(data: bytes) -> int:
-        """Kafka's murmur2, as ``murmur2_py`` computes it, in C."""
+        """Kafka's murmur2, as ``murmur2_py`` computes it, compiled."""
         return _c_murmurhash2(data, _SEED)
 
 

@@ -20,7 +20,7 @@ def test_murmur2_matches_aiokafka_and_kafka_python_on_every_length() -> None:
             assert murmur2(key) == murmur2_py(key) == reference(key) == kafka_python(key), key
 
 
-def test_the_hash_is_computed_in_c_where_the_wheel_is_installed() -> None:
+def test_the_hash_is_the_compiled_one_where_the_wheel_is_installed() -> None:
     import murmurhash2  # a dependency: the Python hash is only a fallback
 
     assert murmur2 is not murmur2_py
