@@ -196,7 +196,7 @@ def time_budget(seconds: float = RENDER_BUDGET_SECONDS) -> _TimeBudget:
     notes its deadline: no system call a render (arming and disarming the timer for each
     render was two, some 2 µs of a warning recipient's worker CPU). A budget inside another
     leaves the outer one its own deadline. A class, not a generator: entered once a recipient,
-    and ``contextlib``'s machinery cost more than the timer's system calls."""
+    and ``contextlib``'s machinery would cost more than the budget itself."""
     return _TimeBudget(seconds)
 
 

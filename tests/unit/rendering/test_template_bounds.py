@@ -157,7 +157,7 @@ def test_a_budget_that_ran_out_leaves_nothing_behind_to_interrupt_other_code():
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
-def test_many_renders_arm_the_timer_once(tmp_path):
+def test_renders_do_not_arm_the_timer_each_but_share_one_that_runs(tmp_path):
     """Each render notes its deadline; the timer is armed by the first and runs meanwhile (a
     tick that falls between two renders stops it, and the next render arms it again: two
     calls a tick, every 0.125 s at most). Arming and disarming it for each was 400 calls."""
