@@ -122,8 +122,7 @@ async def records_of(settings: Settings, ids: list[str]) -> list[dict[str, objec
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         state = DeliveryState(client, settings.redis_prefix)
-        return [{"id": i, "record": await state.record(i),
-                 "trace": [t.decode() for t in await client.lrange(state.key("tr", i), 0, -1)]}
+        return [{"id": i, "record": await state.record(i), "trace": await state.steps(i)}
                 for i in ids]  # fmt: skip
     finally:
         await client.aclose()

@@ -29,7 +29,7 @@ from app.intake.events import validate_event
 from app.profiles.phones import normalise_mobile
 from app.profiles.validate import normalise_email
 from app.state.records import decode_record
-from app.state.writes import read_step
+from app.state.writes import read_step, with_sent_step
 from console.api import routes
 from console.auth import Caller, audit, error, guarded, services
 from wiring.runtime import Runtime
@@ -109,7 +109,7 @@ async def find_messages(request: web.Request, caller: Caller,
         record = decode_record(replies[2 * i])
         if record.get("profile") and record["profile"] not in profile_ids:
             profile_ids.append(record["profile"])
-        steps = [read_step(s) for s in replies[2 * i + 1]]
+        steps = with_sent_step([read_step(s) for s in replies[2 * i + 1]], record)
         results.append({
             "notification": notification_id, "status": record.get("status", "unknown"),
             "rule": record.get("rule_id"), "event": record.get("event_id"),

@@ -27,7 +27,7 @@ from app.core.codec import text
 from app.core.masking import mask_address
 from app.core.redis_client import is_cluster
 from app.notifications import Notification
-from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso, sent_step
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -290,14 +290,11 @@ class Records(Store):
             writes.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
 
     async def sent_many(self, items: list[tuple[Notification, int, str]]) -> None:
-        """Record each (notification, attempt, provider reference) as sent, with its trace step,
-        at once."""
+        """Record each (notification, attempt, provider reference) as sent, at once. Its trace's
+        "sent" step is this record (``writes.sent_step_of``), not a step stored in the trace."""
         writes = Writes()
-        now = time.time()
         for n, attempt, ref in items:
             self._add_status(writes, n, Status.SENT, {"attempts": attempt, "provider_ref": ref})
-            writes.rpush(self.key("tr", n.id), sent_step(attempt, ref, now))
-            writes.expire(self.key("tr", n.id), TRACE_TTL_SECONDS)
         await self.apply(writes)
 
     async def notifications_of(self, event_id: str) -> list[str]:

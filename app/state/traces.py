@@ -2,7 +2,8 @@
 
 Keys (under the configured prefix):
 
-    tr:{id}       list of trace steps (JSON) for an event id or a notification id; 30 days
+    tr:{id}       list of trace steps (JSON) for an event id or a notification id; 30 days. A
+                  sent notification's last step is its record n:{id} (``with_sent_step``)
     stats:rules   hash of counters "rule_id:outcome"
     stats:events  hash of counters: received, rejected, planned, suppressed, held, …
     stats:{name}  other counters (opt-outs by category and channel, …)
@@ -13,7 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.codec import text
-from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, read_step, trace_step
+from app.state.writes import (
+    SENT_FIELDS,
+    TRACE_TTL_SECONDS,
+    Store,
+    Writes,
+    read_step,
+    trace_step,
+    with_sent_step,
+)
 
 
 class Traces(Store):
@@ -39,4 +48,13 @@ class Traces(Store):
                 writes.hincrby(self.key("stats", "events"), field, amount)
 
     async def steps(self, ident: str) -> list[dict[str, Any]]:
-        return [read_step(s) for s in await self.redis.lrange(self.key("tr", ident), 0, -1)]
+        """An event's or a notification's steps, in order; a sent notification's last step from
+        its record (``with_sent_step``). One round trip (on a cluster, one slot: the id's)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(self.key("tr", ident), 0, -1)
+            pipe.hmget(self.key("n", ident), list(SENT_FIELDS))
+            stored, values = await pipe.execute()
+        record = {
+            f: text(v) or "" for f, v in zip(SENT_FIELDS, values, strict=True) if v is not None
+        }
+        return with_sent_step([read_step(s) for s in stored], record)

@@ -132,21 +132,36 @@ def test_a_trace_step_keeps_its_time_once_and_reads_back_with_its_iso_time():
     assert read_step(old)["at"] == "2026-12-01T08:00:00.000+00:00"  # written before: as it was
 
 
-def test_a_sent_step_is_the_trace_step_it_stands_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
+def test_a_sent_step_read_from_its_record_is_the_step_that_was_stored_before() -> None:
+    from app.core.timestamps import utc_now_ms
+    from app.state.writes import read_step, sent_step_of, trace_step, with_sent_step
 
-    from app.state import writes
-
-    refs = ["outbox-3f9a1c2b", "", 'a "quoted" \\ ref\n', "回执-1", "\u2028", "x" * 300]
-    for t in (1796112000.0, 1796344390.6164999, 1796344390.9999, 0.001, 1e-4):
-        monkeypatch.setattr(writes.time, "time", lambda t=t: t)
+    for ref in ["outbox-3f9a1c2b", 'a "quoted" \\ ref\n', "回执-1", "\u2028", "x" * 300]:
         for attempt in (1, 6, 12):
-            for ref in refs:
-                built = writes.sent_step(attempt, ref, t)
-                assert built == writes.trace_step(
-                    "attempt", {"attempt": attempt, "outcome": "sent", "ref": ref}
-                )
-                assert json.loads(built)["ref"] == ref
+            at = utc_now_ms()
+            record = {"status": "sent", "updated_at": at, "attempts": str(attempt),
+                      "provider_ref": ref, "rule_id": "r"}  # fmt: skip
+            stored = read_step(trace_step("attempt", {"attempt": attempt, "outcome": "sent",
+                                                      "ref": ref}))  # fmt: skip
+            step = sent_step_of(record)
+            assert step is not None and step.keys() == stored.keys()
+            assert {k: v for k, v in step.items() if k not in ("at", "t")} == {
+                k: v for k, v in stored.items() if k not in ("at", "t")}  # fmt: skip
+            assert step["at"] == at and read_step(trace_step("x", {}))["at"][:10] == at[:10]
+            assert step["t"] == pytest.approx(stored["t"], abs=1.0)
+    marked = {"status": "sent", "updated_at": "2026-12-04T08:00:00.123+00:00", "attempts": "2"}
+    assert sent_step_of(marked) == {  # the SMTP hook's early mark: no reference yet
+        "at": "2026-12-04T08:00:00.123+00:00", "t": 1796371200.123, "step": "attempt",
+        "attempt": 2, "outcome": "sent"}  # fmt: skip
+    assert sent_step_of({"status": "sent", "updated_at": "garbage"}) == {
+        "at": "garbage", "step": "attempt", "attempt": 1, "outcome": "sent"}  # fmt: skip
+    for status in ("planned", "sending", "deferred", "failed", "suppressed", ""):
+        assert sent_step_of({"status": status, "updated_at": "x"}) is None
+    deferred = [{"step": "deferred", "at": "a"}]
+    assert with_sent_step(deferred, marked) == [*deferred, sent_step_of(marked)]
+    assert with_sent_step(deferred, {"status": "deferred"}) == deferred
+    old = [*deferred, {"step": "attempt", "outcome": "sent", "at": "b"}]  # stored before
+    assert with_sent_step(old, marked) == old
 
 
 @ON_BOTH_REDIS
