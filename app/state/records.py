@@ -284,8 +284,7 @@ class Records(Store):
             "updated_at": now_iso(),
             **{k: str(v) for k, v in fields.items()},
         }
-        writes.hset(key, mapping=values)
-        writes.expire(key, TRACE_TTL_SECONDS)
+        writes.hset_kept(key, values, TRACE_TTL_SECONDS)  # its TTL is its planning's
         if status in FINAL:
             writes.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
 

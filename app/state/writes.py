@@ -83,7 +83,8 @@ def read_step(raw: str | bytes) -> dict[str, Any]:
 # client's command runs between). One JSON argument, not one argument per word: redis-py packs
 # each argument of a command in Python, and a batch's writes have thousands of them. HSETNX with
 # several field-value pairs (which Redis refuses) is one HSET when the hash is not there (a new
-# journey's dozen fields: one call, not twelve), else one HSETNX per pair.
+# journey's dozen fields: one call, not twelve), else one HSETNX per pair. HSET+ is an HSET
+# whose first argument is a TTL, set only when every field was new (the hash was made by it).
 _APPLY_WRITES = """
 local ops = cjson.decode(ARGV[1])
 for i = 1, #ops do
@@ -95,6 +96,10 @@ for i = 1, #ops do
       for j = 3, #op - 1, 2 do
         redis.call('HSETNX', KEYS[op[2]], op[j], op[j + 1])
       end
+    end
+  elseif op[1] == 'HSET+' then
+    if redis.call('HSET', KEYS[op[2]], unpack(op, 4)) * 2 == #op - 3 then
+      redis.call('EXPIRE', KEYS[op[2]], op[3])
     end
   else
     redis.call(op[1], KEYS[op[2]], unpack(op, 3))
@@ -137,6 +142,16 @@ class Writes:
             flat.append(field)
             flat.append(value if isinstance(value, str) else str(value))
         self._add("HSET", key, *flat)
+
+    def hset_kept(self, key: str, mapping: dict[str, str | int], seconds: int) -> None:
+        """HSET, and the hash's TTL ``seconds`` only if every field was new, so the hash was
+        made here: a record's later writes (a notification's status) keep the TTL its first
+        write set, without an EXPIRE each. A hash that somehow was not there still expires."""
+        flat: list[str] = [str(seconds)]
+        for field, value in mapping.items():
+            flat.append(field)
+            flat.append(value if isinstance(value, str) else str(value))
+        self._add("HSET+", key, *flat)
 
     def hset_last(self, key: str, field: str, value: str) -> None:
         """The hash's field set once, after the batch's other writes, to the last value given:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.state.writes import Store, Writes
+from tests.helpers import ON_BOTH_REDIS
 
 
 def test_a_key_s_ttl_is_set_once_after_the_writes_the_last_given_winning():
@@ -47,3 +48,24 @@ async def test_applied_the_keys_hold_the_values_and_the_last_ttl(redis_client, p
     assert await redis_client.lrange(trace, 0, -1) == [b"a", b"b"]
     assert 900 < await redis_client.ttl(record) <= 1000 and 40 < await redis_client.ttl(trace) <= 50
     assert await redis_client.hgetall(store.key("oc", "versions")) == {b"r|1": b"5"}
+
+
+@ON_BOTH_REDIS
+async def test_a_kept_hset_sets_the_ttl_only_on_a_hash_it_makes(redis_client, prefix):
+    store = Store(redis_client, prefix)
+    planned, fresh, bare = (store.key("n", i) for i in ("planned", "fresh", "bare"))
+    await redis_client.hset(planned, mapping={"status": "planned", "rule_id": "r"})
+    await redis_client.expire(planned, 100)
+    await redis_client.hset(bare, mapping={"status": "planned"})  # no TTL: none of its own
+    writes = Writes()
+    writes.hset_kept(planned, {"status": "sending", "attempts": 1}, 5000)  # one field new
+    writes.hset_kept(fresh, {"status": "sent", "attempts": "1", "provider_ref": "x"}, 5000)
+    writes.hset_kept(bare, {"status": "sent"}, 5000)
+    await store.apply(writes)
+    assert await redis_client.hgetall(planned) == {b"status": b"sending", b"rule_id": b"r",
+                                                   b"attempts": b"1"}  # fmt: skip
+    assert 0 < await redis_client.ttl(planned) <= 100  # kept: the planning's, not refreshed
+    assert await redis_client.hgetall(fresh) == {b"status": b"sent", b"attempts": b"1",
+                                                 b"provider_ref": b"x"}  # fmt: skip
+    assert 4900 < await redis_client.ttl(fresh) <= 5000  # made here: it expires
+    assert await redis_client.ttl(bare) == -1  # an existing field: left as it was
