@@ -52,7 +52,9 @@ def sent_step_of(record: dict[str, str]) -> dict[str, Any] | None:
         step["t"] = round(datetime.fromisoformat(at).timestamp(), 3)
     except ValueError:
         pass
-    step |= {"step": "attempt", "attempt": int(record.get("attempts") or 0) or 1,
+    attempts = record.get("attempts") or ""  # as written, digits; a record gone wrong reads 1
+    counted = attempts.isascii() and attempts.isdigit() and len(attempts) <= 6
+    step |= {"step": "attempt", "attempt": int(attempts) if counted else 1,
              "outcome": "sent"}  # fmt: skip
     if record.get("provider_ref"):
         step["ref"] = record["provider_ref"]
@@ -147,6 +149,8 @@ class Writes:
         """HSET, and the hash's TTL ``seconds`` only if every field was new, so the hash was
         made here: a record's later writes (a notification's status) keep the TTL its first
         write set, without an EXPIRE each. A hash that somehow was not there still expires."""
+        if not mapping:  # an HSET of no field is an error, which would fail the whole batch
+            return
         flat: list[str] = [str(seconds)]
         for field, value in mapping.items():
             flat.append(field)

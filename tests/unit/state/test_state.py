@@ -153,8 +153,10 @@ def test_a_sent_step_read_from_its_record_is_the_step_that_was_stored_before() -
     assert sent_step_of(marked) == {  # the SMTP hook's early mark: no reference yet
         "at": "2026-12-04T08:00:00.123+00:00", "t": 1796371200.123, "step": "attempt",
         "attempt": 2, "outcome": "sent"}  # fmt: skip
-    assert sent_step_of({"status": "sent", "updated_at": "garbage"}) == {
-        "at": "garbage", "step": "attempt", "attempt": 1, "outcome": "sent"}  # fmt: skip
+    for attempts in ("", "x", "-3", "²", "٣", "9" * 5000, "1.5"):  # a record gone wrong: read
+        step = sent_step_of({"status": "sent", "updated_at": "garbage", "attempts": attempts})
+        assert step == {"at": "garbage", "step": "attempt", "outcome": "sent", "attempt": 1}
+    assert sent_step_of({"status": "sent", "updated_at": "", "attempts": "7"})["attempt"] == 7
     for status in ("planned", "sending", "deferred", "failed", "suppressed", ""):
         assert sent_step_of({"status": status, "updated_at": "x"}) is None
     deferred = [{"step": "deferred", "at": "a"}]

@@ -61,6 +61,7 @@ async def test_a_kept_hset_sets_the_ttl_only_on_a_hash_it_makes(redis_client, pr
     writes.hset_kept(planned, {"status": "sending", "attempts": 1}, 5000)  # one field new
     writes.hset_kept(fresh, {"status": "sent", "attempts": "1", "provider_ref": "x"}, 5000)
     writes.hset_kept(bare, {"status": "sent"}, 5000)
+    writes.hset_kept(store.key("n", "none"), {}, 5000)  # nothing: not an HSET Redis refuses
     await store.apply(writes)
     assert await redis_client.hgetall(planned) == {b"status": b"sending", b"rule_id": b"r",
                                                    b"attempts": b"1"}  # fmt: skip
@@ -69,3 +70,4 @@ async def test_a_kept_hset_sets_the_ttl_only_on_a_hash_it_makes(redis_client, pr
                                                  b"provider_ref": b"x"}  # fmt: skip
     assert 4900 < await redis_client.ttl(fresh) <= 5000  # made here: it expires
     assert await redis_client.ttl(bare) == -1  # an existing field: left as it was
+    assert not await redis_client.exists(store.key("n", "none"))
