@@ -27,7 +27,7 @@ from app.core.codec import text
 from app.core.masking import mask_address
 from app.core.redis_client import is_cluster
 from app.notifications import Notification
-from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, now_iso
+from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, hash_fields, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ PROGRESS = ("status", "attempts", "next_attempt_at")
 
 def decode_progress(raw: list[Any]) -> dict[str, str]:
     """An HMGET of PROGRESS as a record holding those of its fields that are there."""
-    return {f: text(v) for f, v in zip(PROGRESS, raw, strict=True) if v is not None}
+    return hash_fields(PROGRESS, raw)
 
 
 class SentMark:

@@ -19,6 +19,7 @@ from app.state.writes import (
     TRACE_TTL_SECONDS,
     Store,
     Writes,
+    hash_fields,
     read_step,
     trace_step,
     with_sent_step,
@@ -54,7 +55,4 @@ class Traces(Store):
             pipe.lrange(self.key("tr", ident), 0, -1)
             pipe.hmget(self.key("n", ident), list(SENT_FIELDS))
             stored, values = await pipe.execute()
-        record = {
-            f: text(v) or "" for f, v in zip(SENT_FIELDS, values, strict=True) if v is not None
-        }
-        return with_sent_step([read_step(s) for s in stored], record)
+        return with_sent_step([read_step(s) for s in stored], hash_fields(SENT_FIELDS, values))

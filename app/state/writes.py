@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
 
-from app.core.codec import compact_json, json_bytes
+from app.core.codec import compact_json, json_bytes, text
 from app.core.redis_client import Keys, is_cluster, slot
 from app.core.timestamps import utc_now_ms
 
@@ -111,6 +112,20 @@ return #KEYS
 """
 
 
+def _pairs(mapping: Mapping[str, str | int]) -> list[str]:
+    """A hash's fields and values, flat, every value a string (the script's JSON wants strings)."""
+    flat: list[str] = []
+    for field, value in mapping.items():
+        flat.append(field)
+        flat.append(value if isinstance(value, str) else str(value))
+    return flat
+
+
+def hash_fields(fields: Sequence[str], raw: Sequence[Any]) -> dict[str, str]:
+    """An HMGET's reply for ``fields`` as the hash's fields that are there, decoded."""
+    return {f: text(v) for f, v in zip(fields, raw, strict=True) if v is not None}
+
+
 MEMBERS_PER_OP = 1000  # a set's members or a list's values in one operation of the script
 
 
@@ -139,11 +154,7 @@ class Writes:
         self.ops.append([command, index, *args])
 
     def hset(self, key: str, mapping: dict[str, str | int]) -> None:
-        flat: list[str] = []
-        for field, value in mapping.items():
-            flat.append(field)
-            flat.append(value if isinstance(value, str) else str(value))
-        self._add("HSET", key, *flat)
+        self._add("HSET", key, *_pairs(mapping))
 
     def hset_kept(self, key: str, mapping: dict[str, str | int], seconds: int) -> None:
         """HSET, and the hash's TTL ``seconds`` only if every field was new, so the hash was
@@ -151,11 +162,7 @@ class Writes:
         write set, without an EXPIRE each. A hash that somehow was not there still expires."""
         if not mapping:  # an HSET of no field is an error, which would fail the whole batch
             return
-        flat: list[str] = [str(seconds)]
-        for field, value in mapping.items():
-            flat.append(field)
-            flat.append(value if isinstance(value, str) else str(value))
-        self._add("HSET+", key, *flat)
+        self._add("HSET+", key, str(seconds), *_pairs(mapping))
 
     def hset_last(self, key: str, field: str, value: str) -> None:
         """The hash's field set once, after the batch's other writes, to the last value given:
@@ -168,11 +175,7 @@ class Writes:
     def hsetnx_many(self, key: str, mapping: dict[str, str]) -> None:
         """Each field set only where it is not, as one operation (the script runs an HSETNX for
         each pair)."""
-        flat: list[str] = []
-        for field, value in mapping.items():
-            flat.append(field)
-            flat.append(value)
-        self._add("HSETNX", key, *flat)
+        self._add("HSETNX", key, *_pairs(mapping))
 
     def expire(self, key: str, seconds: int) -> None:
         """The key's time to live, set once after the batch's other writes (the last one given
