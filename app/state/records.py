@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, cast
 
@@ -32,6 +34,8 @@ from app.state.writes import TRACE_TTL_SECONDS, Store, Writes, hash_fields, now_
 logger = logging.getLogger(__name__)
 
 CLAIM_LEASE_MS = 60_000
+PLANNED_OWN = ("recipient", "profile")  # a planned record's own fields; the rest its chunk's
+SENT_OWN = ("attempts", "provider_ref")  # a sent one's, besides its status and time
 # Claims given back by their owner only: KEYS claim:{id}…, ARGV[1] the owner; how many it held
 _RELEASE_OWN = """
 local n = 0
@@ -209,15 +213,15 @@ class Records(Store):
         """Add to ``writes``: remember planned notifications (a status already reached is never
         overwritten) and which event they belong to."""
         by_event: dict[str, list[str]] = {}
-        for n in notifications:
-            key = self.key("n", n.id)
-            writes.hsetnx(key, "status", Status.PLANNED)
-            writes.hset(key, mapping={"rule_id": n.rule_id, "event_id": n.event_id,
-                                    "channel": n.channel, "category": n.category,
-                                    "recipient": mask_address(n.channel, n.address),
-                                    "profile": n.profile_id})  # fmt: skip
-            writes.expire(key, TRACE_TTL_SECONDS)
+        shared: dict[tuple[str, str, str, str], list[tuple[str, tuple[str, str]]]] = {}
+        for n in notifications:  # a chunk's are of one rule, event, channel and category
+            shared.setdefault((n.rule_id, n.event_id, n.channel, n.category), []).append(
+                (self.key("n", n.id), (mask_address(n.channel, n.address), n.profile_id)))  # fmt: skip
             by_event.setdefault(n.event_id, []).append(n.id)
+        for (rule_id, event_id, channel, category), rows in shared.items():
+            common = {"status": Status.PLANNED, "rule_id": rule_id, "event_id": event_id,
+                      "channel": channel, "category": category}  # fmt: skip
+            writes.hset_rows(rows, common, PLANNED_OWN, TRACE_TTL_SECONDS, first_absent=True)
         for event_id, ids in by_event.items():  # a chunk's thousand: one SADD, one EXPIRE
             writes.sadd(self.key("ev", event_id), *ids)
             writes.expire(self.key("ev", event_id), TRACE_TTL_SECONDS)
@@ -270,30 +274,39 @@ class Records(Store):
         self, notifications: list[Notification], status: Status, fields: list[dict[str, Any]]
     ) -> None:
         """Give each notification ``status`` and its own ``fields``, at once."""
-        writes = Writes()
+        by_fields: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {}
         for n, more in zip(notifications, fields, strict=True):
-            self._add_status(writes, n, status, more)
+            by_fields.setdefault(tuple(more), []).append(
+                (self.key("n", n.id), tuple(map(str, more.values()))))  # fmt: skip
+        writes = Writes()
+        for names, rows in by_fields.items():
+            self._add_statuses(writes, status, names, rows)
+        self._count_final(writes, notifications, status)
         await self.apply(writes)
 
-    def _add_status(
-        self, writes: Writes, n: Notification, status: Status, fields: dict[str, Any]
-    ) -> None:
-        key = self.key("n", n.id)
-        values: dict[Any, Any] = {
-            "status": status,
-            "updated_at": now_iso(),
-            **{k: str(v) for k, v in fields.items()},
-        }
-        writes.hset_kept(key, values, TRACE_TTL_SECONDS)  # its TTL is its planning's
+    def _add_statuses(self, writes: Writes, status: Status, names: tuple[str, ...],
+                      rows: Sequence[tuple[str, Sequence[str]]]) -> None:  # fmt: skip
+        """Each record (key, values of ``names``) given ``status``, now, and its values, in one
+        operation; its TTL stays its planning's."""
+        common = {"status": status, "updated_at": now_iso()}
+        writes.hset_rows(rows, common, names, TRACE_TTL_SECONDS)
+
+    def _count_final(self, writes: Writes, notifications: list[Notification], status: Status
+                     ) -> None:  # fmt: skip
         if status in FINAL:
-            writes.hincrby(self.key("stats", "rules"), f"{n.rule_id}:{status}", 1)
+            stats = self.key("stats", "rules")
+            for rule_id, count in Counter(n.rule_id for n in notifications).items():
+                writes.hincrby(stats, f"{rule_id}:{status}", count)
 
     async def sent_many(self, items: list[tuple[Notification, int, str]]) -> None:
         """Record each (notification, attempt, provider reference) as sent, at once. Its trace's
         "sent" step is this record (``writes.sent_step_of``), not a step stored in the trace."""
+        if not items:
+            return
         writes = Writes()
-        for n, attempt, ref in items:
-            self._add_status(writes, n, Status.SENT, {"attempts": attempt, "provider_ref": ref})
+        rows = [(self.key("n", n.id), (str(attempt), ref)) for n, attempt, ref in items]
+        self._add_statuses(writes, Status.SENT, SENT_OWN, rows)
+        self._count_final(writes, [n for n, _, _ in items], Status.SENT)
         await self.apply(writes)
 
     async def notifications_of(self, event_id: str) -> list[str]:

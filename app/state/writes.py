@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +88,10 @@ def read_step(raw: str | bytes) -> dict[str, Any]:
 # several field-value pairs (which Redis refuses) is one HSET when the hash is not there (a new
 # journey's dozen fields: one call, not twelve), else one HSETNX per pair. HSET+ is an HSET
 # whose first argument is a TTL, set only when every field was new (the hash was made by it).
+# HSET* is such a write to many hashes (``Writes.hset_rows``): [HSET*, 0, mode, TTL, number of
+# common arguments, the common fields and values, number of own fields, their names, then each
+# hash's key index and its own values]; mode "kept" is HSET+'s, mode "first-absent" sets the
+# first common field only where it is not (HSETNX), the rest always, and the TTL always.
 _APPLY_WRITES = """
 local ops = cjson.decode(ARGV[1])
 for i = 1, #ops do
@@ -103,6 +107,29 @@ for i = 1, #ops do
   elseif op[1] == 'HSET+' then
     if redis.call('HSET', KEYS[op[2]], unpack(op, 4)) * 2 == #op - 3 then
       redis.call('EXPIRE', KEYS[op[2]], op[3])
+    end
+  elseif op[1] == 'HSET*' then
+    local mode, ttl, common = op[3], op[4], op[5]
+    local args = {}
+    for j = 1, common do args[j] = op[5 + j] end
+    local width = op[6 + common]
+    local names = 6 + common
+    local total = common + 2 * width
+    local at = names + width + 1
+    while at <= #op do
+      local key = KEYS[op[at]]
+      for j = 1, width do
+        args[common + 2 * j - 1] = op[names + j]
+        args[common + 2 * j] = op[at + j]
+      end
+      if mode == 'first-absent' then
+        redis.call('HSETNX', key, args[1], args[2])
+        if total > 2 then redis.call('HSET', key, unpack(args, 3, total)) end
+        redis.call('EXPIRE', key, ttl)
+      elseif redis.call('HSET', key, unpack(args, 1, total)) * 2 == total then
+        redis.call('EXPIRE', key, ttl)
+      end
+      at = at + width + 1
     end
   else
     redis.call(op[1], KEYS[op[2]], unpack(op, 3))
@@ -163,6 +190,34 @@ class Writes:
         if not mapping:  # an HSET of no field is an error, which would fail the whole batch
             return
         self._add("HSET+", key, str(seconds), *_pairs(mapping))
+
+    def hset_rows(self, rows: Iterable[tuple[str, Sequence[str]]], common: Mapping[str, str],
+                  fields: Sequence[str], seconds: int, *, first_absent: bool = False) -> None:  # fmt: skip
+        """For each (key, values) of ``rows``: the hash's ``common`` fields and its own
+        ``values`` of ``fields`` set, as ``hset_kept`` would (the TTL only on a hash made here),
+        in one operation for all: a chunk's thousand records name their fields, and give the
+        values they share, once (per hash, two ``_add`` calls and a dict fewer, and a third of
+        the script's arguments). ``first_absent``: the first common field is set only where it
+        is not there (a status already reached is kept), and the TTL is always set."""
+        pairs = _pairs(common)
+        width = len(fields)
+        if not pairs and not width or first_absent and not pairs:
+            raise ValueError("hset_rows: no field to set" if not first_absent
+                             else "hset_rows: first_absent needs a common field")  # fmt: skip
+        mode = "first-absent" if first_absent else "kept"
+        op: list[str | int] = ["HSET*", 0, mode, str(seconds), len(pairs), *pairs, width, *fields]
+        header = len(op)
+        keys = self.keys
+        for key, values in rows:
+            if len(values) != width:
+                raise ValueError(f"hset_rows: {len(values)} values for {width} fields")
+            index = keys.get(key)
+            if index is None:
+                index = keys[key] = len(keys) + 1
+            op.append(index)
+            op.extend(values)
+        if len(op) > header:
+            self.ops.append(op)
 
     def hset_last(self, key: str, field: str, value: str) -> None:
         """The hash's field set once, after the batch's other writes, to the last value given:
@@ -238,11 +293,35 @@ def by_slot(
     groups: dict[int, tuple[dict[str, int], list[list[str | int]]]] = {}
     slots = [slot(k) for k in keys]
     for op in ops:
+        if op[0] == "HSET*":  # one operation of many hashes: its rows split by slot
+            _rows_by_slot(op, keys, slots, groups)
+            continue
         index = int(op[1]) - 1
         names, group_ops = groups.setdefault(slots[index], ({}, []))
         position = names.setdefault(keys[index], len(names) + 1)
         group_ops.append([op[0], position, *op[2:]])
     return [(list(names), group_ops) for names, group_ops in groups.values()]
+
+
+def _rows_by_slot(op: list[str | int], keys: list[str], slots: list[int],
+                  groups: dict[int, tuple[dict[str, int], list[list[str | int]]]]) -> None:  # fmt: skip
+    """An HSET* operation's rows added to their slots' groups: one HSET* a slot, its header
+    the same, placed where its first row is (so the slot's writes keep their order)."""
+    common = int(op[4])
+    width = int(op[5 + common])
+    start = 6 + common + width
+    header = op[:start]
+    made: dict[int, list[str | int]] = {}
+    for at in range(start, len(op), width + 1):
+        index = int(op[at]) - 1
+        names, group_ops = groups.setdefault(slots[index], ({}, []))
+        position = names.setdefault(keys[index], len(names) + 1)
+        part = made.get(slots[index])
+        if part is None:
+            part = made[slots[index]] = list(header)
+            group_ops.append(part)
+        part.append(position)
+        part.extend(op[at + 1 : at + 1 + width])
 
 
 class Store:

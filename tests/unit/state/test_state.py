@@ -252,3 +252,24 @@ async def test_a_set_of_twenty_thousand_members_is_written_whole(redis_client, p
     await state.apply(writes)
     assert await redis_client.scard(key) == 20_000
     assert await redis_client.lrange(trace, 0, -1) == [f"step {i}".encode() for i in range(2_500)]
+
+
+async def test_a_chunk_of_twenty_thousand_planned_records_is_written_whole(redis_client, prefix):
+    """The records of a chunk are one operation of the script (``hset_rows``); twenty thousand
+    (a chunk far larger than the fan-out makes) are written, each whole, with its TTL."""
+    from app.notifications import Notification
+
+    state = DeliveryState(redis_client, prefix)
+    batch = [Notification(id=f"N-{i}", rule_id="r", rule_version=1, category="warning",
+                          event_id="E-BIG", event_type="t", channel="sms", profile_id=f"P-{i}",
+                          recipient=f"P-{i}", recipient_name=None, role=None,
+                          address=f"+86138{i:08d}", language="zh-CN",
+                          planned_at="2026-07-01T00:00:00+00:00") for i in range(20_000)]  # fmt: skip
+    writes = Writes()
+    state.add_planned(writes, batch)
+    await state.apply(writes)
+    assert len(await state.notifications_of("E-BIG")) == 20_000
+    last = await redis_client.hgetall(state.key("n", "N-19999"))
+    assert last[b"status"] == b"planned" and last[b"profile"] == b"P-19999"
+    assert last[b"recipient"] != b"+8613800019999" and last[b"event_id"] == b"E-BIG"
+    assert 0 < await redis_client.ttl(state.key("n", "N-0")) <= TRACE_TTL_SECONDS
