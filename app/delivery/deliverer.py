@@ -221,7 +221,9 @@ class Deliverer:
         address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
         redis = self.state.redis  # one script call on one Redis; a cluster's keys span slots
-        pipe: Any = redis.pipeline(transaction=False) if is_cluster(redis) else Batched(redis)
+        if not is_cluster(redis):
+            return await self._begin_one_redis(batch, token, lease_ms, claim, known)
+        pipe: Any = redis.pipeline(transaction=False)
         async with pipe:
             for n in batch:  # each store adds its own reads: it alone knows its keys
                 if claim:
@@ -241,6 +243,31 @@ class Deliverer:
                        else self.profiles.decode(next(results), n.profile_id))  # fmt: skip
             begun.append(Begun(claimed, decode_progress(raw_record), set(texts(members)),
                                dict(profile or {})))  # fmt: skip
+        return begun
+
+    async def _begin_one_redis(self, batch: list[Notification], token: str, lease_ms: int,
+                               claim: bool, known: Mapping[str, Profile] | None
+                               ) -> list[Begun]:  # fmt: skip
+        """``_begin`` on one Redis: the claims, records and opt-outs read by one script
+        (``Records.queue_begin``), the profiles not known and the message search's index in
+        the same round trip."""
+        pipe: Any = Batched(self.state.redis)  # ProfileStore queues on either
+        address_key = self.preferences.key
+        self.state.queue_begin(pipe, [(n.id, address_key(n.address)) for n in batch], token,
+                               lease_ms, claim=claim)  # fmt: skip
+        unknown = [n.profile_id for n in batch if not known or n.profile_id not in known]
+        for profile_id in unknown:
+            self.profiles.queue_get(pipe, profile_id)
+        if claim:
+            await self._queue_index(pipe, batch)
+        replies = await pipe.execute()
+        read = dict(zip(unknown, replies[1 : 1 + len(unknown)], strict=True))
+        begun = []
+        for n, (claimed, record, opt_outs) in zip(batch, self.state.decode_begin(replies[0]),
+                                                  strict=True):  # fmt: skip
+            profile = (known[n.profile_id] if known and n.profile_id in known
+                       else self.profiles.decode(read[n.profile_id], n.profile_id))  # fmt: skip
+            begun.append(Begun(claimed, record, opt_outs, dict(profile or {})))
         return begun
 
     async def _queue_index(self, pipe: Any, batch: list[Notification]) -> None:

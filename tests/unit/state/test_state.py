@@ -273,3 +273,32 @@ async def test_a_chunk_of_twenty_thousand_planned_records_is_written_whole(redis
     assert last[b"status"] == b"planned" and last[b"profile"] == b"P-19999"
     assert last[b"recipient"] != b"+8613800019999" and last[b"event_id"] == b"E-BIG"
     assert 0 < await redis_client.ttl(state.key("n", "N-0")) <= TRACE_TTL_SECONDS
+
+
+async def test_a_batch_s_claims_records_and_opt_outs_are_read_by_one_script(redis_client, prefix):
+    """``queue_begin``: each claim tried (one held by another is not taken), each record's
+    progress and each address's opt-outs read, in one script call; with ``claim=False`` the
+    claims are left as they are."""
+    from app.state.writes import Batched
+
+    state = DeliveryState(redis_client, prefix)
+    await redis_client.set(state.key("claim", "N-2"), "other", px=60_000)
+    await redis_client.hset(state.key("n", "N-2"), mapping={"status": "sending", "attempts": "2",
+                                                            "rule_id": "r"})  # fmt: skip
+    await redis_client.sadd(f"{prefix}optout:K1", "warning:sms", "reminder:email")
+    pipe = Batched(redis_client)
+    state.queue_begin(pipe, [("N-1", f"{prefix}optout:K1"), ("N-2", f"{prefix}optout:K2")],
+                      "me", 60_000)  # fmt: skip
+    [reply] = await pipe.execute()
+    assert state.decode_begin(reply) == [
+        (True, {}, {"warning:sms", "reminder:email"}),
+        (False, {"status": "sending", "attempts": "2"}, set()),
+    ]
+    assert await redis_client.get(state.key("claim", "N-1")) == b"me"
+    assert await redis_client.get(state.key("claim", "N-2")) == b"other"
+    assert 0 < await redis_client.pttl(state.key("claim", "N-1")) <= 60_000
+    pipe = Batched(redis_client)
+    state.queue_begin(pipe, [("N-3", f"{prefix}optout:K2")], "me", 60_000, claim=False)
+    [reply] = await pipe.execute()
+    assert state.decode_begin(reply) == [(True, {}, set())]
+    assert not await redis_client.exists(state.key("claim", "N-3"))
