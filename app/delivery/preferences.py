@@ -23,12 +23,16 @@ from app.state.writes import Batched
 WHO_TTL_SECONDS = 30 * 24 * 3600
 
 # The message-search index of a batch in one call: KEYS are pairs (the address's index, the
-# profile's), ARGV the time, the cut-off of the window, the TTL, then one member per pair.
+# profile's), ARGV the time, the cut-off of the window, the TTL, then one member per pair. An
+# index of one member (most of a warning's: the first message to that address) has nothing
+# older to trim: ZCARD, not the range removal that would find nothing.
 _INDEX_BATCH = """
 local now, cutoff, ttl = ARGV[1], ARGV[2], ARGV[3]
 for i = 1, #KEYS do
   redis.call('ZADD', KEYS[i], 'NX', now, ARGV[3 + math.floor((i + 1) / 2)])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  if redis.call('ZCARD', KEYS[i]) > 1 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  end
   redis.call('EXPIRE', KEYS[i], ttl)
 end
 return #KEYS
