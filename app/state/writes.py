@@ -86,12 +86,12 @@ def read_step(raw: str | bytes) -> dict[str, Any]:
 # client's command runs between). One JSON argument, not one argument per word: redis-py packs
 # each argument of a command in Python, and a batch's writes have thousands of them. HSETNX with
 # several field-value pairs (which Redis refuses) is one HSET when the hash is not there (a new
-# journey's dozen fields: one call, not twelve), else one HSETNX per pair. HSET+ is an HSET
-# whose first argument is a TTL, set only when every field was new (the hash was made by it).
-# HSET* is such a write to many hashes (``Writes.hset_rows``): [HSET*, 0, mode, TTL, number of
-# common arguments, the common fields and values, number of own fields, their names, then each
-# hash's key index and its own values]; mode "kept" is HSET+'s, mode "first-absent" sets the
-# first common field only where it is not (HSETNX), the rest always, and the TTL always.
+# journey's dozen fields: one call, not twelve), else one HSETNX per pair. HSET* writes many
+# hashes (``Writes.hset_rows``): [HSET*, 0, mode, TTL, number of common arguments, the common
+# fields and values, number of own fields, their names, then each hash's key index and its own
+# values]; mode "kept" is an HSET that sets the TTL only when every field was new (the hash was
+# made by it), mode "first-absent" sets the first common field only where it is not (HSETNX),
+# the rest always, and the TTL always.
 _APPLY_WRITES = """
 local ops = cjson.decode(ARGV[1])
 for i = 1, #ops do
@@ -103,10 +103,6 @@ for i = 1, #ops do
       for j = 3, #op - 1, 2 do
         redis.call('HSETNX', KEYS[op[2]], op[j], op[j + 1])
       end
-    end
-  elseif op[1] == 'HSET+' then
-    if redis.call('HSET', KEYS[op[2]], unpack(op, 4)) * 2 == #op - 3 then
-      redis.call('EXPIRE', KEYS[op[2]], op[3])
     end
   elseif op[1] == 'HSET*' then
     local mode, ttl, common = op[3], op[4], op[5]
@@ -189,9 +185,9 @@ class Writes:
         write set, without an EXPIRE each. A hash that somehow was not there still expires."""
         if not mapping:  # an HSET of no field is an error, which would fail the whole batch
             return
-        self._add("HSET+", key, str(seconds), *_pairs(mapping))
+        self.hset_rows([(key, ())], mapping, (), seconds)
 
-    def hset_rows(self, rows: Iterable[tuple[str, Sequence[str]]], common: Mapping[str, str],
+    def hset_rows(self, rows: Iterable[tuple[str, Sequence[str]]], common: Mapping[str, str | int],
                   fields: Sequence[str], seconds: int, *, first_absent: bool = False) -> None:  # fmt: skip
         """For each (key, values) of ``rows``: the hash's ``common`` fields and its own
         ``values`` of ``fields`` set, as ``hset_kept`` would (the TTL only on a hash made here),
