@@ -220,51 +220,37 @@ class Deliverer:
         """One round trip: try each claim (or take it as held), read each status record, the
         address's opt-outs and the profile."""
         lease_ms = int(self.policy.claim_lease * 1000)
-        redis = self.state.redis  # one script call on one Redis; a cluster's keys span slots
-        if not is_cluster(redis):
-            return await self._begin_one_redis(batch, token, lease_ms, claim, known)
-        pipe: Any = redis.pipeline(transaction=False)
-        async with pipe:
-            for n in batch:  # each store adds its own reads: it alone knows its keys
-                if claim:
-                    self.state.queue_claim(pipe, n.id, token, lease_ms)
-                self.state.queue_progress(pipe, n.id)
-                self.preferences.queue_opt_outs(pipe, n.address)
-                if not known or n.profile_id not in known:
-                    self.profiles.queue_get(pipe, n.profile_id)
+        redis = self.state.redis
+        clustered = is_cluster(redis)  # a cluster's keys span slots: a command each, pipelined
+        pipe: Any = redis.pipeline(transaction=False) if clustered else Batched(redis)
+        unknown = [n.profile_id for n in batch if not known or n.profile_id not in known]
+        async with pipe:  # each store adds its own reads: it alone knows its keys
+            if clustered:
+                for n in batch:
+                    if claim:
+                        self.state.queue_claim(pipe, n.id, token, lease_ms)
+                    self.state.queue_progress(pipe, n.id)
+                    self.preferences.queue_opt_outs(pipe, n.address)
+            else:  # one script for the claims, records and opt-outs (``Records.queue_begin``)
+                address_key = self.preferences.key
+                self.state.queue_begin(pipe, [(n.id, address_key(n.address)) for n in batch],
+                                       token, lease_ms, claim=claim)  # fmt: skip
+            for profile_id in unknown:
+                self.profiles.queue_get(pipe, profile_id)
             if claim:  # the message search's index, in the same round trip (one reply)
                 await self._queue_index(pipe, batch)
-            results = iter(await pipe.execute())
+            replies = await pipe.execute()
+        if clustered:
+            width = 3 if claim else 2
+            states = [(bool(replies[i]) if claim else True, decode_progress(replies[i + width - 2]),
+                       set(texts(replies[i + width - 1])))
+                      for i in range(0, width * len(batch), width)]  # fmt: skip
+            rest = replies[width * len(batch) :]
+        else:
+            states, rest = self.state.decode_begin(replies[0]), replies[1:]
+        read = dict(zip(unknown, rest[: len(unknown)], strict=True))
         begun = []
-        for n in batch:
-            claimed = bool(next(results)) if claim else True
-            raw_record, members = next(results), next(results)
-            profile = (known[n.profile_id] if known and n.profile_id in known
-                       else self.profiles.decode(next(results), n.profile_id))  # fmt: skip
-            begun.append(Begun(claimed, decode_progress(raw_record), set(texts(members)),
-                               dict(profile or {})))  # fmt: skip
-        return begun
-
-    async def _begin_one_redis(self, batch: list[Notification], token: str, lease_ms: int,
-                               claim: bool, known: Mapping[str, Profile] | None
-                               ) -> list[Begun]:  # fmt: skip
-        """``_begin`` on one Redis: the claims, records and opt-outs read by one script
-        (``Records.queue_begin``), the profiles not known and the message search's index in
-        the same round trip."""
-        pipe: Any = Batched(self.state.redis)  # ProfileStore queues on either
-        address_key = self.preferences.key
-        self.state.queue_begin(pipe, [(n.id, address_key(n.address)) for n in batch], token,
-                               lease_ms, claim=claim)  # fmt: skip
-        unknown = [n.profile_id for n in batch if not known or n.profile_id not in known]
-        for profile_id in unknown:
-            self.profiles.queue_get(pipe, profile_id)
-        if claim:
-            await self._queue_index(pipe, batch)
-        replies = await pipe.execute()
-        read = dict(zip(unknown, replies[1 : 1 + len(unknown)], strict=True))
-        begun = []
-        for n, (claimed, record, opt_outs) in zip(batch, self.state.decode_begin(replies[0]),
-                                                  strict=True):  # fmt: skip
+        for n, (claimed, record, opt_outs) in zip(batch, states, strict=True):
             profile = (known[n.profile_id] if known and n.profile_id in known
                        else self.profiles.decode(read[n.profile_id], n.profile_id))  # fmt: skip
             begun.append(Begun(claimed, record, opt_outs, dict(profile or {})))
