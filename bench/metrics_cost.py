@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from app.core.settings import PROJECT_ROOT
-from bench.harness import Workers, wait_until
-from bench.pipeline import LOGS, event, outbox_times, produce, stack
+from bench.harness import Workers
+from bench.pipeline import LOGS, delivered, event, outbox_times, produce, stack
 from bench.profile import cpu_seconds
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "metrics_cost.json"
@@ -37,7 +37,7 @@ async def one_run(settings, mode: str, count: int, run: str) -> dict[str, float]
         await produce(
             settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
         )
-        assert await wait_until(lambda: len(outbox_times(outbox)) >= count, 1200, 0.5)
+        assert await delivered(outbox, count)
         used = cpu_seconds(proc.pid) - before
     finally:
         workers.stop_all()

@@ -4,14 +4,17 @@
 - a bare Faust agent that only counts (the framework's ceiling), out of the box and as the worker
   runs Faust;
 - the full pipeline (validate, join the profile, evaluate rules, render, deliver to the SMS
-  outbox), saturated, with one worker and with two;
+  outbox), saturated, with one worker and with two: the events produced at once (in batches, so
+  that the load takes little of the cores the worker shares) for it to drain, 30,000 of them,
+  some six seconds of draining on a fast hour (10,000 until 2026-12-05, two seconds, in which
+  the first and last batches and the load's own production weighed more);
 - the full pipeline at fixed offered loads: latency from an event's publication to its SMS being
   handed to the gateway, p50/p95/p99;
 - the worker's peak memory.
 
 Prints a table and writes bench/results/pipeline.json.
 
-    python -m bench.pipeline [--events 10000] [--bare-events 100000] [--loads 100,1000,5000]
+    python -m bench.pipeline [--events 30000] [--bare-events 100000] [--loads 100,1000,5000]
                              [--seconds 10] [--workers 1,2] [--offered-workers 1,2]
                              [--fetch-wait 20] [--event-loop uvloop]
     python -m bench.pipeline --compare /tmp/wt-before,/tmp/wt-after --rounds 3 \
@@ -59,7 +62,9 @@ from devstack.stack import (
     stop_process,
 )
 from topics import ALL as ALL_TOPICS
+from wiring.faust_app import PRODUCER_BATCH_BYTES
 from wiring.kafka import ensure_topics
+from wiring.produce import send_many
 from wiring.runtime import make_redis
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -82,10 +87,20 @@ def event(i: int, run: str) -> tuple[bytes, bytes]:
     return doc["subject"]["id"].encode(), json.dumps(doc, ensure_ascii=False).encode()
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
+                  batched: bool = False) -> None:  # fmt: skip
+    """``records`` (key, value) produced to ``topic``, one ``send`` each, or ``batched``: a batch
+    builder a partition (``wiring.produce.send_many``, a fifth of the CPU), so that the load
+    takes less of the cores the measured worker shares. Either way the key's partition is the
+    default partitioner's, as a producer elsewhere would choose it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                max_batch_size=PRODUCER_BATCH_BYTES)  # fmt: skip
     await producer.start()
     try:
+        if batched:
+            await send_many(producer, [(topic, k, v) for k, v in records])
+            await producer.flush()
+            return
         batch = [await producer.send(topic, key=k, value=v) for k, v in records]
         await asyncio.gather(*batch)
     finally:
@@ -139,6 +154,34 @@ async def bare_faust(settings: Settings, topic: str, count: int, mode: str = "wo
         stop_process(proc)
 
 
+class OutboxLines:
+    """How many complete lines the outbox holds, read incrementally: cheap enough to ask twice a
+    second while a worker drains (parsing the whole file each time, as ``outbox_times`` does,
+    took a tenth of a core from the measured worker on these two cores at 20,000 lines)."""
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox, self.offset, self.lines = outbox, 0, 0
+
+    def __call__(self) -> int:
+        if not self.outbox.exists():
+            return 0
+        with self.outbox.open("rb") as f:
+            f.seek(self.offset)
+            new = f.read()
+        complete = new.rfind(b"\n") + 1
+        self.lines += new.count(b"\n", 0, complete)
+        self.offset += complete
+        return self.lines
+
+
+async def delivered(outbox: Path, count: int, timeout: float = 1200) -> bool:
+    """Whether ``count`` events' SMS reached the outbox within ``timeout`` s: its lines counted
+    as they come, and the events told apart (``outbox_times``) only once there are enough."""
+    lines = OutboxLines(outbox)
+    return await wait_until(lambda: lines() >= count and len(outbox_times(outbox)) >= count,
+                            timeout=timeout, every=0.5)  # fmt: skip
+
+
 def outbox_times(outbox: Path) -> dict[str, float]:
     """event id → when its SMS was handed over; complete lines only (a worker may be mid-write)."""
     if not outbox.exists():
@@ -167,14 +210,13 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
     workers = Workers(settings, LOGS / f"pipeline-{run}-{workers_count}w")
     if variant is not None:
         workers.code, workers.env = variant.code, dict(variant.env)
+    records = [event(i, run) for i in range(count)]  # made before the workers run, not beside
     try:
         procs = await start_workers(workers, workers_count)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         redis_before = (await redis_usage(settings.redis_url))[1]
-        await produce(
-            settings.kafka_servers[0], "life-events", [event(i, run) for i in range(count)]
-        )
-        assert await wait_until(lambda: len(outbox_times(outbox)) >= count, timeout=1200, every=0.5)
+        await produce(settings.kafka_servers[0], "life-events", records, batched=True)
+        assert await delivered(outbox, count)
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before  # the workers' CPU, less noisy
         redis_cpu = (await redis_usage(settings.redis_url))[1] - redis_before
         times = sorted(outbox_times(outbox).values())
@@ -214,7 +256,7 @@ async def offered(settings: Settings, rate: int, seconds: float, run: str, worke
         await producer.flush()
         await producer.stop()
         achieved = total / (time.monotonic() - started)
-        assert await wait_until(lambda: len(outbox_times(outbox)) >= total, timeout=1200, every=0.5)
+        assert await delivered(outbox, total)
         sent = outbox_times(outbox)
         latencies = sorted((sent[e] - t) * 1000 for e, t in published.items())
         q = statistics.quantiles(latencies, n=100)
@@ -361,7 +403,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=10_000, help="events through the pipeline")
+    parser.add_argument("--events", type=int, default=30_000, help="events through the pipeline")
     parser.add_argument(
         "--bare-events", type=int, default=100_000, help="events read by aiokafka and bare Faust"
     )

@@ -21,8 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import Workers, cpu_seconds, wait_until
-from bench.pipeline import LOGS, event, outbox_times, produce, stack
+from bench.harness import Workers, cpu_seconds
+from bench.pipeline import LOGS, delivered, event, outbox_times, produce, stack
 
 
 def summarise(samples: Path, top: int) -> str:
@@ -64,7 +64,7 @@ async def run(count: int, rate: int, top: int) -> None:
                                         "--rate", str(rate), "-o", str(samples)])  # fmt: skip
             await asyncio.sleep(1)
             await produce(settings.kafka_servers[0], "life-events", [event(i, "prof") for i in range(count)])  # fmt: skip
-            assert await wait_until(lambda: len(outbox_times(outbox)) >= count, 1200, 0.5)
+            assert await delivered(outbox, count)
             used = cpu_seconds(proc.pid) - before
             sampler.send_signal(signal.SIGINT)
             sampler.wait(60)
