@@ -8,7 +8,10 @@ built for this process.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,10 +31,24 @@ _runtime: Runtime | None = None
 PRODUCER_BATCH_BYTES = 256 * 1024
 
 
+def data_dir() -> str:
+    """Faust's data directory, which it makes at start-up (``App._create_directories``) and where
+    it would keep tables on disk; with the memory store it stays empty. Faust's default is
+    ``{app id}-data`` in the working directory, which the container's user may not write
+    (/srv/lifecycle is root's: the worker stopped at start-up with PermissionError) and which
+    littered a checkout. So the system's temporary directory, a folder per user and app, unless
+    Faust's own ``APP_DATADIR`` names one."""
+    if configured := os.environ.get("APP_DATADIR"):
+        return configured
+    # "{conf.name}": Faust formats the path with its settings (the app's id)
+    return str(Path(tempfile.gettempdir()) / f"{{conf.name}}-data-{os.getuid()}")
+
+
 def faust_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker": settings.kafka_url,
         "store": "memory://",
+        "datadir": data_dir(),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,
         "web_port": settings.web_port,
