@@ -35,7 +35,7 @@ def data_dir() -> str:
     """Faust's data directory, which it makes at start-up (``App._create_directories``) and where
     it would keep tables on disk; with the memory store it stays empty. Faust's default is
     ``{app id}-data`` in the working directory, which the container's user may not write
-    (/srv/lifecycle is root's: the worker stopped at start-up with PermissionError) and which
+    (/srv/lifecycle is root's: the worker would stop at start-up with PermissionError) and which
     littered a checkout. So the system's temporary directory, a folder per user and app, unless
     Faust's own ``APP_DATADIR`` names one."""
     if configured := os.environ.get("APP_DATADIR"):
