@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LIFECYCLE_POLICIES_DIR=/srv/lifecycle/policies
 
 WORKDIR /srv/lifecycle
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY app ./app
 COPY agents ./agents
 COPY wiring ./wiring
@@ -16,7 +16,7 @@ COPY topics ./topics
 COPY console ./console
 COPY lifecycle ./lifecycle
 # devstack/ (the local stack of `lifecycle dev`) is left out: a production image never runs it
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir -c constraints.txt . \
  && useradd --system --uid 10001 lifecycle \
  && mkdir -p /var/outbox && chown lifecycle /var/outbox
 COPY rules ./rules
