@@ -78,8 +78,25 @@ def configure(settings: Settings, runtime: Runtime) -> faust.App:
         # captured a setting yet (partitions are resolved when the topics are declared).
         warnings.simplefilter("ignore", AlreadyConfiguredWarning)
         app.config_from_object(faust_config(settings), force=True)
+    forget_unstarted_clients()
     _runtime = runtime
     return app
+
+
+def forget_unstarted_clients() -> None:
+    """Drop the Kafka transport (and a producer) Faust built before this configuration, unless
+    started: declaring an agent builds the app's conductor, and with it the transport, from the
+    broker configured then (Faust's default, localhost:9092, before ``configure``), and Faust
+    keeps both. Code that imported the agents before configuring (a test importing a constant
+    of theirs: the agent tests then failed at set-up, unable to reach localhost:9092) would
+    otherwise connect to the wrong broker. The conductor stays: it holds the topics and agents,
+    not the broker."""
+    producer = app._producer
+    if producer is not None and producer.started:
+        return  # in use: a running producer is not replaced under its callers
+    app._producer = None
+    app._transport = None
+    app._producer_transport = None
 
 
 def runtime() -> Runtime:
