@@ -10,6 +10,10 @@
   the first and last batches and the load's own production weighed more);
 - the full pipeline at fixed offered loads: latency from an event's publication to its SMS being
   handed to the gateway, p50/p95/p99;
+
+each pipeline run (saturated, or at one offered load) on a stack of its own (broker, Redis, SMTP
+sink: 2 s to start), since the embedded broker hands records over later the more batches a
+topic holds (a run after others measured their history; README, Latency after the runs before);
 - the worker's peak memory.
 
 Prints a table and writes bench/results/pipeline.json.
@@ -21,7 +25,7 @@ Prints a table and writes bench/results/pipeline.json.
                              [--events 10000] [--loads 100,1000]
     python -m bench.pipeline --compare .+LIFECYCLE_DELIVER_WHERE_PLANNED=off,. --rounds 3
 
-``--compare`` runs one worker of each variant in turn on one stack, alternately (ABAB…, then
+``--compare`` runs one worker of each variant in turn, each run on a stack of its own, alternately (ABAB…, then
 BABA… every other round): saturated, then at each offered load. A variant is a checkout (another
 revision's, made with ``git worktree add``) and, after ``+``, environment for its worker
 (``KEY=VALUE``, several joined by ``+``). These machines are noisy, so a change is measured
@@ -335,32 +339,38 @@ async def run(
         print(
             f"bare Faust agent, as the worker runs Faust: {result['bare_faust_per_s']:,} events/s"
         )
-        result["pipeline"] = [
-            await saturated(settings, n, count, f"{run_id}s{n}") for n in worker_counts
-        ]
-        for p in result["pipeline"]:
-            print(
-                f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, "
-                f"{p['worker_cpu_us_per_event']:,} µs of worker CPU an event, peak RSS {p['peak_rss_mb']} MB"
-            )
-        result["offered"] = [
-            await offered(settings, rate, seconds, f"{run_id}o{rate}w{n}", n)
-            for n in offered_workers
-            for rate in loads
-        ]
-        for o in result["offered"]:
-            print(
-                f"offered {o['offered_per_s']:,}/s to {o['workers']} worker(s): "
-                f"p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms"
-            )
-        one = result["pipeline"][0]["events_per_s"]
-        result["ratio_pipeline_to_bare_faust"] = round(one / result["bare_faust_per_s"], 3)
-        result["ratio_bare_faust_to_aiokafka"] = round(
-            result["bare_faust_per_s"] / result["aiokafka_per_s"], 3
+    # Each pipeline run on a stack of its own: the embedded broker hands records over later the
+    # more batches a topic holds (6.4 ms at p50 empty, 52.6 after 45,000 single-record batches;
+    # README, Latency after the runs before), so a run after others measured their history.
+    result["pipeline"] = []
+    for n in worker_counts:
+        async with stack(fetch_wait, event_loop) as settings:
+            result["pipeline"].append(await saturated(settings, n, count, f"{run_id}s{n}"))
+    for p in result["pipeline"]:
+        print(
+            f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, "
+            f"{p['worker_cpu_us_per_event']:,} µs of worker CPU an event, peak RSS {p['peak_rss_mb']} MB"
         )
-        print(f"pipeline / bare Faust: {result['ratio_pipeline_to_bare_faust']:.1%}; "
-              f"bare Faust / aiokafka: {result['ratio_bare_faust_to_aiokafka']:.1%}")  # fmt: skip
-        return result
+    result["offered"] = []
+    for n in offered_workers:
+        for rate in loads:
+            async with stack(fetch_wait, event_loop) as settings:
+                result["offered"].append(
+                    await offered(settings, rate, seconds, f"{run_id}o{rate}w{n}", n)
+                )
+    for o in result["offered"]:
+        print(
+            f"offered {o['offered_per_s']:,}/s to {o['workers']} worker(s): "
+            f"p50 {o['p50_ms']} ms, p95 {o['p95_ms']} ms, p99 {o['p99_ms']} ms"
+        )
+    one = result["pipeline"][0]["events_per_s"]
+    result["ratio_pipeline_to_bare_faust"] = round(one / result["bare_faust_per_s"], 3)
+    result["ratio_bare_faust_to_aiokafka"] = round(
+        result["bare_faust_per_s"] / result["aiokafka_per_s"], 3
+    )
+    print(f"pipeline / bare Faust: {result['ratio_pipeline_to_bare_faust']:.1%}; "
+          f"bare Faust / aiokafka: {result['ratio_bare_faust_to_aiokafka']:.1%}")  # fmt: skip
+    return result
 
 
 async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int,
@@ -368,19 +378,23 @@ async def compared(count: int, loads: list[int], seconds: float, fetch_wait: int
     """One worker of each variant in turn, ``rounds`` times: saturated, then each offered load."""
     run_id = time.strftime("%H%M%S")
     runs: dict[str, list[dict[str, Any]]] = {v.spec: [] for v in variants}
-    async with stack(fetch_wait, event_loop) as settings:
-        for i in range(rounds):
-            for variant in variants if i % 2 == 0 else list(reversed(variants)):
-                tag = f"{run_id}c{i}{variants.index(variant)}"
+    for i in range(rounds):  # each run on a stack of its own (see ``run``)
+        for variant in variants if i % 2 == 0 else list(reversed(variants)):
+            tag = f"{run_id}c{i}{variants.index(variant)}"
+            async with stack(fetch_wait, event_loop) as settings:
                 one = await saturated(settings, 1, count, f"{tag}s", variant)
-                one["offered"] = [await offered(settings, rate, seconds, f"{tag}o{rate}", 1, variant)
-                                  for rate in loads]  # fmt: skip
-                runs[variant.spec].append(one)
-                print(f"{variant.spec}: {one['events_per_s']:,} events/s, "
-                      f"{one['worker_cpu_us_per_event']:,} µs of worker CPU an event, "
-                      f"{one['redis_cpu_us_per_event']:,} µs of Redis CPU; " +
-                      "; ".join(f"p99 at {o['offered_per_s']:,}/s {o['p99_ms']} ms "
-                                f"(p50 {o['p50_ms']})" for o in one["offered"]))  # fmt: skip
+            one["offered"] = []
+            for rate in loads:
+                async with stack(fetch_wait, event_loop) as settings:
+                    one["offered"].append(
+                        await offered(settings, rate, seconds, f"{tag}o{rate}", 1, variant)
+                    )
+            runs[variant.spec].append(one)
+            print(f"{variant.spec}: {one['events_per_s']:,} events/s, "
+                  f"{one['worker_cpu_us_per_event']:,} µs of worker CPU an event, "
+                  f"{one['redis_cpu_us_per_event']:,} µs of Redis CPU; " +
+                  "; ".join(f"p99 at {o['offered_per_s']:,}/s {o['p99_ms']} ms "
+                            f"(p50 {o['p50_ms']})" for o in one["offered"]))  # fmt: skip
     out: dict[str, Any] = {"events": count, "machine": f"{os.cpu_count()} cores",
                            "rounds": rounds, "variants": []}  # fmt: skip
     for spec, results in runs.items():
