@@ -129,6 +129,24 @@ class Workers:
 
 
 @dataclass
+class OutboxTail:
+    """The SMS outbox's complete lines not read yet (a worker may be mid-write), each read once."""
+
+    path: Path
+    offset: int = 0
+
+    def new_lines(self) -> list[bytes]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return [line for line in complete.splitlines() if line.strip()]
+
+
+@dataclass
 class Delivered:
     """What reached the SMTP server and the SMS outbox, by notification id; read incrementally."""
 
@@ -136,19 +154,14 @@ class Delivered:
     sink: SmtpSink
     sms: Counter[str] = field(default_factory=Counter)
     email: Counter[str] = field(default_factory=Counter)
-    _offset: int = 0
+    _tail: OutboxTail | None = None
     _mails: int = 0
 
     def refresh(self) -> Delivered:
-        if self.outbox.exists():
-            with self.outbox.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._offset += len(complete)
-            for line in complete.splitlines():
-                if line.strip():
-                    self.sms[json.loads(line)["id"]] += 1
+        if self._tail is None:
+            self._tail = OutboxTail(self.outbox)
+        for line in self._tail.new_lines():
+            self.sms[json.loads(line)["id"]] += 1
         mails = self.sink.received()
         for message in mails[self._mails :]:
             self.email[str(message["X-Lifecycle-Notification"])] += 1

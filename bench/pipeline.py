@@ -56,7 +56,7 @@ from app.core.settings import PROJECT_ROOT, Settings, to_environ
 from app.core.timestamps import local_iso
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from bench.harness import Variant, Workers, cpu_seconds, redis_usage, wait_until
+from bench.harness import OutboxTail, Variant, Workers, cpu_seconds, redis_usage, wait_until
 from devstack.stack import (
     Broker,
     RedisServer,
@@ -158,32 +158,17 @@ async def bare_faust(settings: Settings, topic: str, count: int, mode: str = "wo
         stop_process(proc)
 
 
-class OutboxLines:
-    """How many complete lines the outbox holds, read incrementally: cheap enough to ask twice a
-    second while a worker drains (parsing the whole file each time, as ``outbox_times`` does,
-    took a tenth of a core from the measured worker on these two cores at 20,000 lines)."""
-
-    def __init__(self, outbox: Path) -> None:
-        self.outbox, self.offset, self.lines = outbox, 0, 0
-
-    def __call__(self) -> int:
-        if not self.outbox.exists():
-            return 0
-        with self.outbox.open("rb") as f:
-            f.seek(self.offset)
-            new = f.read()
-        complete = new.rfind(b"\n") + 1
-        self.lines += new.count(b"\n", 0, complete)
-        self.offset += complete
-        return self.lines
-
-
 async def delivered(outbox: Path, count: int, timeout: float = 1200) -> bool:
     """Whether ``count`` events' SMS reached the outbox within ``timeout`` s: its lines counted
     as they come, and the events told apart (``outbox_times``) only once there are enough."""
-    lines = OutboxLines(outbox)
-    return await wait_until(lambda: lines() >= count and len(outbox_times(outbox)) >= count,
-                            timeout=timeout, every=0.5)  # fmt: skip
+    tail, lines = OutboxTail(outbox), 0
+
+    def enough() -> bool:  # parsing the whole outbox twice a second took a tenth of a core
+        nonlocal lines
+        lines += len(tail.new_lines())
+        return lines >= count and len(outbox_times(outbox)) >= count
+
+    return await wait_until(enough, timeout=timeout, every=0.5)
 
 
 def outbox_times(outbox: Path) -> dict[str, float]:
