@@ -7,7 +7,10 @@
   outbox), saturated, with one worker and with two: the events produced at once (in batches, so
   that the load takes little of the cores the worker shares) for it to drain, 30,000 of them,
   some six seconds of draining on a fast hour (10,000 until 2026-12-05, two seconds, in which
-  the first and last batches and the load's own production weighed more);
+  the first and last batches and the load's own production weighed more); each worker count
+  three times (``--repeats``), the counts alternately, and the median reported with each run
+  beside it (one run moved ±20 % within an hour on this machine; until 2026-12-05 09:00 UTC
+  one run each);
 - the full pipeline at fixed offered loads: latency from an event's publication to its SMS being
   handed to the gateway, p50/p95/p99;
 
@@ -19,7 +22,7 @@ topic holds (a run after others measured their history; README, Latency after th
 Prints a table and writes bench/results/pipeline.json.
 
     python -m bench.pipeline [--events 30000] [--bare-events 100000] [--loads 100,1000,5000]
-                             [--seconds 10] [--workers 1,2] [--offered-workers 1,2]
+                             [--seconds 10] [--workers 1,2] [--repeats 3] [--offered-workers 1,2]
                              [--fetch-wait 20] [--event-loop uvloop]
     python -m bench.pipeline --compare /tmp/wt-before,/tmp/wt-after --rounds 3 \
                              [--events 10000] [--loads 100,1000]
@@ -221,6 +224,19 @@ async def saturated(settings: Settings, workers_count: int, count: int, run: str
         workers.stop_all()
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Saturated runs of one worker count as one: each figure the median of the runs' (the peak
+    memory their largest), and the runs themselves under ``runs``, in the order they ran."""
+    if not runs:
+        raise ValueError("median_run: no run")
+    out: dict[str, Any] = {"workers": runs[0]["workers"]}
+    for key in ("events_per_s", "worker_cpu_us_per_event", "redis_cpu_us_per_event"):
+        out[key] = round(statistics.median(r[key] for r in runs))
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["runs"] = runs
+    return out
+
+
 async def offered(settings: Settings, rate: int, seconds: float, run: str, workers_count: int = 1,
                   variant: Variant | None = None) -> dict[str, Any]:  # fmt: skip
     outbox = Path(tempfile.mkdtemp()) / "sms.jsonl"
@@ -298,6 +314,7 @@ async def run(
     fetch_wait: int,
     event_loop: str,
     offered_workers: list[int],
+    repeats: int = 3,
 ) -> dict[str, Any]:
     run_id = time.strftime("%H%M%S")
     async with stack(fetch_wait, event_loop) as settings:
@@ -306,6 +323,7 @@ async def run(
         result: dict[str, Any] = {
             "events": count,
             "events_read_bare": bare_count,
+            "saturated_repeats": repeats,
             "machine": f"{os.cpu_count()} cores",
             "fetch_max_wait_ms": fetch_wait,
             "event_loop": settings.event_loop,
@@ -327,14 +345,23 @@ async def run(
     # Each pipeline run on a stack of its own: the embedded broker hands records over later the
     # more batches a topic holds (6.4 ms at p50 empty, 52.6 after 45,000 single-record batches;
     # README, Latency after the runs before), so a run after others measured their history.
-    result["pipeline"] = []
-    for n in worker_counts:
-        async with stack(fetch_wait, event_loop) as settings:
-            result["pipeline"].append(await saturated(settings, n, count, f"{run_id}s{n}"))
+    # Each worker count's saturated run ``repeats`` times, the counts alternately (1, 2, then
+    # 2, 1…): one run moved ±20 % within an hour on this machine, the median of three less.
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in worker_counts}
+    for i in range(repeats):
+        for n in worker_counts if i % 2 == 0 else list(reversed(worker_counts)):
+            async with stack(fetch_wait, event_loop) as settings:
+                one = await saturated(settings, n, count, f"{run_id}s{n}r{i}")
+            runs[n].append(one)
+            print(f"  saturated, {n} worker(s), run {i + 1} of {repeats}: "
+                  f"{one['events_per_s']:,} events/s, {one['worker_cpu_us_per_event']:,} µs "
+                  "of worker CPU an event")  # fmt: skip
+    result["pipeline"] = [median_run(runs[n]) for n in worker_counts]
     for p in result["pipeline"]:
         print(
-            f"full pipeline, {p['workers']} worker(s): {p['events_per_s']:,} events/s, "
-            f"{p['worker_cpu_us_per_event']:,} µs of worker CPU an event, peak RSS {p['peak_rss_mb']} MB"
+            f"full pipeline, {p['workers']} worker(s), median of {len(p['runs'])}: "
+            f"{p['events_per_s']:,} events/s, {p['worker_cpu_us_per_event']:,} µs of worker CPU "
+            f"an event, peak RSS {p['peak_rss_mb']} MB"
         )
     result["offered"] = []
     for n in offered_workers:
@@ -409,6 +436,8 @@ def main() -> None:
     parser.add_argument("--loads", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", default="1,2", help="worker counts for the saturated runs")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="saturated runs of each worker count (their median is reported)")  # fmt: skip
     parser.add_argument(
         "--offered-workers", default="1,2", help="worker counts for the offered loads"
     )
@@ -446,6 +475,7 @@ def main() -> None:
             args.fetch_wait,
             args.event_loop,
             [int(x) for x in args.offered_workers.split(",")],
+            args.repeats,
         )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -34,3 +34,14 @@ def test_a_lost_message_fails_and_a_missing_run_shows_as_missing():
     assert not found["crash, kills mid-batch and mid-chunk: lost + dup."].met
     assert all(r.value is None for m, r in found.items() if not m.startswith("crash"))
     assert "—" in table(list(found.values()))
+
+
+def test_a_median_of_repeated_runs_names_each_run_beside_it():
+    runs = [{"workers": 1, "events_per_s": n} for n in (4_100, 5_600, 4_900)]
+    pipeline = PIPELINE | {"pipeline": [{"workers": 1, "events_per_s": 4_900, "runs": runs}]}
+    found = {r.measure: r for r in rows(pipeline, FANOUT, {"lost": 0, "duplicated": 0})}
+    row = found["subject events, saturated, 1 worker"]
+    assert (row.value, row.ratio, row.met) == (4_900, 0.98, False)
+    assert row.source == "pipeline.json: median of 3 runs (4,100, 5,600, 4,900)"
+    single = {r.measure: r for r in rows(PIPELINE, FANOUT, {"lost": 0, "duplicated": 0})}
+    assert single["subject events, saturated, 1 worker"].source == "pipeline.json"
