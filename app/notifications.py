@@ -16,9 +16,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypedDict
 
 from app.core.codec import json_bytes
+from app.core.timestamps import aware
 
 
 class Channel(StrEnum):
@@ -75,6 +77,8 @@ class Notification:
     error: str | None = None  # set when the text could not be rendered: a permanent failure
     event_published_at: float | None = None  # the event's record time on life-events (latency)
     district: str | None = None  # the recipient profile's, for who may see it (message search)
+    # A weather warning's ``expires_at`` (ISO 8601): not sent after it, however it was delayed
+    expires_at: str | None = None
 
     def to_json(self) -> bytes:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.
@@ -84,3 +88,17 @@ class Notification:
     def from_json(cls, raw: bytes | str | dict[str, Any]) -> Notification:
         doc = raw if isinstance(raw, dict) else json.loads(raw)
         return cls(**doc)
+
+
+def expiry_of(n: Notification) -> float | None:
+    """When ``n`` may no longer be sent, in epoch seconds: its warning's ``expires_at``. None
+    for one that does not expire, or whose time does not read (the event's schema checked it)."""
+    return _epoch(n.expires_at) if n.expires_at else None
+
+
+@lru_cache(maxsize=256)  # a warning's thousands of notifications share one expires_at
+def _epoch(value: str) -> float | None:
+    try:
+        return aware(value).timestamp()
+    except ValueError:
+        return None

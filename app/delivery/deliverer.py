@@ -10,12 +10,15 @@ trips and sending concurrently:
 2. It is claimed in Redis for ``claim_lease`` seconds, renewed every third of it while its batch
    is handled. A claim left by a worker that died mid-send expires after the lease; only then may
    another worker send it. A claim held by a live worker is waited for.
-3. Policy (see ``app.delivery.policy``): opted out → ``suppressed``; a non-warning in quiet hours →
+3. Policy (see ``app.delivery.policy``): a weather warning past its ``expires_at`` →
+   ``suppressed`` (never sent late); opted out → ``suppressed``; a non-warning in quiet hours →
    ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
 4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
    exponential backoff and jitter (durably: the release timer publishes it again when due, so
-   other recipients never wait behind it); after the last attempt, or on a permanent failure,
-   ``failed`` with ``dead_letter`` set, so the agent puts it on notifications-dlq with its history.
+   other recipients never wait behind it); after the last attempt, on a permanent failure, or
+   when a warning would expire before its next attempt (a provider's daily limit for the number
+   waits for tomorrow), ``failed`` with ``dead_letter`` set, so the agent puts it on
+   notifications-dlq with its history.
 
 After the provider accepted a message, its ``sent`` status is written even if Redis is briefly
 unreachable (retried until it is back), so an outage never causes a second send. The one window
@@ -52,7 +55,7 @@ from app.core.timestamps import utc_now_ms
 from app.delivery.policy import WARNING, local_day, opted_out
 from app.delivery.preferences import Preferences
 from app.delivery.rate_limit import RateLimiter
-from app.notifications import Notification
+from app.notifications import Notification, expiry_of
 from app.profiles.model import Profile
 from app.profiles.store import ProfileStore
 from app.state import FINAL, DeliveryState, Status
@@ -426,6 +429,11 @@ class Deliverer:
             due = self.clock() + self._backoff(attempt)
             if getattr(exc, "next_day", False):  # the provider takes no more today
                 due = max(due, self._tomorrow())
+            expiry = expiry_of(n)
+            if expiry is not None and due >= expiry:  # a warning is not sent after it expired
+                return await self._fail(n, attempt, f"{exc}; not tried again: the warning "
+                                        f"expires at {n.expires_at}, before the next attempt "
+                                        f"({_iso(due)})", retriable=False)  # fmt: skip
             return await self._defer(n, attempt, due, str(exc))
         return await self._fail(n, attempt, str(exc), retriable=temporary)
 
@@ -439,6 +447,10 @@ class Deliverer:
             return await self._fail(
                 n, attempt, f"no gateway for channel {n.channel}", retriable=False
             )
+        expiry = expiry_of(n) if n.expires_at is not None else None
+        if expiry is not None and now.timestamp() >= expiry:  # delayed past its end: a retry…
+            return await self._suppress(n, attempt, f"the warning expired at {n.expires_at}; "
+                                        "not sent late")  # fmt: skip
         if opted_out(opt_outs, n.category, n.channel):
             return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
         if n.category == WARNING:

@@ -228,6 +228,13 @@ def _parse_time(value: str, field: str) -> datetime:
 FUTURE_TOLERANCE_SECONDS = 24 * 3600  # clocks differ; an event a day ahead is a wrong date
 
 
+def expires_at(event: Event) -> str | None:
+    """A weather warning's ``expires_at`` as given (ISO 8601), after which nothing of it is
+    sent; None for every other event."""
+    expires = event.data.get("expires_at") if event.type.startswith("weather.warning.") else None
+    return expires if isinstance(expires, str) else None
+
+
 def why_not_act(event: Event, now: datetime, max_age_days: float) -> str | None:
     """Why an otherwise valid event is not acted on — too old, dated in the future, or a weather
     warning past its ``expires_at`` — or None. Such an event is suppressed with this reason
@@ -238,8 +245,8 @@ def why_not_act(event: Event, now: datetime, max_age_days: float) -> str | None:
         return f"occurred {age / 86400:.0f} days ago; events older than {max_age_days:g} days are not acted on"
     if age < -FUTURE_TOLERANCE_SECONDS:
         return f"occurred_at {event.occurred_at.isoformat()} is in the future"
-    expires = event.data.get("expires_at") if event.type.startswith("weather.warning.") else None
-    if isinstance(expires, str):
+    expires = expires_at(event)
+    if expires is not None:
         try:
             expiry = aware(expires)
         except ValueError:

@@ -25,7 +25,7 @@ from app.core.errors import ChunkRejected, EventRejected, RenderError
 from app.core.geo import shapes_of
 from app.core.masking import mask_address
 from app.core.timestamps import utc_now_ms
-from app.intake.events import Event, validate_event, why_not_act
+from app.intake.events import Event, expires_at, validate_event, why_not_act
 from app.notifications import Category, Content, Notification, notification_id
 from app.planning.blast import BlastGuard, HeldSend
 from app.planning.explain import Broadcasts, Finding, outside_audience
@@ -533,6 +533,7 @@ class Planner:
             planned_at=utc_now_ms(),
             content=content, error=error, event_published_at=event.published_at,
             district=person.profile.get("district"),
+            expires_at=expires_at(event) if rule.category == Category.WARNING else None,
         )  # fmt: skip
 
 

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -139,6 +140,55 @@ async def test_after_the_last_attempt_a_temporary_failure_is_dead_lettered(make_
         True,
         True,
     )
+
+
+def warning(address: str, expires_at: str, *, event_id: str = "W1") -> Notification:
+    return replace(notification("sms", address, event_id=event_id, category="warning"),
+                   event_type="weather.warning.issued", expires_at=expires_at)  # fmt: skip
+
+
+@ON_BOTH_REDIS
+async def test_a_warning_is_never_sent_after_it_expired(make_deliverer, tmp_path):
+    """Delayed past its expires_at (a backlog, a retry released late): suppressed with the
+    reason, not sent; one still valid goes; a reminder has no expiry."""
+    deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()))
+    at = lambda seconds: datetime.fromtimestamp(AFTERNOON + seconds, SHANGHAI).isoformat()  # noqa: E731
+    expired, valid = warning("+8613800138001", at(-1)), warning("+8613800138002", at(600))
+    outcomes = await deliverer.deliver_many([expired, valid])
+    assert statuses(outcomes[0]) == ["suppressed"]
+    assert outcomes[0][0].error == f"the warning expired at {at(-1)}; not sent late"
+    assert statuses(outcomes[1]) == ["sending", "sent"]
+    assert [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")] == [valid.id]
+    record = await deliverer.state.record(expired.id)
+    assert (record["status"], record["reason"]) == ("suppressed", outcomes[0][0].error)
+    steps = await deliverer.state.steps(expired.id)
+    assert steps[-1]["step"] == "suppressed" and "expired" in steps[-1]["reason"]
+    assert await deliverer.state.counters("rules") == {"r:suppressed": 1, "r:sent": 1}
+
+
+@ON_BOTH_REDIS
+async def test_a_warning_whose_next_attempt_falls_after_it_expires_fails_at_once(
+    make_deliverer, smtp_server
+):
+    """A temporary failure is retried after a backoff; for a warning that expires before that
+    retry it is failed at once (dead-lettered: the operator sees a warning that did not reach
+    its recipient), not deferred to a time when it may no longer be sent."""
+    config, server = smtp_server("451 4.3.0 busy", "451 4.3.0 busy")
+    deliverer = make_deliverer(config, backoff_base=60.0, backoff_max=60.0)  # retried in 30–60 s
+    soon = datetime.fromtimestamp(AFTERNOON + 20, SHANGHAI).isoformat()
+    later = datetime.fromtimestamp(AFTERNOON + 3600, SHANGHAI).isoformat()
+    base = notification("email", "a@example.cn", category="warning")
+    first = replace(base, expires_at=soon)
+    failed = (await deliverer.deliver(first))[-1]
+    assert (failed.status, failed.retriable, failed.dead_letter) == ("failed", False, True)
+    assert "451" in failed.error and f"expires at {soon}, before the next attempt" in failed.error
+    assert await deliverer.state.due(AFTERNOON + 7200) == []  # nothing left to release
+    other = replace(notification("email", "b@example.cn", category="warning"), expires_at=later)
+    assert statuses(await deliverer.deliver(other)) == ["sending", "deferred"]
+    deliverer.clock.now += 3600  # released at its end: too late
+    last = await deliverer.deliver(other)
+    assert statuses(last) == ["suppressed"] and "expired" in last[-1].error
+    assert server.accepted == []
 
 
 @ON_BOTH_REDIS

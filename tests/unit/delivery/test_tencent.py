@@ -4,6 +4,7 @@ codes mapped to temporary and permanent failures. A local HTTP server stands in 
 which these machines cannot reach; it checks every request's signature."""
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -231,6 +232,31 @@ async def test_the_deliverer_hands_a_batch_over_in_one_call_and_records_each_num
     assert len(seen) == 1 and all(
         o[-1].status == "duplicate" for i, o in enumerate(again) if i != 6
     )
+
+
+async def test_a_warning_over_its_numbers_daily_limit_waits_for_tomorrow_only_if_still_valid(
+    tencent, redis_client, prefix
+):
+    """A repeated warning refused for the number's daily limit: tomorrow is too late for one
+    that expires tonight (failed, dead-lettered, with both reasons), not for one valid for days;
+    the other numbers of the call are sent."""
+    gateway, seen, _, codes = tencent
+    deliverer = Deliverer(DeliveryState(redis_client, prefix), Preferences(redis_client, prefix, TEST_SECRET),
+                          ProfileStore(redis_client, prefix), {"sms": gateway},
+                          DeliveryPolicy(SHANGHAI, None), clock=lambda: NOW)  # fmt: skip
+    tonight = datetime.fromtimestamp(NOW + 3 * 3600, SHANGHAI).isoformat()
+    in_three_days = datetime.fromtimestamp(NOW + 3 * 86400, SHANGHAI).isoformat()
+    batch = [replace(sms(i), expires_at=tonight if i < 2 else in_three_days) for i in range(4)]
+    codes[batch[0].address] = codes[batch[2].address] = "LimitExceeded.PhoneNumberDailyLimit"
+    outcomes = await deliverer.deliver_many(batch)
+    assert len(seen) == 1
+    last = [o[-1] for o in outcomes]
+    assert (last[0].status, last[0].retriable, last[0].dead_letter) == ("failed", False, True)
+    assert "PhoneNumberDailyLimit" in last[0].error and f"expires at {tonight}" in last[0].error
+    assert last[2].status == "deferred"  # valid until after tomorrow: tried again then
+    assert datetime.fromisoformat(last[2].next_attempt_at) < datetime.fromisoformat(in_three_days)
+    assert (last[1].status, last[3].status) == ("sent", "sent")
+    assert (await deliverer.state.record(batch[0].id))["status"] == "failed"
 
 
 async def test_a_hostile_answer_nested_or_huge_is_a_temporary_failure_not_a_crash(tencent):

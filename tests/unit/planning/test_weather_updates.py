@@ -85,6 +85,16 @@ async def test_a_cancel_sends_an_all_clear_to_exactly_those_warned(planner):
     assert all("已解除" in n.content["text"] for n in cancel.notifications)
 
 
+async def test_a_warnings_messages_carry_its_expiry_and_the_all_clear_does_not(planner):
+    """What lets delivery refuse to send a warning late (``Deliverer``): its expires_at."""
+    issued = warning(ROOT)
+    plan = await plan_and_record(planner, issued)
+    assert plan.notifications
+    assert {n.expires_at for n in plan.notifications} == {issued.data["expires_at"]}
+    cancel = await planner.plan(warning("W-CANCEL", kind="cancelled", references=[ROOT]))
+    assert cancel.notifications and {n.expires_at for n in cancel.notifications} == {None}
+
+
 async def test_a_cancel_of_an_unknown_warning_sends_nothing(planner):
     assert (
         await planner.plan(warning("W-CANCEL-X", kind="cancelled", references=["NEVER-ISSUED"]))
