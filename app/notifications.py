@@ -79,6 +79,8 @@ class Notification:
     district: str | None = None  # the recipient profile's, for who may see it (message search)
     # A weather warning's ``expires_at`` (ISO 8601): not sent after it, however it was delayed
     expires_at: str | None = None
+    # A weather warning's chain (its first warning's id): not sent once that chain is cancelled
+    warning_root: str | None = None
 
     def to_json(self) -> bytes:
         # vars(), not asdict(): no field holds a dataclass, and asdict deep-copies ``content``.

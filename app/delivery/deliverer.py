@@ -10,8 +10,8 @@ trips and sending concurrently:
 2. It is claimed in Redis for ``claim_lease`` seconds, renewed every third of it while its batch
    is handled. A claim left by a worker that died mid-send expires after the lease; only then may
    another worker send it. A claim held by a live worker is waited for.
-3. Policy (see ``app.delivery.policy``): a weather warning past its ``expires_at`` →
-   ``suppressed`` (never sent late); opted out → ``suppressed``; a non-warning in quiet hours →
+3. Policy (see ``app.delivery.policy``): a weather warning cancelled since it was planned, or
+   past its ``expires_at`` → ``suppressed`` (never sent after its all-clear, nor late); opted out → ``suppressed``; a non-warning in quiet hours →
    ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
 4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
    exponential backoff and jitter (durably: the release timer publishes it again when due, so
@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from app.core.codec import texts
+from app.core.codec import text, texts
 from app.core.errors import (
     ConfigError,
     PermanentDeliveryError,
@@ -118,6 +118,7 @@ class Begun(NamedTuple):
     record: dict[str, str]  # of its status record, the fields delivery needs (PROGRESS)
     opt_outs: set[str]  # of its address
     profile: dict[str, Any]  # its recipient's profile ({} if gone)
+    cancelled: str | None = None  # the event that cancelled its warning, if one has
 
 
 class Deliverer:
@@ -227,6 +228,7 @@ class Deliverer:
         clustered = is_cluster(redis)  # a cluster's keys span slots: a command each, pipelined
         pipe: Any = redis.pipeline(transaction=False) if clustered else Batched(redis)
         unknown = [n.profile_id for n in batch if not known or n.profile_id not in known]
+        roots = sorted({n.warning_root for n in batch if n.warning_root})
         async with pipe:  # each store adds its own reads: it alone knows its keys
             if clustered:
                 for n in batch:
@@ -240,6 +242,8 @@ class Deliverer:
                                        token, lease_ms, claim=claim)  # fmt: skip
             for profile_id in unknown:
                 self.profiles.queue_get(pipe, profile_id)
+            for root in roots:  # a warning's: cancelled since it was planned?
+                self.state.queue_cancelled(pipe, root)
             if claim:  # the message search's index, in the same round trip (one reply)
                 await self._queue_index(pipe, batch)
             replies = await pipe.execute()
@@ -252,11 +256,14 @@ class Deliverer:
         else:
             states, rest = self.state.decode_begin(replies[0]), replies[1:]
         read = dict(zip(unknown, rest[: len(unknown)], strict=True))
+        marks = rest[len(unknown) : len(unknown) + len(roots)]
+        cancelled = {root: text(by) for root, by in zip(roots, marks, strict=True) if by}
         begun = []
         for n, (claimed, record, opt_outs) in zip(batch, states, strict=True):
             profile = (known[n.profile_id] if known and n.profile_id in known
                        else self.profiles.decode(read[n.profile_id], n.profile_id))  # fmt: skip
-            begun.append(Begun(claimed, record, opt_outs, dict(profile or {})))
+            by = cancelled.get(n.warning_root) if n.warning_root and cancelled else None
+            begun.append(Begun(claimed, record, opt_outs, dict(profile or {}), by))
         return begun
 
     async def _queue_index(self, pipe: Any, batch: list[Notification]) -> None:
@@ -295,7 +302,7 @@ class Deliverer:
         now = datetime.fromtimestamp(self.clock(), self.policy.tz)
         for i, b in ready:
             n, attempt = batch[i], int(b.record.get("attempts") or 0)
-            held = await self._policy(n, attempt, b.opt_outs, b.profile, now)
+            held = await self._policy(n, attempt, b.opt_outs, b.profile, now, b.cancelled)
             if held is not None:
                 outcomes[i] = [held]
             elif n.category != WARNING and self.policy.daily_cap:
@@ -438,15 +445,20 @@ class Deliverer:
         return await self._fail(n, attempt, str(exc), retriable=temporary)
 
     async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
-                      profile: dict[str, Any], now: datetime) -> DeliveryOutcome | None:  # fmt: skip
-        """Fail what cannot be sent; suppress or defer by opt-outs and quiet hours (the daily cap,
-        which needs Redis, is applied to the batch by the caller)."""
+                      profile: dict[str, Any], now: datetime, cancelled: str | None = None
+                      ) -> DeliveryOutcome | None:  # fmt: skip
+        """Fail what cannot be sent; suppress a warning cancelled (by the event ``cancelled``) or
+        past its end; suppress or defer by opt-outs and quiet hours (the daily cap, which needs
+        Redis, is applied to the batch by the caller)."""
         if n.error:
             return await self._fail(n, attempt, n.error, retriable=False)
         if n.channel not in self.gateways:
             return await self._fail(
                 n, attempt, f"no gateway for channel {n.channel}", retriable=False
             )
+        if cancelled is not None:  # its all-clear may be on its way: never the warning after it
+            return await self._suppress(n, attempt, f"the warning was cancelled (event "
+                                        f"{cancelled}); not sent after it")  # fmt: skip
         expiry = expiry_of(n) if n.expires_at is not None else None
         if expiry is not None and now.timestamp() >= expiry:  # delayed past its end: a retry…
             return await self._suppress(n, attempt, f"the warning expired at {n.expires_at}; "

@@ -388,6 +388,8 @@ class Planner:
                 await self.warned.record(
                     plan.warning_root, event.data["warning_id"], event.data["level"], warned
                 )
+            elif plan.warning_root and event.type == "weather.warning.cancelled":
+                await state.cancel_warning(plan.warning_root, event.id)  # the rest is not sent
         await self.followups.find_completions(plans)
         writes = Writes()
         for plan in plans:
@@ -473,6 +475,8 @@ class Planner:
                        warning: WarningContext | None = None) -> None:  # fmt: skip
         found = False
         seen: set[tuple[str, str]] = set()
+        warns = rule.category == Category.WARNING  # its messages end with the warning's end
+        root = warning.root if warning is not None and warns else None
         for profile in profiles:
             found = True
             context = {"event": event.as_dict(), "data": event.data, "profile": profile}
@@ -489,7 +493,7 @@ class Planner:
                         continue
                     seen.add((channel, address))
                     plan.notifications.append(
-                        self._notification(rule, event, person, channel, address, template)
+                        self._notification(rule, event, person, channel, address, template, root)
                     )
         if rule.subject and not found:
             plan.skipped.append((rule.id, f"no profile for subject {event.subject_id}"))
@@ -512,7 +516,7 @@ class Planner:
         return people
 
     def _notification(self, rule: Rule, event: Event, person: Recipient, channel: str,
-                      address: str, template: str) -> Notification:  # fmt: skip
+                      address: str, template: str, root: str | None = None) -> Notification:  # fmt: skip
         language = self.renderer.pick_language(template, person.profile.get("language"))
         content = Content()
         error = None
@@ -534,6 +538,7 @@ class Planner:
             content=content, error=error, event_published_at=event.published_at,
             district=person.profile.get("district"),
             expires_at=expires_at(event) if rule.category == Category.WARNING else None,
+            warning_root=root,
         )  # fmt: skip
 
 

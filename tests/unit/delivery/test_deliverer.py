@@ -167,6 +167,38 @@ async def test_a_warning_is_never_sent_after_it_expired(make_deliverer, tmp_path
 
 
 @ON_BOTH_REDIS
+async def test_a_warning_cancelled_since_it_was_planned_is_not_sent(make_deliverer, smtp_server,
+                                                                    tmp_path):  # fmt: skip
+    """Its chain cancelled (the all-clear may be on its way): what was not sent yet, in this
+    batch or waiting for a retry, is suppressed with the cancel's id; another warning goes."""
+    config, server = smtp_server("451 4.3.0 busy")
+    deliverer = make_deliverer(config)
+    valid = datetime.fromtimestamp(AFTERNOON + 86400, SHANGHAI).isoformat()
+
+    def of(root: str, address: str, channel: str = "sms") -> Notification:
+        n = notification(channel, address, event_id=f"E-{root}", category="warning")
+        return replace(n, expires_at=valid, warning_root=root)
+
+    early = of("W-1", "+8613800138001")
+    retried = of("W-1", "a@example.cn", "email")  # the SMTP server's first answer is 451
+    outcomes = await deliverer.deliver_many([early, retried])
+    assert [statuses(o) for o in outcomes] == [["sending", "sent"], ["sending", "deferred"]]
+    await deliverer.state.cancel_warning("W-1", "CANCEL-1")
+    await deliverer.state.cancel_warning("W-1", "CANCEL-AGAIN")  # the first cancel is kept
+    late, other = of("W-1", "+8613800138002"), of("W-2", "+8613800138003")
+    outcomes = await deliverer.deliver_many([late, other])
+    assert statuses(outcomes[0]) == ["suppressed"] and statuses(outcomes[1]) == ["sending", "sent"]
+    assert outcomes[0][0].error == "the warning was cancelled (event CANCEL-1); not sent after it"
+    deliverer.clock.now += 3600  # the retry is due: still cancelled
+    assert statuses(await deliverer.deliver(retried)) == ["suppressed"]
+    assert statuses(await deliverer.deliver(early)) == ["duplicate"]  # what was sent stays sent
+    assert server.accepted == []
+    sent = [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")]
+    assert sent == [early.id, other.id]
+    assert (await deliverer.state.record(late.id))["reason"].startswith("the warning was cancelled")
+
+
+@ON_BOTH_REDIS
 async def test_a_warning_whose_next_attempt_falls_after_it_expires_fails_at_once(
     make_deliverer, smtp_server
 ):

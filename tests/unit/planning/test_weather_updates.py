@@ -1,14 +1,19 @@
 """Updates, cancels and shapes of weather warnings, planned against real Redis."""
 
+from zoneinfo import ZoneInfo
+
 import pytest_asyncio
 
 from app.core.settings import Settings
+from app.delivery.deliverer import Deliverer, DeliveryPolicy
+from app.delivery.gateways.outbox import OutboxSmsGateway
+from app.delivery.preferences import Preferences
 from app.intake.events import validate_event
 from app.planning.planner import Planner
 from app.planning.rules import load_rules
 from app.profiles.store import ProfileStore
 from app.profiles.validate import parse_profile
-from tests.helpers import contact, enterprise, weather_event
+from tests.helpers import TEST_SECRET, acting_planner, contact, enterprise, weather_event
 from wiring.runtime import make_renderer
 
 ROOT = "W-ROOT"
@@ -93,6 +98,40 @@ async def test_a_warnings_messages_carry_its_expiry_and_the_all_clear_does_not(p
     assert {n.expires_at for n in plan.notifications} == {issued.data["expires_at"]}
     cancel = await planner.plan(warning("W-CANCEL", kind="cancelled", references=[ROOT]))
     assert cancel.notifications and {n.expires_at for n in cancel.notifications} == {None}
+
+
+async def test_a_recorded_cancel_stops_the_warnings_messages_not_yet_sent(redis_client, prefix,
+                                                                         tmp_path):  # fmt: skip
+    """Planned and recorded as a worker does: the warning's messages carry its chain's root (an
+    update's is the first warning's); once the cancel is recorded, what of the chain is not yet
+    sent is suppressed, and the all-clear (a notice) goes."""
+    planner = acting_planner(redis_client, prefix, Settings().rules_dir)
+    for doc in (
+        enterprise("E-A", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000001")]),
+        enterprise("E-B", permits=("outdoor_advertising",), contacts=[contact("safety_officer", "13900000002")]),
+    ):  # fmt: skip
+        await planner.store.upsert(parse_profile(doc))
+    deliverer = Deliverer(planner.state, Preferences(redis_client, prefix, TEST_SECRET),
+                          planner.store, {"sms": OutboxSmsGateway(tmp_path / "sms.jsonl")},
+                          DeliveryPolicy(ZoneInfo("Asia/Shanghai"), None))  # fmt: skip
+
+    async def act(event):
+        outcome = await planner.plan_event(event)
+        await planner.record([outcome.plan])
+        return outcome.plan
+
+    issued = await act(warning(ROOT))
+    raised = await act(warning("W-UPD1", kind="updated", level="orange", references=[ROOT]))
+    assert {n.warning_root for n in issued.notifications + raised.notifications} == {ROOT}
+    first, rest = issued.notifications[0], issued.notifications[1:] + raised.notifications
+    assert [o[-1].status for o in await deliverer.deliver_many([first])] == ["sent"]
+    cancel = await act(warning("W-CANCEL", kind="cancelled", references=["W-UPD1"]))
+    assert await planner.state.cancelled_by(ROOT) == "W-CANCEL"
+    outcomes = await deliverer.deliver_many(rest + cancel.notifications)
+    assert [o[-1].status for o in outcomes[: len(rest)]] == ["suppressed"] * len(rest)
+    assert all("cancelled (event W-CANCEL)" in (o[-1].error or "") for o in outcomes[: len(rest)])
+    assert {o[-1].status for o in outcomes[len(rest) :]} == {"sent"}  # the all-clear
+    assert {n.warning_root for n in cancel.notifications} == {None}
 
 
 async def test_a_cancel_of_an_unknown_warning_sends_nothing(planner):
