@@ -460,7 +460,7 @@ class Deliverer:
             return await self._suppress(n, attempt, f"the warning was cancelled (event "
                                         f"{cancelled}); not sent after it")  # fmt: skip
         expiry = expiry_of(n) if n.expires_at is not None else None
-        if expiry is not None and now.timestamp() >= expiry:  # delayed past its end: a retry…
+        if expiry is not None and self.clock() >= expiry:  # delayed past its end: a retry…
             return await self._suppress(n, attempt, f"the warning expired at {n.expires_at}; "
                                         "not sent late")  # fmt: skip
         if opted_out(opt_outs, n.category, n.channel):

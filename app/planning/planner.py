@@ -476,7 +476,7 @@ class Planner:
         found = False
         seen: set[tuple[str, str]] = set()
         warns = rule.category == Category.WARNING  # its messages end with the warning's end
-        root = warning.root if warning is not None and warns else None
+        ends = (expires_at(event), warning.root if warning is not None else None) if warns else None
         for profile in profiles:
             found = True
             context = {"event": event.as_dict(), "data": event.data, "profile": profile}
@@ -493,7 +493,7 @@ class Planner:
                         continue
                     seen.add((channel, address))
                     plan.notifications.append(
-                        self._notification(rule, event, person, channel, address, template, root)
+                        self._notification(rule, event, person, channel, address, template, ends)
                     )
         if rule.subject and not found:
             plan.skipped.append((rule.id, f"no profile for subject {event.subject_id}"))
@@ -516,7 +516,9 @@ class Planner:
         return people
 
     def _notification(self, rule: Rule, event: Event, person: Recipient, channel: str,
-                      address: str, template: str, root: str | None = None) -> Notification:  # fmt: skip
+                      address: str, template: str,
+                      ends: tuple[str | None, str | None] | None = None) -> Notification:  # fmt: skip
+        """``ends``: a warning's (expires_at, chain root), after which it is not sent."""
         language = self.renderer.pick_language(template, person.profile.get("language"))
         content = Content()
         error = None
@@ -537,8 +539,7 @@ class Planner:
             planned_at=utc_now_ms(),
             content=content, error=error, event_published_at=event.published_at,
             district=person.profile.get("district"),
-            expires_at=expires_at(event) if rule.category == Category.WARNING else None,
-            warning_root=root,
+            expires_at=ends[0] if ends else None, warning_root=ends[1] if ends else None,
         )  # fmt: skip
 
 
