@@ -96,6 +96,22 @@ def test_wrong_level_names_the_field():
     assert reason_for(json.dumps(doc)).startswith("weather.warning.issued: data.level:")
 
 
+@pytest.mark.parametrize("kind", ["issued", "updated", "cancelled"])
+def test_a_warning_naming_too_many_or_too_long_references_is_refused(kind):
+    """Each reference is a Redis read as the warning is planned (its chain), and a warning id a
+    key: a 256 KB event of 50,000 tiny references was 50,000 reads in a row; 100 are allowed."""
+    doc = weather_event("W1", ["440308"]) | {"type": f"weather.warning.{kind}"}
+    doc["data"] = dict(doc["data"], references=[f"W-{i}" for i in range(100)])
+    assert parse_event(json.dumps(doc)).data["references"][-1] == "W-99"
+    doc["data"]["references"].append("W-100")
+    reason = reason_for(json.dumps(doc))
+    assert reason.startswith(f"weather.warning.{kind}: data.references:") and "too long" in reason
+    doc["data"] = dict(doc["data"], references=["W-" + "x" * 300])
+    assert reason_for(json.dumps(doc)).startswith(f"weather.warning.{kind}: data.references.0:")
+    doc["data"] = dict(doc["data"], references=[], warning_id="W" * 257)
+    assert reason_for(json.dumps(doc)).startswith(f"weather.warning.{kind}: data.warning_id:")
+
+
 def test_missing_envelope_field_is_named():
     doc = graduate_event("E1", "P-1")
     del doc["occurred_at"]
