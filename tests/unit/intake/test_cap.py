@@ -110,6 +110,13 @@ def test_a_cancel_without_info_is_an_all_clear_event():
     )
 
 
+def test_a_cancel_of_more_than_a_hundred_warnings_is_refused_with_the_reason():
+    triples = " ".join(f"smo,W{i},2026-08-12T14:00:00+08:00" for i in range(101))
+    reason = refused(cap(msg_type="Cancel", infos=[], references=triples))
+    assert reason.startswith("the alert does not make a valid event: weather.warning.cancelled: "
+                             "data.references:")  # fmt: skip
+
+
 def test_an_expired_alert_is_not_sent():
     assert "expired" in refused(cap(infos=[info(expires="2026-08-12T10:00:00+08:00")]))
 
