@@ -299,11 +299,14 @@ class Deliverer:
         """Policy, then one attempt for each claimed notification that may go now."""
         go: list[tuple[int, int]] = []  # (index in batch, attempts so far)
         capped: list[tuple[int, int]] = []
+        suppressed: list[tuple[int, int, str]] = []  # (index, attempts, reason): written together
         now = datetime.fromtimestamp(self.clock(), self.policy.tz)
         for i, b in ready:
             n, attempt = batch[i], int(b.record.get("attempts") or 0)
             held = await self._policy(n, attempt, b.opt_outs, b.profile, now, b.cancelled)
-            if held is not None:
+            if isinstance(held, str):
+                suppressed.append((i, attempt, held))
+            elif held is not None:
                 outcomes[i] = [held]
             elif n.category != WARNING and self.policy.daily_cap:
                 capped.append((i, attempt))
@@ -315,10 +318,13 @@ class Deliverer:
                 [(f"{batch[i].recipient}:{batch[i].channel}", batch[i].id) for i, _ in capped], day))  # fmt: skip
             for (i, attempt), rank in zip(capped, ranks, strict=True):
                 if rank > self.policy.daily_cap:
-                    reason = f"daily cap of {self.policy.daily_cap} reached"
-                    outcomes[i] = [await self._suppress(batch[i], attempt, reason)]
+                    suppressed.append((i, attempt, f"daily cap of {self.policy.daily_cap} reached"))
                 else:
                     go.append((i, attempt))
+        if suppressed:  # a cancelled warning's chunk is suppressed whole: two writes, not 2,000
+            done = await self._suppress_many([(batch[i], a, why) for i, a, why in suppressed])
+            for (i, _, _), outcome in zip(suppressed, done, strict=True):
+                outcomes[i] = [outcome]
         go.sort()
         if not go:
             return
@@ -446,9 +452,10 @@ class Deliverer:
 
     async def _policy(self, n: Notification, attempt: int, opt_outs: set[str],
                       profile: dict[str, Any], now: datetime, cancelled: str | None = None
-                      ) -> DeliveryOutcome | None:  # fmt: skip
-        """Fail what cannot be sent; suppress a warning cancelled (by the event ``cancelled``) or
-        past its end; suppress or defer by opt-outs and quiet hours (the daily cap, which needs
+                      ) -> DeliveryOutcome | str | None:  # fmt: skip
+        """Fail what cannot be sent; defer by quiet hours; the reason to suppress a warning
+        cancelled (by the event ``cancelled``) or past its end, or what its address opted out of
+        (the caller suppresses a batch's at once); None: it may go (the daily cap, which needs
         Redis, is applied to the batch by the caller)."""
         if n.error:
             return await self._fail(n, attempt, n.error, retriable=False)
@@ -457,14 +464,12 @@ class Deliverer:
                 n, attempt, f"no gateway for channel {n.channel}", retriable=False
             )
         if cancelled is not None:  # its all-clear may be on its way: never the warning after it
-            return await self._suppress(n, attempt, f"the warning was cancelled (event "
-                                        f"{cancelled}); not sent after it")  # fmt: skip
+            return f"the warning was cancelled (event {cancelled}); not sent after it"
         expiry = expiry_of(n) if n.expires_at is not None else None
         if expiry is not None and self.clock() >= expiry:  # delayed past its end: a retry…
-            return await self._suppress(n, attempt, f"the warning expired at {n.expires_at}; "
-                                        "not sent late")  # fmt: skip
+            return f"the warning expired at {n.expires_at}; not sent late"
         if opted_out(opt_outs, n.category, n.channel):
-            return await self._suppress(n, attempt, f"opted out of {n.category} by {n.channel}")
+            return f"opted out of {n.category} by {n.channel}"
         if n.category == WARNING:
             return None
         quiet = self._quiet_hours(profile)
@@ -502,11 +507,16 @@ class Deliverer:
             n, Status.DEFERRED, attempt=attempt, error=reason, next_attempt_at=_iso(due)
         )
 
-    async def _suppress(self, n: Notification, attempt: int, reason: str) -> DeliveryOutcome:
-        await self.state.set_status(n, Status.SUPPRESSED, attempts=attempt, reason=reason)
-        await self.state.trace(n.id, "suppressed", reason=reason)
-        logger.debug("suppressed %s: %s", n.id, reason)
-        return self._outcome(n, Status.SUPPRESSED, attempt=attempt, error=reason)
+    async def _suppress_many(self, items: list[tuple[Notification, int, str]]
+                             ) -> list[DeliveryOutcome]:  # fmt: skip
+        """Each (notification, attempts, reason) suppressed: the records in one write, the
+        trace steps in another."""
+        notifications = [n for n, _, _ in items]
+        await self.state.set_status_many(notifications, Status.SUPPRESSED,
+                                         [{"attempts": a, "reason": why} for _, a, why in items])  # fmt: skip
+        await self.state.trace_many([(n.id, "suppressed", {"reason": why}) for n, _, why in items])
+        logger.debug("suppressed %d notification(s)", len(items))
+        return [self._outcome(n, Status.SUPPRESSED, attempt=a, error=why) for n, a, why in items]
 
     async def _fail(
         self, n: Notification, attempt: int, error: str, *, retriable: bool

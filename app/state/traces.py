@@ -38,6 +38,15 @@ class Traces(Store):
             pipe.expire(key, TRACE_TTL_SECONDS)
             await pipe.execute()
 
+    async def trace_many(self, steps: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """A step (ident, step, details) for each, in one round trip."""
+        writes = Writes()
+        for ident, step, details in steps:
+            key = self.key("tr", ident)
+            writes.rpush(key, trace_step(step, details))
+            writes.expire(key, TRACE_TTL_SECONDS)
+        await self.apply(writes)
+
     def add_note(self, writes: Writes, ident: str, steps: list[tuple[str, dict[str, Any]]],
                  counts: dict[str, int]) -> None:  # fmt: skip
         """Add to ``writes``: trace steps of ``ident`` and ``stats:events`` counters."""

@@ -199,6 +199,34 @@ async def test_a_warning_cancelled_since_it_was_planned_is_not_sent(make_deliver
 
 
 @ON_BOTH_REDIS
+async def test_a_cancelled_warnings_chunk_is_suppressed_in_two_writes_not_two_a_recipient(
+    make_deliverer, tmp_path
+):
+    """A city-wide warning cancelled a minute in leaves millions to suppress: a batch's are
+    written together (one was two round trips each: 4.9 s for 10,000, now 0.5 s)."""
+    deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()))
+    valid = datetime.fromtimestamp(AFTERNOON + 86400, SHANGHAI).isoformat()
+    chunk = [replace(notification("sms", f"+86139{i:08d}", event_id="E-W", category="warning"),
+                     expires_at=valid, warning_root="W-9") for i in range(500)]  # fmt: skip
+    await deliverer.state.cancel_warning("W-9", "CANCEL-9")
+    state = deliverer.state
+    writes, apply = [], state.apply
+
+    async def counted(batch):
+        writes.append(batch)
+        await apply(batch)
+
+    state.apply = counted
+    outcomes = await deliverer.deliver_many(chunk)
+    assert {o[-1].status for o in outcomes} == {"suppressed"}
+    assert len(writes) == 2  # the records, then the trace steps
+    assert not (tmp_path / "sms.jsonl").exists()
+    assert await state.counters("rules") == {"r:suppressed": 500}
+    steps = await state.steps(chunk[-1].id)
+    assert [s["step"] for s in steps] == ["suppressed"] and "CANCEL-9" in steps[0]["reason"]
+
+
+@ON_BOTH_REDIS
 async def test_a_warning_whose_next_attempt_falls_after_it_expires_fails_at_once(
     make_deliverer, smtp_server
 ):
