@@ -150,7 +150,7 @@ def warning(address: str, expires_at: str, *, event_id: str = "W1") -> Notificat
 @ON_BOTH_REDIS
 async def test_a_warning_is_never_sent_after_it_expired(make_deliverer, tmp_path):
     """Delayed past its expires_at (a backlog, a retry released late): suppressed with the
-    reason, not sent; one still valid goes; a reminder has no expiry."""
+    reason, not sent; one still valid goes, and so does one whose end does not read."""
     deliverer = make_deliverer(SmtpConfig("127.0.0.1", free_port()))
     at = lambda seconds: datetime.fromtimestamp(AFTERNOON + seconds, SHANGHAI).isoformat()  # noqa: E731
     expired, valid = warning("+8613800138001", at(-1)), warning("+8613800138002", at(600))
@@ -161,9 +161,11 @@ async def test_a_warning_is_never_sent_after_it_expired(make_deliverer, tmp_path
     assert [line["id"] for line in outbox_lines(tmp_path / "sms.jsonl")] == [valid.id]
     record = await deliverer.state.record(expired.id)
     assert (record["status"], record["reason"]) == ("suppressed", outcomes[0][0].error)
+    unreadable = warning("+8613800138004", "tomorrow noon")  # the schema lets it through
+    assert statuses(await deliverer.deliver(unreadable)) == ["sending", "sent"]  # fails open
     steps = await deliverer.state.steps(expired.id)
     assert steps[-1]["step"] == "suppressed" and "expired" in steps[-1]["reason"]
-    assert await deliverer.state.counters("rules") == {"r:suppressed": 1, "r:sent": 1}
+    assert await deliverer.state.counters("rules") == {"r:suppressed": 1, "r:sent": 2}
 
 
 @ON_BOTH_REDIS
