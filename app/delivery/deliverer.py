@@ -11,8 +11,9 @@ trips and sending concurrently:
    is handled. A claim left by a worker that died mid-send expires after the lease; only then may
    another worker send it. A claim held by a live worker is waited for.
 3. Policy (see ``app.delivery.policy``): a weather warning cancelled since it was planned, or
-   past its ``expires_at`` → ``suppressed`` (never sent after its all-clear, nor late); opted out → ``suppressed``; a non-warning in quiet hours →
-   ``deferred`` to the end of them (not an attempt); over the daily cap → ``suppressed``.
+   past its ``expires_at`` → ``suppressed`` (never sent after its all-clear, nor late); opted
+   out → ``suppressed``; a non-warning in quiet hours → ``deferred`` to the end of them (not an
+   attempt); over the daily cap → ``suppressed``. A batch's suppressions are written together.
 4. One attempt: ``sending``, then ``sent``; or, on a temporary failure, ``deferred`` with
    exponential backoff and jitter (durably: the release timer publishes it again when due, so
    other recipients never wait behind it); after the last attempt, on a permanent failure, or
