@@ -88,13 +88,25 @@ class Notification:
 
     @classmethod
     def from_json(cls, raw: bytes | str | dict[str, Any]) -> Notification:
+        """A notification from its JSON. A field this version does not know (a record from a
+        newer worker, in a rolling upgrade) is left out, not refused: the record is still
+        sent, by this version's rules. A field missing, or not an object: TypeError."""
         doc = raw if isinstance(raw, dict) else json.loads(raw)
-        return cls(**doc)
+        try:
+            return cls(**doc)
+        except TypeError:
+            if not isinstance(doc, dict) or doc.keys() <= _FIELDS:
+                raise
+            return cls(**{k: v for k, v in doc.items() if k in _FIELDS})
+
+
+_FIELDS = frozenset(Notification.__dataclass_fields__)
 
 
 def expiry_of(n: Notification) -> float | None:
     """When ``n`` may no longer be sent, in epoch seconds: its warning's ``expires_at``. None
-    for one that does not expire, or whose time does not read (the event's schema checked it)."""
+    for one that does not expire, or whose time does not read (then it is sent: a safety
+    warning fails open)."""
     return _epoch(n.expires_at) if n.expires_at else None
 
 
