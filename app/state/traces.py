@@ -32,11 +32,7 @@ class Traces(Store):
         return {text(k) or "": int(v) for k, v in raw.items()}
 
     async def trace(self, ident: str, step: str, **details: Any) -> None:
-        key = self.key("tr", ident)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, trace_step(step, details))
-            pipe.expire(key, TRACE_TTL_SECONDS)
-            await pipe.execute()
+        await self.trace_many([(ident, step, details)])
 
     async def trace_many(self, steps: list[tuple[str, str, dict[str, Any]]]) -> None:
         """A step (ident, step, details) for each, in one round trip."""
